@@ -1,0 +1,162 @@
+//! Reads a tree's md5-cache: which eclasses each package inherits and which packages it depends on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// What the md5-cache says about one package (all its versions together).
+#[derive(Debug, Clone, Default)]
+pub struct PackageMeta {
+    /// Eclasses inherited by any version, directly or not (`_eclasses_`).
+    pub eclasses: BTreeSet<String>,
+    /// `cat/pkg` named by any dependency class of any version.
+    pub deps: BTreeSet<String>,
+}
+
+/// `cat/pkg` → metadata, for every package with an md5-cache entry.
+#[derive(Debug, Clone, Default)]
+pub struct CacheIndex {
+    pub packages: BTreeMap<String, PackageMeta>,
+}
+
+const DEP_KEYS: [&str; 5] = ["DEPEND", "RDEPEND", "BDEPEND", "PDEPEND", "IDEPEND"];
+
+impl CacheIndex {
+    /// Read `metadata/md5-cache` of a tree; a missing cache is an empty index.
+    pub fn read(tree: &Path) -> std::io::Result<CacheIndex> {
+        let mut index = CacheIndex::default();
+        let root = tree.join("metadata").join("md5-cache");
+        let Ok(cats) = std::fs::read_dir(&root) else { return Ok(index) };
+        for cat in cats.flatten() {
+            let cat_name = cat.file_name().to_string_lossy().into_owned();
+            let Ok(entries) = std::fs::read_dir(cat.path()) else { continue };
+            for entry in entries.flatten() {
+                let pf = entry.file_name().to_string_lossy().into_owned();
+                let Some(pn) = split_pf(&pf) else { continue };
+                let text = std::fs::read_to_string(entry.path())?;
+                let meta = index.packages.entry(format!("{cat_name}/{pn}")).or_default();
+                for line in text.lines() {
+                    let Some((key, value)) = line.split_once('=') else { continue };
+                    if key == "_eclasses_" {
+                        // name<TAB>checksum pairs
+                        meta.eclasses.extend(value.split('\t').step_by(2).filter(|s| !s.is_empty()).map(str::to_owned));
+                    } else if DEP_KEYS.contains(&key) {
+                        meta.deps.extend(dep_packages(value));
+                    }
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    /// Packages inheriting `eclass`.
+    pub fn inheritors<'a>(&'a self, eclass: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.packages.iter().filter(move |(_, m)| m.eclasses.contains(eclass)).map(|(k, _)| k)
+    }
+
+    /// Packages whose dependencies name `cp`.
+    pub fn reverse_deps<'a>(&'a self, cp: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.packages.iter().filter(move |(_, m)| m.deps.contains(cp)).map(|(k, _)| k)
+    }
+}
+
+/// Split `pkg-1.0-r1` into its package name.
+pub fn split_pf(pf: &str) -> Option<&str> {
+    let mut search = 0;
+    while let Some(i) = pf[search..].find('-').map(|i| i + search) {
+        if is_version(&pf[i + 1..]) {
+            return Some(&pf[..i]);
+        }
+        search = i + 1;
+    }
+    None
+}
+
+/// A Gentoo version: `1.2.3b_rc4_p5-r6`, optionally ending in `*` (for `=cat/pkg-1*`).
+pub fn is_version(v: &str) -> bool {
+    let v = v.strip_suffix('*').unwrap_or(v);
+    let (v, rev) = match v.rsplit_once("-r") {
+        Some((a, r)) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) => (a, Some(r)),
+        _ => (v, None),
+    };
+    let _ = rev;
+    let mut parts = v.split('_');
+    let Some(main) = parts.next() else { return false };
+    let mut chars = main.chars().peekable();
+    let mut numbers = 0;
+    loop {
+        let mut digits = 0;
+        while chars.peek().is_some_and(char::is_ascii_digit) {
+            chars.next();
+            digits += 1;
+        }
+        if digits == 0 {
+            return false;
+        }
+        numbers += 1;
+        match chars.peek() {
+            Some('.') => {
+                chars.next();
+            }
+            _ => break,
+        }
+    }
+    if chars.peek().is_some_and(char::is_ascii_lowercase) {
+        chars.next();
+    }
+    if numbers == 0 || chars.next().is_some() {
+        return false;
+    }
+    parts.all(|s| {
+        let name_len = s.bytes().take_while(u8::is_ascii_lowercase).count();
+        ["alpha", "beta", "pre", "rc", "p"].contains(&&s[..name_len]) && s[name_len..].bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Every `cat/pkg` a dependency string names (blockers included; USE conditionals and groups skipped).
+pub fn dep_packages(deps: &str) -> impl Iterator<Item = String> + '_ {
+    deps.split_whitespace().filter_map(atom_package)
+}
+
+/// `cat/pkg` of one atom such as `>=dev-libs/foo-1.2:0/1=[bar?]`, or `None` for `||`, `(`, `use?` and the like.
+pub fn atom_package(token: &str) -> Option<String> {
+    let t = token.trim_start_matches('!');
+    let versioned = t.starts_with(['<', '>', '=', '~']);
+    let t = t.trim_start_matches(['<', '>', '=', '~']);
+    let t = t.split(['[', ':']).next()?;
+    let (cat, pkg) = t.split_once('/')?;
+    if cat.is_empty() || pkg.is_empty() || t.ends_with('?') {
+        return None;
+    }
+    let pkg = if versioned { split_pf(pkg)? } else { pkg };
+    Some(format!("{cat}/{pkg}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atoms() {
+        assert_eq!(atom_package("dev-libs/foo").as_deref(), Some("dev-libs/foo"));
+        assert_eq!(atom_package(">=dev-libs/foo-1.2.3-r1:0/1=[bar?,-baz]").as_deref(), Some("dev-libs/foo"));
+        assert_eq!(atom_package("=dev-libs/foo-bar-2*").as_deref(), Some("dev-libs/foo-bar"));
+        assert_eq!(atom_package("!!<dev-libs/foo-9_rc1").as_deref(), Some("dev-libs/foo"));
+        assert_eq!(atom_package("~x11-libs/gtk+-3.24.1").as_deref(), Some("x11-libs/gtk+"));
+        assert_eq!(atom_package("dev-libs/libfoo-1-compat").as_deref(), Some("dev-libs/libfoo-1-compat"));
+        assert_eq!(atom_package("||"), None);
+        assert_eq!(atom_package("ssl?"), None);
+        assert_eq!(atom_package("("), None);
+    }
+
+    #[test]
+    fn versions() {
+        assert!(is_version("1.0"));
+        assert!(is_version("1.0-r3"));
+        assert!(is_version("2.3b_pre20240101_p2"));
+        assert!(is_version("9999"));
+        assert!(!is_version("compat"));
+        assert!(!is_version("1.0-foo"));
+        assert_eq!(split_pf("foo-bar-1.0-r1"), Some("foo-bar"));
+        assert_eq!(split_pf("pkg-00012-1.1"), Some("pkg-00012"));
+    }
+}

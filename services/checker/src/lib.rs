@@ -1,0 +1,305 @@
+//! The checker stage's logic: plan the scan from what changed, scan base and merge the same way, reuse base results, and confirm candidate differences so pkgcheck's flaps never reach a verdict.
+
+pub mod cache;
+pub mod index;
+pub mod plan;
+pub mod scan;
+
+use cache::BaseCache;
+use plan::Plan;
+use regen::{Side, TreeEnv};
+use scan::{ScanError, Scanner, Unit};
+use shared::finding::{self, Finding};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Instant;
+
+/// Both sides' findings for one job, and which identities proved unstable.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub plan: Plan,
+    pub base: Vec<Finding>,
+    pub merge: Vec<Finding>,
+    /// Identities whose count changed between scans of the same tree: pkgcheck flaps, never a difference.
+    pub unstable: BTreeSet<String>,
+    /// Base units answered from the cache / scanned.
+    pub cache_hits: usize,
+    pub cache_misses: usize,
+    /// Confirmation rounds run.
+    pub rescans: u32,
+    pub timings: Vec<(String, f64)>,
+}
+
+/// How candidates are confirmed.
+#[derive(Debug, Clone)]
+pub struct ConfirmPolicy {
+    pub rescans: u32,
+    pub flaky_rescans: u32,
+    pub flaky_keywords: Vec<String>,
+}
+
+/// Inputs that identify the base tree for the cache.
+#[derive(Debug, Clone)]
+pub struct BaseId {
+    /// The base commit's tree id plus the masters' commits.
+    pub tree: String,
+}
+
+/// Run the whole checker step on two prepared trees.
+pub fn check(
+    scanner: &Scanner,
+    cache: &BaseCache,
+    base_id: &BaseId,
+    changed: &[String],
+    base_env: &TreeEnv,
+    merge_env: &TreeEnv,
+    policy: &ConfirmPolicy,
+) -> Result<Outcome, ScanError> {
+    let mut timings = Vec::new();
+    let t = Instant::now();
+    let base_index = index::CacheIndex::read(&base_env.tree)?;
+    let merge_index = index::CacheIndex::read(&merge_env.tree)?;
+    let plan = plan::plan(changed, &base_env.tree, &merge_env.tree, &base_index, &merge_index);
+    for reason in &plan.reasons {
+        tracing::info!("plan: {reason}");
+    }
+    timings.push(("plan".to_string(), t.elapsed().as_secs_f64()));
+
+    let units = units_of(&plan);
+    let t = Instant::now();
+    let (base, merge) = std::thread::scope(|s| {
+        let b = s.spawn(|| scan_base(scanner, cache, base_id, base_env, &units));
+        let m = s.spawn(|| -> Result<Vec<Finding>, ScanError> {
+            let mut all = Vec::new();
+            for unit in &units {
+                all.extend(scanner.scan(merge_env, unit, Side::Merge.name())?);
+            }
+            Ok(all)
+        });
+        (joined(b), joined(m))
+    });
+    let (base, hits, misses) = base?;
+    let merge = merge?;
+    timings.push(("scan".to_string(), t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let (unstable, rescans) = confirm(scanner, &plan, base_env, merge_env, &base, &merge, policy)?;
+    timings.push(("confirm".to_string(), t.elapsed().as_secs_f64()));
+    Ok(Outcome { plan, base, merge, unstable, cache_hits: hits, cache_misses: misses, rescans, timings })
+}
+
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, ScanError>>) -> Result<T, ScanError> {
+    h.join().unwrap_or_else(|_| Err(ScanError::Tool("a scan thread panicked".into())))
+}
+
+/// The scans a plan needs: everything, or the repo pass plus eclass and package targets.
+pub fn units_of(plan: &Plan) -> Vec<Unit> {
+    if plan.full {
+        return vec![Unit::Full];
+    }
+    let mut units = vec![Unit::RepoPass];
+    let eclasses: Vec<String> = plan.eclasses.iter().map(|e| format!("eclass/{e}.eclass")).collect();
+    if !eclasses.is_empty() {
+        units.push(Unit::Targets(eclasses));
+    }
+    if !plan.packages.is_empty() {
+        units.push(Unit::Targets(plan.packages.iter().cloned().collect()));
+    }
+    units
+}
+
+/// Cache key unit name of a single target or pass.
+fn unit_key(unit: &Unit) -> String {
+    match unit {
+        Unit::Full => "full".into(),
+        Unit::RepoPass => "repo-pass".into(),
+        Unit::Targets(t) => t.join(","),
+    }
+}
+
+/// Scan the base side, one cache entry per target (so a later pull request touching other packages still hits).
+fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, units: &[Unit]) -> Result<(Vec<Finding>, usize, usize), ScanError> {
+    let fp = scanner.fingerprint();
+    let (mut hits, mut misses) = (0, 0);
+    let mut all = Vec::new();
+    for unit in units {
+        let singles: Vec<Unit> = match unit {
+            Unit::Targets(t) => t.iter().map(|x| Unit::Targets(vec![x.clone()])).collect(),
+            other => vec![other.clone()],
+        };
+        let mut missing = Vec::new();
+        for single in &singles {
+            let (key, _) = BaseCache::key(&id.tree, &fp, &unit_key(single));
+            match cache.get(&key) {
+                Some(found) => {
+                    hits += 1;
+                    all.extend(found);
+                }
+                None => missing.push(single.clone()),
+            }
+        }
+        if missing.is_empty() {
+            continue;
+        }
+        misses += missing.len();
+        match unit {
+            Unit::Targets(_) => {
+                let targets: Vec<String> = missing.iter().flat_map(|u| if let Unit::Targets(t) = u { t.clone() } else { vec![] }).collect();
+                let found = scanner.scan(env, &Unit::Targets(targets.clone()), Side::Base.name())?;
+                let mut by_target: BTreeMap<&str, Vec<Finding>> = targets.iter().map(|t| (t.as_str(), Vec::new())).collect();
+                let mut attributed = true;
+                for f in &found {
+                    match target_of(f).and_then(|t| by_target.get_mut(t.as_str())) {
+                        Some(list) => list.push(f.clone()),
+                        None => attributed = false,
+                    }
+                }
+                if attributed {
+                    for (target, list) in &by_target {
+                        let (key, about) = BaseCache::key(&id.tree, &fp, target);
+                        store(cache, &key, &about, list);
+                    }
+                } else {
+                    tracing::warn!("a base scan returned findings outside its targets; not cached");
+                }
+                all.extend(found);
+            }
+            _ => {
+                let found = scanner.scan(env, unit, Side::Base.name())?;
+                let (key, about) = BaseCache::key(&id.tree, &fp, &unit_key(unit));
+                store(cache, &key, &about, &found);
+                all.extend(found);
+            }
+        }
+    }
+    finding::sort_findings(&mut all);
+    if hits > 0 {
+        tracing::info!(hits, misses, "base results cache");
+    }
+    Ok((all, hits, misses))
+}
+
+fn store(cache: &BaseCache, key: &str, about: &str, findings: &[Finding]) {
+    if let Err(e) = cache.put(key, about, findings) {
+        tracing::warn!(error = %e, "could not store base results");
+    }
+}
+
+/// The target a finding belongs to: `cat/pkg` or `eclass/X.eclass`.
+fn target_of(f: &Finding) -> Option<String> {
+    if let Some(cp) = finding::package_of(f) {
+        return Some(cp);
+    }
+    f.get("eclass").and_then(|e| e.as_str()).map(|e| format!("eclass/{e}.eclass"))
+}
+
+/// Count findings by identity.
+pub fn counts(findings: &[Finding]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for f in findings {
+        *m.entry(finding::identity(f)).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Re-scan the targets of every candidate difference on both sides; an identity whose count moves
+/// between scans of the same tree is unstable. Known-flaky keywords get more rounds.
+fn confirm(
+    scanner: &Scanner,
+    plan: &Plan,
+    base_env: &TreeEnv,
+    merge_env: &TreeEnv,
+    base: &[Finding],
+    merge: &[Finding],
+    policy: &ConfirmPolicy,
+) -> Result<(BTreeSet<String>, u32), ScanError> {
+    let (cb, cm) = (counts(base), counts(merge));
+    // candidate identity → (rounds required, unit to rescan)
+    let mut candidates: BTreeMap<String, (u32, Unit)> = BTreeMap::new();
+    for f in base.iter().chain(merge) {
+        let id = finding::identity(f);
+        if cb.get(&id) == cm.get(&id) || candidates.contains_key(&id) {
+            continue;
+        }
+        let class = finding::class_of(f);
+        if class == finding::CRASH_CLASS || class == finding::TIMEOUT_CLASS {
+            continue; // narrowed down already; rescanning a hang costs a timeout
+        }
+        let rounds = if finding::is_flaky(class, &policy.flaky_keywords) { policy.flaky_rescans } else { policy.rescans };
+        let unit = match target_of(f) {
+            Some(t) => Unit::Targets(vec![t]),
+            None if plan.full => Unit::Full,
+            None => Unit::RepoPass,
+        };
+        candidates.insert(id, (rounds, unit));
+    }
+    let mut unstable = BTreeSet::new();
+    let mut round = 0;
+    loop {
+        let needed: Vec<(&String, &Unit)> = candidates
+            .iter()
+            .filter(|(id, (rounds, _))| *rounds > round && !unstable.contains(*id))
+            .map(|(id, (_, unit))| (id, unit))
+            .collect();
+        if needed.is_empty() {
+            break;
+        }
+        round += 1;
+        let units = merge_units(needed.iter().map(|(_, u)| (*u).clone()));
+        let (rb, rm) = std::thread::scope(|s| {
+            let b = s.spawn(|| rescan(scanner, base_env, &units, Side::Base));
+            let m = s.spawn(|| rescan(scanner, merge_env, &units, Side::Merge));
+            (joined(b), joined(m))
+        });
+        let (sb, sm) = (counts(&rb?), counts(&rm?));
+        let ids: Vec<String> = needed.iter().map(|(id, _)| (*id).clone()).collect();
+        for id in ids {
+            if sb.get(&id) != cb.get(&id) || sm.get(&id) != cm.get(&id) {
+                tracing::info!(identity = %id.replace('\u{1f}', " "), round, "finding flapped between scans of the same tree; not a difference");
+                unstable.insert(id);
+            }
+        }
+    }
+    Ok((unstable, round))
+}
+
+/// Group single-target units into one target list; keep passes as they are.
+fn merge_units(units: impl Iterator<Item = Unit>) -> Vec<Unit> {
+    let mut targets = BTreeSet::new();
+    let mut passes = BTreeSet::new();
+    for u in units {
+        match u {
+            Unit::Targets(t) => targets.extend(t),
+            other => {
+                passes.insert(other);
+            }
+        }
+    }
+    let mut out: Vec<Unit> = passes.into_iter().collect();
+    if out.contains(&Unit::Full) {
+        return vec![Unit::Full];
+    }
+    if !targets.is_empty() {
+        out.push(Unit::Targets(targets.into_iter().collect()));
+    }
+    out
+}
+
+fn rescan(scanner: &Scanner, env: &TreeEnv, units: &[Unit], side: Side) -> Result<Vec<Finding>, ScanError> {
+    let mut all = Vec::new();
+    for unit in units {
+        all.extend(scanner.scan(env, unit, side.name())?);
+    }
+    Ok(all)
+}
+
+/// The tree id used for the base cache: the base commit's git tree plus the masters' trees.
+pub fn base_id(mirror: &git2::Repository, base: git2::Oid, masters: &[&Path]) -> Result<BaseId, git2::Error> {
+    let mut id = mirror.find_commit(base)?.tree_id().to_string();
+    for m in masters {
+        let repo = git2::Repository::open(m)?;
+        id.push('+');
+        id.push_str(&repo.head()?.peel_to_tree()?.id().to_string());
+    }
+    Ok(BaseId { tree: id })
+}

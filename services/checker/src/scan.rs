@@ -1,0 +1,342 @@
+//! Runs `pkgcheck scan` on one tree, hermetically, and contains crashes and hangs to the targets that cause them.
+//!
+//! pkgcheck 0.10.37 aborts the whole scan when one check crashes on one ebuild (exit 2, a traceback,
+//! partial output), and one package can take hours. A failed or timed-out run of several targets is
+//! split in halves and re-run until the culprit is a single target; that target gets a
+//! `PrciToolCrash` (or `PrciScanTimeout`) finding naming the check and the error, and every other
+//! target's results stand.
+
+use regen::TreeEnv;
+use serde_json::{json, Value};
+use shared::finding::{self, Finding, CRASH_CLASS, TIMEOUT_CLASS};
+use shared::sandbox::{Sandbox, ToolCommand, ToolOutput};
+use shared::tools::Tools;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What one scan covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Unit {
+    /// Every check on the whole repository.
+    Full,
+    /// Repo- and category-scope checks on the whole repository.
+    RepoPass,
+    /// Package atoms (`cat/pkg`) and eclasses (`eclass/X.eclass`).
+    Targets(Vec<String>),
+}
+
+impl Unit {
+    pub fn describe(&self) -> String {
+        match self {
+            Unit::Full => "the whole repository".into(),
+            Unit::RepoPass => "the repository (repo and category scopes)".into(),
+            Unit::Targets(t) => t.join(" "),
+        }
+    }
+}
+
+/// A failure that is not contained: the pipeline's, not the pull request's.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("pkgcheck cannot load the repository: {0}")]
+    Unloadable(String),
+    #[error("pkgcheck: {0}")]
+    Tool(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything fixed for all scans of one job: the same on both sides.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    pub sandbox: Sandbox,
+    pub tools: Tools,
+    pub jobs: u32,
+    pub timeout: Duration,
+    /// `checker.pkgcheck_args` and `--pkgcheck-arg`, appended to every scan.
+    pub extra_args: Vec<String>,
+}
+
+impl Scanner {
+    /// The arguments that go into the base-results cache key: everything that changes what a scan reports.
+    pub fn fingerprint(&self) -> String {
+        format!("pkgcheck={} pkgcore={} args={:?}", self.tools.pkgcheck_version, self.tools.pkgcore_version, self.extra_args)
+    }
+
+    /// Scan `unit` on the tree of `env`, containing crashes and timeouts. Findings are sorted.
+    pub fn scan(&self, env: &TreeEnv, unit: &Unit, label: &str) -> Result<Vec<Finding>, ScanError> {
+        let mut out = match unit {
+            Unit::Targets(targets) => {
+                let present: Vec<String> = targets.iter().filter(|t| target_exists(&env.tree, t)).cloned().collect();
+                if present.is_empty() {
+                    return Ok(vec![]);
+                }
+                self.scan_contained(env, &present, label)?
+            }
+            Unit::RepoPass | Unit::Full => match self.run(env, unit, &[], label)? {
+                RunResult::Ok(findings) => findings,
+                RunResult::Failed(failure) => {
+                    if *unit == Unit::Full {
+                        // Contain it: the full scan again as its parts, each narrowed down on failure.
+                        let mut all = match self.run(env, &Unit::RepoPass, &[], label)? {
+                            RunResult::Ok(f) => f,
+                            RunResult::Failed(f) => vec![failure_finding(&f, None, &self.tools)],
+                        };
+                        all.extend(self.scan_contained(env, &all_targets(&env.tree), label)?);
+                        all
+                    } else {
+                        vec![failure_finding(&failure, None, &self.tools)]
+                    }
+                }
+            },
+        };
+        finding::sort_findings(&mut out);
+        Ok(out)
+    }
+
+    /// Scan `targets`; on a crash or timeout split them until the culprits are single targets.
+    fn scan_contained(&self, env: &TreeEnv, targets: &[String], label: &str) -> Result<Vec<Finding>, ScanError> {
+        match self.run(env, &Unit::Targets(targets.to_vec()), targets, label)? {
+            RunResult::Ok(f) => Ok(f),
+            RunResult::Failed(failure) if targets.len() == 1 => {
+                tracing::warn!(target = %targets[0], side = label, "pkgcheck failed on one target; contained");
+                Ok(vec![failure_finding(&failure, Some(&targets[0]), &self.tools)])
+            }
+            RunResult::Failed(_) => {
+                let (a, b) = targets.split_at(targets.len() / 2);
+                let mut out = self.scan_contained(env, a, label)?;
+                out.extend(self.scan_contained(env, b, label)?);
+                Ok(out)
+            }
+        }
+    }
+
+    /// One pkgcheck run.
+    fn run(&self, env: &TreeEnv, unit: &Unit, targets: &[String], label: &str) -> Result<RunResult, ScanError> {
+        let mut args = vec![
+            "--config".to_string(),
+            env.config_dir.display().to_string(),
+            "scan".into(),
+            "--config".into(),
+            "no".into(),
+            format!("--cache-dir={}", env.scratch.join("pkgcheck-cache").display()),
+            "--cache=-git".into(),
+            "-j".into(),
+            self.jobs.to_string(),
+            "-R".into(),
+            "JsonStream".into(),
+            "-r".into(),
+            env.visible.display().to_string(),
+        ];
+        if *unit == Unit::RepoPass {
+            args.push("--scopes=repo,cat".into());
+        }
+        args.extend(self.extra_args.iter().cloned());
+        let stdin = if targets.is_empty() {
+            None
+        } else {
+            args.push("-".into());
+            let list: String = targets.iter().map(|t| format!("{}\n", target_arg(&env.visible, t))).collect();
+            Some(list.into_bytes())
+        };
+        let cmd = ToolCommand {
+            program: self.tools.pkgcheck.clone(),
+            args,
+            bin_dir: self.tools.bin_dir.clone(),
+            scratch: env.scratch.join("home"),
+            bind: env.bind.clone(),
+            timeout: self.timeout,
+            stdin,
+            env: vec![],
+        };
+        tracing::debug!(side = label, unit = %unit.describe(), "pkgcheck scan");
+        let out = self.sandbox.run(&cmd)?;
+        classify(out, &env.visible)
+    }
+}
+
+enum RunResult {
+    Ok(Vec<Finding>),
+    Failed(Failure),
+}
+
+/// Why a contained run failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub timed_out: bool,
+    pub timeout_secs: u64,
+    pub stderr: String,
+}
+
+fn classify(out: ToolOutput, visible: &Path) -> Result<RunResult, ScanError> {
+    if out.timed_out {
+        return Ok(RunResult::Failed(Failure { timed_out: true, timeout_secs: out.elapsed.as_secs(), stderr: out.stderr_text() }));
+    }
+    let stderr = out.stderr_text();
+    match out.code {
+        Some(0) => {
+            let tree = visible.display().to_string();
+            let text = String::from_utf8_lossy(&out.stdout);
+            Ok(RunResult::Ok(text.lines().filter_map(|l| finding::parse_line(l, &tree)).collect()))
+        }
+        _ if stderr.contains("Traceback (most recent call last)") => {
+            Ok(RunResult::Failed(Failure { timed_out: false, timeout_secs: 0, stderr }))
+        }
+        Some(code) => {
+            let line = out.last_stderr_line();
+            let line = line.trim_start_matches("pkgcheck scan: error: ").to_owned();
+            if line.contains("repo") || line.contains("profile") || line.contains("layout") {
+                Err(ScanError::Unloadable(line))
+            } else {
+                Err(ScanError::Tool(format!("exit {code}: {line}")))
+            }
+        }
+        None => Err(ScanError::Tool(format!("killed by a signal: {}", out.last_stderr_line()))),
+    }
+}
+
+/// A finding that stands for a target pkgcheck could not scan.
+fn failure_finding(f: &Failure, target: Option<&str>, tools: &Tools) -> Finding {
+    let mut v = json!({});
+    let Value::Object(map) = &mut v else { unreachable!("json!({{}}) is an object") };
+    if f.timed_out {
+        map.insert("__class__".into(), json!(TIMEOUT_CLASS));
+    } else {
+        map.insert("__class__".into(), json!(CRASH_CLASS));
+    }
+    if let Some(t) = target {
+        if let Some(eclass) = t.strip_prefix("eclass/").and_then(|e| e.strip_suffix(".eclass")) {
+            map.insert("eclass".into(), json!(eclass));
+        } else if let Some((cat, pkg)) = t.split_once('/') {
+            map.insert("category".into(), json!(cat));
+            map.insert("package".into(), json!(pkg));
+        }
+    }
+    map.insert("target".into(), json!(target.unwrap_or("repository")));
+    if f.timed_out {
+        map.insert("timeout_secs".into(), json!(f.timeout_secs));
+    } else {
+        let (check, error) = crash_origin(&f.stderr, tools.pkgcheck_source.as_deref());
+        map.insert("check".into(), json!(check));
+        map.insert("error".into(), json!(error));
+    }
+    map.insert("level".into(), json!("error"));
+    map.clone()
+}
+
+/// The check a traceback crashed in (the class around the outermost frame under `pkgcheck/checks/`) and its last line.
+pub fn crash_origin(stderr: &str, source: Option<&Path>) -> (String, String) {
+    let error = stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('^') && !l.starts_with("pkgcheck scan: error"))
+        .unwrap_or("unknown error")
+        .to_owned();
+    let frame = stderr.lines().map(str::trim).find_map(|l| {
+        let rest = l.strip_prefix("File \"")?;
+        let (file, rest) = rest.split_once('"')?;
+        let idx = file.find("/pkgcheck/checks/")?;
+        let line: usize = rest.trim_start_matches(", line ").split(',').next()?.trim().parse().ok()?;
+        Some((file[idx + "/pkgcheck/".len()..].to_owned(), line, PathBuf::from(file)))
+    });
+    let check = match frame {
+        Some((rel, line, abs)) => {
+            let file = source.map(|s| s.join(&rel)).filter(|p| p.is_file()).unwrap_or(abs);
+            enclosing_class(&file, line).unwrap_or_else(|| rel.trim_start_matches("checks/").trim_end_matches(".py").to_owned())
+        }
+        None => "unknown".to_owned(),
+    };
+    (check, error)
+}
+
+/// Name of the top-level `class` a line of a Python file belongs to.
+fn enclosing_class(file: &Path, line: usize) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().take(line).filter_map(|l| l.strip_prefix("class ")).last().map(|l| {
+        l.split(|c: char| c == '(' || c == ':').next().unwrap_or(l).trim().to_owned()
+    })
+}
+
+/// How a target is passed to pkgcheck: atoms as they are, eclasses as absolute paths.
+fn target_arg(visible: &Path, target: &str) -> String {
+    if target.starts_with("eclass/") {
+        visible.join(target).display().to_string()
+    } else {
+        target.to_owned()
+    }
+}
+
+/// Whether a target exists on this side (pkgcheck is silent about missing ones).
+fn target_exists(tree: &Path, target: &str) -> bool {
+    tree.join(target).exists()
+}
+
+/// Every eclass and package of a tree, as targets (a full scan split into parts).
+pub fn all_targets(tree: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(tree.join("eclass")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".eclass") {
+                out.push(format!("eclass/{name}"));
+            }
+        }
+    }
+    for cat in crate::plan::categories(tree) {
+        if let Ok(entries) = std::fs::read_dir(tree.join(&cat)) {
+            for e in entries.flatten() {
+                if e.path().is_dir() {
+                    out.push(format!("{cat}/{}", e.file_name().to_string_lossy()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRACE: &str = r#"pkgcheck scan: error: Traceback (most recent call last):
+  File "/x/site-packages/pkgcheck/pipeline.py", line 191, in _run_checks
+    if results := sorted(
+                  ^^^^^^^
+  File "/x/site-packages/pkgcheck/runners.py", line 71, in run
+    yield from check.feed(item)
+  File "/x/site-packages/pkgcheck/checks/codingstyle.py", line 741, in feed
+    yield from self.known_variables[name](self, name, value_node, value_str, pkg)
+  File "/x/site-packages/pkgcheck/checks/codingstyle.py", line 649, in _raw_text
+    for var_node in bash.var_query.captures(node).get("var", ()):
+                    ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+TypeError: captures() argument 1 must be tree_sitter.Node, not None
+"#;
+
+    #[test]
+    fn crash_origin_names_the_error_line() {
+        let (check, error) = crash_origin(TRACE, None);
+        assert_eq!(error, "TypeError: captures() argument 1 must be tree_sitter.Node, not None");
+        // Without the sources the module name stands in for the class.
+        assert_eq!(check, "codingstyle");
+    }
+
+    #[test]
+    fn crash_origin_finds_the_class_in_the_sources() {
+        let dir = std::env::temp_dir().join(format!("prci-crash-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("checks")).unwrap();
+        let mut src = String::new();
+        for i in 1..=800 {
+            src.push_str(&match i {
+                10 => "class Other(Check):\n".to_string(),
+                700 => "class MetadataVarCheck(Check):\n".to_string(),
+                _ => "    pass\n".to_string(),
+            });
+        }
+        std::fs::write(dir.join("checks/codingstyle.py"), src).unwrap();
+        let (check, _) = crash_origin(TRACE, Some(&dir));
+        assert_eq!(check, "MetadataVarCheck");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,4 @@
+//! The `prci` command's library: the one-shot check and the replay against full scans (the CLI in main.rs is a thin layer over it).
+
+pub mod check;
+pub mod replay;

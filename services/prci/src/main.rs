@@ -1,0 +1,181 @@
+//! The `prci` command: `check` (what will CI say about my branch?) and `replay` (agreement with full-tree scans).
+
+use clap::{Parser, Subcommand};
+use prci::check::{self, CheckError, CheckRequest, Context};
+use shared::config::MasterSettings;
+use shared::Settings;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "prci", version, about = "Pull-request QA for ebuild repositories: which issues does a change introduce, and which does it fix?")]
+struct Cli {
+    /// Configuration file (TOML); `PRCI__SECTION__KEY` variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a change of a local repository: HEAD merged onto BASE, scanned incrementally, issues diffed.
+    Check {
+        /// The repository (a git checkout of an ebuild repository).
+        #[arg(long)]
+        repo: PathBuf,
+        /// The base revision (the branch the change goes to).
+        #[arg(long)]
+        base: String,
+        /// The head revision (the change).
+        #[arg(long)]
+        head: String,
+        /// Print the JSON document instead of a summary.
+        #[arg(long)]
+        json: bool,
+        /// Extra argument for pkgcheck, on both sides (repeatable).
+        #[arg(long = "pkgcheck-arg", allow_hyphen_values = true)]
+        pkgcheck_args: Vec<String>,
+        /// A master repository, NAME=PATH (repeatable), for an overlay.
+        #[arg(long = "master")]
+        masters: Vec<String>,
+    },
+    /// Replay FROM..TO commit by commit; compare each `check` with full-tree scans of both sides.
+    Replay {
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Print one JSON object per commit.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    shared::telemetry::init("warn");
+    let cli = Cli::parse();
+    let settings = match load_settings(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("prci: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    match cli.command {
+        Command::Check { repo, base, head, json, pkgcheck_args, masters } => {
+            let masters = match parse_masters(&masters) {
+                Ok(m) => m,
+                Err(e) => return usage(&e),
+            };
+            let ctx = match Context::new(settings) {
+                Ok(c) => c,
+                Err(e) => return usage(&e.to_string()),
+            };
+            let req = CheckRequest { repo, base, head, pkgcheck_args, masters };
+            match check::run(&ctx, &req) {
+                Ok(checked) => {
+                    let _ = std::fs::remove_dir_all(&checked.scratch);
+                    print_report(&checked.report, json);
+                    ExitCode::from(checked.report.verdict.exit_code() as u8)
+                }
+                Err(CheckError::Input(msg)) => usage(&msg),
+                Err(CheckError::Pipeline(report)) => {
+                    print_report(&report, json);
+                    eprintln!("prci: {}", report.reason);
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Replay { repo, from, to, json } => {
+            let ctx = match Context::new(settings) {
+                Ok(c) => c,
+                Err(e) => return usage(&e.to_string()),
+            };
+            let commits = match prci::replay::commits(&repo, &from, &to) {
+                Ok(c) => c,
+                Err(e) => return usage(&e.to_string()),
+            };
+            let mut all_agree = true;
+            for commit in commits {
+                match prci::replay::replay_one(&ctx, &repo, &commit) {
+                    Ok(r) => {
+                        all_agree &= r.agree;
+                        if json {
+                            println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                        } else {
+                            println!(
+                                "{} {} new={} fixed={} targets={}{}",
+                                &r.commit[..10],
+                                if r.agree { "agree" } else { "DISAGREE" },
+                                r.check_new,
+                                r.check_fixed,
+                                r.targets,
+                                if r.full { " (full)" } else { "" }
+                            );
+                            for (label, list) in [
+                                ("only in check, new", &r.only_check_new),
+                                ("only in full scans, new", &r.only_truth_new),
+                                ("only in check, fixed", &r.only_check_fixed),
+                                ("only in full scans, fixed", &r.only_truth_fixed),
+                            ] {
+                                for id in list {
+                                    println!("    {label}: {id}");
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("prci: replay of {commit}: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            ExitCode::from(if all_agree { 0 } else { 1 })
+        }
+    }
+}
+
+/// Load configuration; without a file or `PRCI__WORK__DIR`, `prci` keeps its work in the user's cache dir.
+fn load_settings(file: Option<&std::path::Path>) -> Result<Settings, shared::ConfigError> {
+    let mut s = Settings::load(file)?;
+    if file.is_none() && std::env::var_os("PRCI__WORK__DIR").is_none() {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir);
+        s.work.dir = cache.join("prci");
+    }
+    Ok(s)
+}
+
+fn parse_masters(specs: &[String]) -> Result<Vec<MasterSettings>, String> {
+    specs
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+                let path = std::fs::canonicalize(path).map_err(|_| format!("--master {s}: {path} does not exist"))?;
+                Ok(MasterSettings { name: name.to_owned(), url: path.display().to_string(), branch: None })
+            }
+            _ => Err(format!("--master {s}: expected NAME=PATH")),
+        })
+        .collect()
+}
+
+fn print_report(report: &shared::CheckReport, json: bool) {
+    if json {
+        match serde_json::to_string_pretty(report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("prci: cannot encode the report: {e}"),
+        }
+    } else {
+        print!("{}", publisher::render_text(report));
+    }
+}
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("prci: {msg}");
+    ExitCode::from(2)
+}

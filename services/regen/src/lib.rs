@@ -1,0 +1,417 @@
+//! The regen stage's logic: mirror the repository, merge the head onto the current base tip, check both trees out at stable paths, run `pmaint regen` incrementally.
+//!
+//! Layout under `work.dir`:
+//! ```text
+//! repos/<name>-<hash of url>/mirror.git     bare mirror; local sources are borrowed through alternates
+//! repos/<name>-<hash of url>/trees/base     checkout of the base tip (its md5-cache survives between jobs)
+//! repos/<name>-<hash of url>/trees/merge    checkout of the merge (idem)
+//! repos/<name>-<hash of url>/masters/<name> checkouts of master repositories
+//! repos/<name>-<hash of url>/lock           held for the whole job: one job per repository per host at a time
+//! scan-root/                                empty; the sandbox mounts the tree under test here
+//! ```
+
+use git2::{Oid, Repository};
+use shared::config::{MasterSettings, Settings};
+use shared::pkgcore::{self, RepoView};
+use shared::sandbox::{Sandbox, ToolCommand};
+use shared::tools::Tools;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why preparing the trees failed. `Input` errors are the caller's (bad path, unknown revision); the rest is infrastructure.
+#[derive(Debug, thiserror::Error)]
+pub enum RegenError {
+    #[error("{0}")]
+    Input(String),
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Tool(String),
+}
+
+/// Where one repository's mirror and trees live on this host.
+#[derive(Debug, Clone)]
+pub struct RepoWorkspace {
+    pub root: PathBuf,
+    pub work_dir: PathBuf,
+}
+
+impl RepoWorkspace {
+    pub fn new(work_dir: &Path, name: &str, url: &str) -> RepoWorkspace {
+        let hash = shared_hash(url);
+        RepoWorkspace { root: work_dir.join("repos").join(format!("{name}-{}", &hash[..12])), work_dir: work_dir.to_path_buf() }
+    }
+    pub fn mirror(&self) -> PathBuf {
+        self.root.join("mirror.git")
+    }
+    pub fn tree(&self, side: Side) -> PathBuf {
+        self.root.join("trees").join(side.name())
+    }
+    pub fn master(&self, name: &str) -> PathBuf {
+        self.root.join("masters").join(name)
+    }
+    /// Take this host's lock on the repository for the duration of a job.
+    pub fn lock(&self) -> Result<File, RegenError> {
+        std::fs::create_dir_all(&self.root)?;
+        let file = File::options().create(true).truncate(false).write(true).open(self.root.join("lock"))?;
+        file.lock()?;
+        Ok(file)
+    }
+}
+
+/// Hex SHA-256 of a string.
+fn shared_hash(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// The two sides of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Base,
+    Merge,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Base => "base",
+            Side::Merge => "merge",
+        }
+    }
+}
+
+/// The result of preparing a job.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub base: Oid,
+    pub head: Oid,
+    /// The commit to scan: the merge, or the head on a fast-forward.
+    pub tested: Oid,
+    /// Paths (repository-relative) that differ between the base tip and the merge.
+    pub changed: Vec<String>,
+    /// Paths that conflict; when not empty nothing was checked out.
+    pub conflicts: Vec<String>,
+    pub base_tree: PathBuf,
+    pub merge_tree: PathBuf,
+    /// Master repositories, checked out, in `masters =` order.
+    pub masters: Vec<RepoView>,
+    /// Seconds spent per step (`fetch`, `merge`, `checkout`, `regen`).
+    pub timings: Vec<(String, f64)>,
+}
+
+/// Open the repository at `path` (not bare-only) and resolve `rev` to a commit.
+pub fn resolve(path: &Path, rev: &str) -> Result<Oid, RegenError> {
+    let repo = Repository::open(path).map_err(|_| RegenError::Input(format!("{} is not a git repository", path.display())))?;
+    let obj = repo.revparse_single(rev).map_err(|_| RegenError::Input(format!("unknown revision {rev:?} in {}", path.display())))?;
+    let commit = obj.peel_to_commit().map_err(|_| RegenError::Input(format!("revision {rev:?} is not a commit")))?;
+    Ok(commit.id())
+}
+
+/// Open (or create) the bare mirror for `url`. A local path is borrowed through git alternates; a remote is fetched.
+pub fn open_mirror(ws: &RepoWorkspace, url: &str) -> Result<Repository, RegenError> {
+    let path = ws.mirror();
+    let repo = match Repository::open_bare(&path) {
+        Ok(r) => r,
+        Err(_) => {
+            std::fs::create_dir_all(&path)?;
+            Repository::init_bare(&path)?
+        }
+    };
+    if let Some(objects) = local_objects_dir(url) {
+        add_alternate(&path, &objects)?;
+    }
+    Ok(repo)
+}
+
+/// `objects/` of a local repository path (bare or not), if `url` is one.
+fn local_objects_dir(url: &str) -> Option<PathBuf> {
+    let p = Path::new(url.strip_prefix("file://").unwrap_or(url));
+    if !p.is_absolute() && !p.exists() {
+        return None;
+    }
+    let repo = Repository::open(p).ok()?;
+    Some(repo.path().join("objects"))
+}
+
+/// Make the objects of `objects` visible to the repository at `git_dir` (idempotent).
+fn add_alternate(git_dir: &Path, objects: &Path) -> std::io::Result<()> {
+    let info = git_dir.join("objects").join("info");
+    std::fs::create_dir_all(&info)?;
+    let file = info.join("alternates");
+    let line = objects.canonicalize().unwrap_or_else(|_| objects.to_path_buf()).display().to_string();
+    let existing = std::fs::read_to_string(&file).unwrap_or_default();
+    if !existing.lines().any(|l| l == line) {
+        std::fs::write(&file, format!("{existing}{line}\n"))?;
+    }
+    Ok(())
+}
+
+/// Fetch `refspecs` from a remote `url` into the mirror (no-op for local sources, which are borrowed).
+pub fn fetch(mirror: &Repository, url: &str, refspecs: &[&str]) -> Result<(), RegenError> {
+    if local_objects_dir(url).is_some() {
+        return Ok(());
+    }
+    let mut remote = mirror.remote_anonymous(url)?;
+    let mut opts = git2::FetchOptions::new();
+    opts.download_tags(git2::AutotagOption::None);
+    remote.fetch(refspecs, Some(&mut opts), None)?;
+    Ok(())
+}
+
+/// Merge `head` onto `base` in the mirror: the tested commit, or the conflicting paths.
+pub fn merge(mirror: &Repository, base: Oid, head: Oid) -> Result<Result<Oid, Vec<String>>, RegenError> {
+    if base == head || mirror.graph_descendant_of(base, head)? {
+        return Ok(Ok(base)); // nothing of the head is missing from the base
+    }
+    if mirror.graph_descendant_of(head, base)? {
+        return Ok(Ok(head)); // fast-forward
+    }
+    let base_c = mirror.find_commit(base)?;
+    let head_c = mirror.find_commit(head)?;
+    let mut index = mirror.merge_commits(&base_c, &head_c, None)?;
+    if index.has_conflicts() {
+        let mut paths: Vec<String> = index
+            .conflicts()?
+            .flatten()
+            .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        return Ok(Err(paths));
+    }
+    let tree = mirror.find_tree(index.write_tree_to(mirror)?)?;
+    // A deterministic merge commit: the same base and head give the same SHA on every host.
+    let when = head_c.committer().when();
+    let sig = git2::Signature::new("prci", "prci@localhost", &when)?;
+    let msg = format!("Merge {head} into {base}\n");
+    Ok(Ok(mirror.commit(None, &sig, &sig, &msg, &tree, &[&base_c, &head_c])?))
+}
+
+/// Paths that differ between two commits' trees.
+pub fn changed_paths(mirror: &Repository, a: Oid, b: Oid) -> Result<Vec<String>, RegenError> {
+    let ta = mirror.find_commit(a)?.tree()?;
+    let tb = mirror.find_commit(b)?.tree()?;
+    let diff = mirror.diff_tree_to_tree(Some(&ta), Some(&tb), None)?;
+    let mut paths = Vec::new();
+    for delta in diff.deltas() {
+        for file in [delta.old_file(), delta.new_file()] {
+            if let Some(p) = file.path() {
+                paths.push(p.to_string_lossy().into_owned());
+            }
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+/// Check `commit` out at `dir` (a repository borrowing the mirror's objects), keeping untracked files such as the md5-cache.
+pub fn checkout(mirror: &Repository, dir: &Path, commit: Oid) -> Result<(), RegenError> {
+    let repo = match Repository::open(dir) {
+        Ok(r) => r,
+        Err(_) => {
+            std::fs::create_dir_all(dir)?;
+            Repository::init(dir)?
+        }
+    };
+    add_alternate(repo.path(), &mirror.path().join("objects"))?;
+    // Reopen so the alternates are read.
+    let repo = Repository::open(dir)?;
+    let obj = repo.find_object(commit, None)?;
+    let mut co = git2::build::CheckoutBuilder::new();
+    co.force();
+    repo.checkout_tree(&obj, Some(&mut co))?;
+    repo.set_head_detached(commit)?;
+    Ok(())
+}
+
+/// How the tools see a tree: the sandbox mount point when binds work, else its real path.
+pub fn visible_path(sandbox: &Sandbox, work_dir: &Path, tree: &Path) -> PathBuf {
+    if sandbox.can_bind() {
+        shared::sandbox::scan_mount_point(work_dir)
+    } else {
+        tree.to_path_buf()
+    }
+}
+
+/// Everything a tool run on one tree needs.
+#[derive(Debug, Clone)]
+pub struct TreeEnv {
+    pub tree: PathBuf,
+    pub visible: PathBuf,
+    pub config_dir: PathBuf,
+    pub scratch: PathBuf,
+    pub bind: Option<(PathBuf, PathBuf)>,
+}
+
+/// Prepare the pkgcore config and scratch dir for running tools on `tree`.
+pub fn tree_env(sandbox: &Sandbox, work_dir: &Path, tree: &Path, masters: &[RepoView], scratch: &Path) -> Result<TreeEnv, RegenError> {
+    let visible = visible_path(sandbox, work_dir, tree);
+    if sandbox.can_bind() {
+        std::fs::create_dir_all(&visible)?;
+    }
+    let name = pkgcore::repo_name(tree)
+        .ok_or_else(|| RegenError::Input(format!("{} is not an ebuild repository: profiles/repo_name is missing", tree.display())))?;
+    let main = RepoView { name, path: visible.clone() };
+    let mut trees: Vec<&Path> = vec![tree];
+    trees.extend(masters.iter().map(|m| m.path.as_path()));
+    let profile = pkgcore::first_profile(&trees).map(|(i, p)| {
+        let root = if i == 0 { visible.clone() } else { masters[i - 1].path.clone() };
+        root.join("profiles").join(p)
+    });
+    let config_dir = scratch.join("pkgcore");
+    pkgcore::write_config(&config_dir, &main, masters, profile.as_deref())?;
+    let bind = sandbox.can_bind().then(|| (tree.to_path_buf(), visible.clone()));
+    Ok(TreeEnv { tree: tree.to_path_buf(), visible, config_dir, scratch: scratch.to_path_buf(), bind })
+}
+
+/// Run `pmaint regen` on one tree. Exit 1 (some ebuilds failed to source) is a QA matter pkgcheck reports again; anything else is an error.
+pub fn regen(sandbox: &Sandbox, tools: &Tools, env: &TreeEnv, jobs: u32, timeout: Duration) -> Result<f64, RegenError> {
+    let start = Instant::now();
+    let cmd = ToolCommand {
+        program: tools.pmaint.clone(),
+        args: vec![
+            "--config".into(),
+            env.config_dir.display().to_string(),
+            "regen".into(),
+            "-t".into(),
+            jobs.to_string(),
+            env.visible.display().to_string(),
+        ],
+        bin_dir: tools.bin_dir.clone(),
+        scratch: env.scratch.join("home"),
+        bind: env.bind.clone(),
+        timeout,
+        stdin: None,
+        env: vec![],
+    };
+    let out = sandbox.run(&cmd)?;
+    if out.timed_out {
+        return Err(RegenError::Tool(format!("pmaint regen timed out after {} s and was killed", timeout.as_secs())));
+    }
+    match out.code {
+        Some(0) | Some(1) => Ok(start.elapsed().as_secs_f64()),
+        code => Err(RegenError::Tool(format!(
+            "pmaint regen failed (exit {}): {}",
+            code.map_or("signal".to_string(), |c| c.to_string()),
+            out.last_stderr_line()
+        ))),
+    }
+}
+
+/// Inputs of one job.
+#[derive(Debug, Clone)]
+pub struct Job<'a> {
+    pub url: &'a str,
+    pub base: Oid,
+    pub head: Oid,
+    pub masters: &'a [MasterSettings],
+}
+
+/// Mirror, merge, check out and regenerate both trees (and the masters). The caller holds `ws.lock()`.
+pub fn prepare(settings: &Settings, sandbox: &Sandbox, tools: &Tools, ws: &RepoWorkspace, job: &Job, scratch: &Path) -> Result<Prepared, RegenError> {
+    let mut timings = Vec::new();
+    let t = Instant::now();
+    let mirror = open_mirror(ws, job.url)?;
+    for oid in [job.base, job.head] {
+        if mirror.find_commit(oid).is_err() {
+            return Err(RegenError::Input(format!("commit {oid} is not in {}", job.url)));
+        }
+    }
+    let masters = prepare_masters(ws, job.masters)?;
+    timings.push(("fetch".to_string(), t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let merged = merge(&mirror, job.base, job.head)?;
+    timings.push(("merge".to_string(), t.elapsed().as_secs_f64()));
+    let (base_tree, merge_tree) = (ws.tree(Side::Base), ws.tree(Side::Merge));
+    let tested = match merged {
+        Ok(oid) => oid,
+        Err(conflicts) => {
+            return Ok(Prepared {
+                base: job.base,
+                head: job.head,
+                tested: Oid::zero(),
+                changed: vec![],
+                conflicts,
+                base_tree,
+                merge_tree,
+                masters,
+                timings,
+            })
+        }
+    };
+    let changed = changed_paths(&mirror, job.base, tested)?;
+
+    let t = Instant::now();
+    checkout(&mirror, &base_tree, job.base)?;
+    checkout(&mirror, &merge_tree, tested)?;
+    timings.push(("checkout".to_string(), t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let jobs = settings.checker.effective_jobs();
+    let timeout = Duration::from_secs(settings.checker.regen_timeout_secs);
+    for (i, m) in masters.iter().enumerate() {
+        let env = tree_env_real(&m.path, &masters[..i], &scratch.join(format!("master-{}", m.name)))?;
+        regen(sandbox, tools, &env, jobs, timeout)?;
+    }
+    // Both sides at once: each gets half the cores.
+    let (rb, rm) = std::thread::scope(|s| {
+        let b = s.spawn(|| -> Result<f64, RegenError> {
+            let env = tree_env(sandbox, &ws.work_dir, &base_tree, &masters, &scratch.join("regen-base"))?;
+            regen(sandbox, tools, &env, jobs, timeout)
+        });
+        let m = s.spawn(|| -> Result<f64, RegenError> {
+            let env = tree_env(sandbox, &ws.work_dir, &merge_tree, &masters, &scratch.join("regen-merge"))?;
+            regen(sandbox, tools, &env, jobs, timeout)
+        });
+        (join(b), join(m))
+    });
+    rb?;
+    rm?;
+    timings.push(("regen".to_string(), t.elapsed().as_secs_f64()));
+    Ok(Prepared { base: job.base, head: job.head, tested, changed, conflicts: vec![], base_tree, merge_tree, masters, timings })
+}
+
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, RegenError>>) -> Result<T, RegenError> {
+    h.join().unwrap_or_else(|_| Err(RegenError::Tool("a regen thread panicked".into())))
+}
+
+/// A master repository is regenerated at its own path (no bind: it is the same for both sides).
+fn tree_env_real(tree: &Path, masters: &[RepoView], scratch: &Path) -> Result<TreeEnv, RegenError> {
+    let name = pkgcore::repo_name(tree).ok_or_else(|| RegenError::Input(format!("master {} has no profiles/repo_name", tree.display())))?;
+    let main = RepoView { name, path: tree.to_path_buf() };
+    let mut trees: Vec<&Path> = vec![tree];
+    trees.extend(masters.iter().map(|m| m.path.as_path()));
+    let profile = pkgcore::first_profile(&trees).map(|(i, p)| trees[i].join("profiles").join(p));
+    let config_dir = scratch.join("pkgcore");
+    pkgcore::write_config(&config_dir, &main, masters, profile.as_deref())?;
+    Ok(TreeEnv { tree: tree.to_path_buf(), visible: tree.to_path_buf(), config_dir, scratch: scratch.to_path_buf(), bind: None })
+}
+
+/// Mirror and check out each master at the tip of its branch.
+fn prepare_masters(ws: &RepoWorkspace, masters: &[MasterSettings]) -> Result<Vec<RepoView>, RegenError> {
+    let mut out = Vec::new();
+    for m in masters {
+        let mws = RepoWorkspace::new(&ws.work_dir, &m.name, &m.url);
+        let mirror = open_mirror(&mws, &m.url)?;
+        let tip = match local_objects_dir(&m.url) {
+            Some(_) => resolve(Path::new(&m.url), m.branch.as_deref().unwrap_or("HEAD"))?,
+            None => {
+                let branch = m.branch.clone().unwrap_or_else(|| "HEAD".into());
+                let spec = if branch == "HEAD" { "+HEAD:refs/prci/master".to_string() } else { format!("+refs/heads/{branch}:refs/prci/master") };
+                fetch(&mirror, &m.url, &[&spec])?;
+                mirror.refname_to_id("refs/prci/master")?
+            }
+        };
+        let dir = ws.master(&m.name);
+        checkout(&mirror, &dir, tip)?;
+        out.push(RepoView { name: m.name.clone(), path: dir });
+    }
+    Ok(out)
+}

@@ -1,0 +1,70 @@
+//! Finding the pinned QA tools (pkgcheck, pmaint) and their versions.
+
+use crate::config::ToolSettings;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The command that installs the pinned tools into the project's environment.
+pub const INSTALL_HINT: &str = "bash .ci/install-tools";
+
+/// The project-local environment `.ci/install-tools` creates.
+pub fn default_venv() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PRCI_TOOLS_VENV") {
+        return PathBuf::from(dir);
+    }
+    // services/<crate> is two levels under the workspace root; shared/ is one.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(".tools").join("venv")
+}
+
+/// A missing or broken tool.
+#[derive(Debug, thiserror::Error)]
+#[error("{tool} not found at {path}: install the pinned QA tools with `{hint}` or set tools.{tool}")]
+pub struct MissingTool {
+    pub tool: &'static str,
+    pub path: String,
+    pub hint: &'static str,
+}
+
+/// Resolved tool paths and the versions they report.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub pkgcheck: PathBuf,
+    pub pmaint: PathBuf,
+    /// Directory holding the tools; first on the sandbox's `PATH`.
+    pub bin_dir: PathBuf,
+    pub pkgcheck_version: String,
+    pub pkgcore_version: String,
+    /// Where pkgcheck's own Python sources live (to name the check in a crash).
+    pub pkgcheck_source: Option<PathBuf>,
+}
+
+impl Tools {
+    /// Find both tools (configured path or the project environment) and ask their versions.
+    pub fn locate(settings: &ToolSettings) -> Result<Tools, MissingTool> {
+        let venv_bin = default_venv().join("bin");
+        let pkgcheck = settings.pkgcheck.clone().unwrap_or_else(|| venv_bin.join("pkgcheck"));
+        let pmaint = settings.pmaint.clone().unwrap_or_else(|| venv_bin.join("pmaint"));
+        let pkgcheck_version = version_of(&pkgcheck, "pkgcheck")?;
+        let pkgcore_version = version_of(&pmaint, "pmaint")?;
+        let bin_dir = pmaint.parent().map(Path::to_path_buf).unwrap_or_else(|| venv_bin.clone());
+        let pkgcheck_source = python_module_dir(&bin_dir, "pkgcheck");
+        Ok(Tools { pkgcheck, pmaint, bin_dir, pkgcheck_version, pkgcore_version, pkgcheck_source })
+    }
+}
+
+/// Run `<tool> --version`, expecting "<name> X.Y.Z" (pmaint prints "pkgcore X.Y.Z").
+fn version_of(path: &Path, tool: &'static str) -> Result<String, MissingTool> {
+    let missing = || MissingTool { tool, path: path.display().to_string(), hint: INSTALL_HINT };
+    let out = Command::new(path).arg("--version").env_clear().env("PATH", "/usr/bin:/bin").output().map_err(|_| missing())?;
+    if !out.status.success() {
+        return Err(missing());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(1).map(str::to_owned).ok_or_else(missing)
+}
+
+/// `<venv>/lib/python3.X/site-packages/<module>` next to a venv's bin dir, if it exists.
+fn python_module_dir(bin_dir: &Path, module: &str) -> Option<PathBuf> {
+    let lib = bin_dir.parent()?.join("lib");
+    std::fs::read_dir(lib).ok()?.flatten().map(|e| e.path().join("site-packages").join(module)).find(|p| p.is_dir())
+}
