@@ -68,10 +68,18 @@ impl Scanner {
         let mut out = match unit {
             Unit::Targets(targets) => {
                 let present: Vec<String> = targets.iter().filter(|t| target_exists(&env.tree, t)).cloned().collect();
-                if present.is_empty() {
-                    return Ok(vec![]);
+                // pkgcheck 0.10.37 reports metadata errors (SourcingError, …) of a multi-target scan for
+                // the last target only (its sources are shared and keep the last runner's callback), so a
+                // package whose metadata failed to generate is scanned on its own.
+                let (alone, grouped): (Vec<String>, Vec<String>) = present.into_iter().partition(|t| !metadata_complete(&env.tree, t));
+                let mut out = Vec::new();
+                if !grouped.is_empty() {
+                    out.extend(self.scan_contained(env, &grouped, label)?);
                 }
-                self.scan_contained(env, &present, label)?
+                for target in &alone {
+                    out.extend(self.scan_contained(env, std::slice::from_ref(target), label)?);
+                }
+                out
             }
             Unit::RepoPass | Unit::Full => match self.run(env, unit, &[], label)? {
                 RunResult::Ok(findings) => findings,
@@ -270,6 +278,22 @@ fn target_arg(visible: &Path, target: &str) -> String {
 /// Whether a target exists on this side (pkgcheck is silent about missing ones).
 fn target_exists(tree: &Path, target: &str) -> bool {
     tree.join(target).exists()
+}
+
+/// Whether every ebuild of a `cat/pkg` target has an md5-cache entry (after regen: it sourced).
+fn metadata_complete(tree: &Path, target: &str) -> bool {
+    if target.starts_with("eclass/") {
+        return true;
+    }
+    let Some((cat, _)) = target.split_once('/') else { return true };
+    let Ok(entries) = std::fs::read_dir(tree.join(target)) else { return true };
+    entries.flatten().all(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        match name.strip_suffix(".ebuild") {
+            Some(pf) => tree.join("metadata/md5-cache").join(cat).join(pf).is_file(),
+            None => true,
+        }
+    })
 }
 
 /// Every eclass and package of a tree, as targets (a full scan split into parts).

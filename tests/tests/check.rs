@@ -1,0 +1,359 @@
+//! End-to-end tests of `prci check` with the real pkgcheck and pmaint on fixture repositories.
+
+mod common;
+
+use common::{processes_mentioning, summary, Prci};
+use fixtures::{eclass_function, Ebuild, Repo};
+use serde_json::Value;
+
+/// A standalone repository (it has `sys-test/seed-1.0`, which inherits `testlib`) with a few more packages:
+/// `app-misc/foo`, `dev-libs/lib`, and `app-misc/user` which depends on `dev-libs/lib`.
+fn base_repo() -> Repo {
+    let r = Repo::standalone("test");
+    r.add_package("app-misc", "foo", "1.0", &Ebuild::default());
+    r.add_package("dev-libs", "lib", "1.0", &Ebuild::default());
+    r.add_package("app-misc", "user", "1.0", &Ebuild::default().with_rdepend("dev-libs/lib"));
+    r.commit("Add packages");
+    r
+}
+
+fn ebuild_with_license(license: &str) -> Ebuild {
+    Ebuild { license: license.into(), ..Ebuild::default() }
+}
+
+/// Start a pull-request branch `pr` at master and switch to it.
+fn start_pr(r: &Repo) {
+    r.branch("pr");
+    r.switch("pr");
+}
+
+#[test]
+fn a_pr_introducing_an_error_fails_with_exactly_that_issue() {
+    let r = base_repo();
+    start_pr(&r);
+    r.add_package("app-misc", "foo", "1.0", &ebuild_with_license("NoSuchLicense"));
+    r.commit("app-misc/foo: break the license");
+    let (code, report) = Prci::new().check(r.path(), "master", "pr", &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["verdict"], "fail");
+    assert_eq!(summary(&report, "new"), ["UnknownLicense@app-misc/foo-1.0"]);
+    assert!(summary(&report, "fixed").is_empty());
+    assert_eq!(report["new"][0]["licenses"], serde_json::json!(["NoSuchLicense"]));
+    assert_eq!(report["new"][0]["level"], "error");
+    assert_eq!(report["scan"]["full"], false);
+    assert_eq!(report["tools"]["pkgcheck"], "0.10.37");
+    assert_eq!(report["tested"], report["head"], "a fast-forward scans the head itself");
+    assert_eq!(report["base"].as_str().map(str::len), Some(40));
+}
+
+#[test]
+fn a_pr_fixing_an_error_passes_and_reports_the_fix() {
+    let r = base_repo();
+    r.add_package("app-misc", "foo", "1.0", &ebuild_with_license("NoSuchLicense"));
+    r.commit("app-misc/foo: broken on master");
+    start_pr(&r);
+    r.add_package("app-misc", "foo", "1.0", &ebuild_with_license("MIT"));
+    r.commit("app-misc/foo: fix the license");
+    let (code, report) = Prci::new().check(r.path(), "master", "pr", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["verdict"], "pass");
+    assert!(summary(&report, "new").is_empty());
+    assert_eq!(summary(&report, "fixed"), ["UnknownLicense@app-misc/foo-1.0"]);
+}
+
+#[test]
+fn a_new_issue_in_a_package_that_already_had_one_is_new() {
+    let r = base_repo();
+    r.add_package("app-misc", "foo", "1.0", &ebuild_with_license("NoSuchLicense"));
+    r.commit("app-misc/foo: broken on master");
+    start_pr(&r);
+    r.add_package("app-misc", "foo", "1.0", &Ebuild { license: "NoSuchLicense".into(), keywords: "~amd64 ~nosucharch".into(), ..Ebuild::default() });
+    r.commit("app-misc/foo: add a keyword");
+    let (code, report) = Prci::new().check(r.path(), "master", "pr", &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(summary(&report, "new"), ["UnknownKeywords@app-misc/foo-1.0"]);
+    assert!(summary(&report, "unchanged").contains(&"UnknownLicense@app-misc/foo-1.0".to_string()));
+    assert!(summary(&report, "fixed").is_empty());
+}
+
+#[test]
+fn an_eclass_change_that_breaks_its_inheritors_reports_them() {
+    let r = base_repo();
+    r.add_package("app-misc", "inheritor", "1.0", &Ebuild { inherit: vec!["testlib".into()], body: "src_compile() {\n\ttestlib_hello\n}\n".into(), ..Ebuild::default() });
+    r.commit("app-misc/inheritor: new package");
+    start_pr(&r);
+    r.add_eclass("testlib", &format!("{}\nEXPORT_FUNCTIONS src_compile\n", eclass_function("testlib_hello", "echo hello\n")));
+    r.write("eclass/testlib.eclass", &r.read("eclass/testlib.eclass").replace("EXPORT_FUNCTIONS src_compile", "die \"testlib is broken\""));
+    r.commit("testlib.eclass: break it");
+    let (code, report) = Prci::new().check(r.path(), "master", "pr", &[]);
+    assert_eq!(code, 1, "{report}");
+    let targets: Vec<&str> = report["scan"]["targets"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(targets.contains(&"app-misc/inheritor") && targets.contains(&"sys-test/seed"), "{targets:?}");
+    assert!(!targets.contains(&"app-misc/foo"), "foo does not inherit testlib: {targets:?}");
+    let new = summary(&report, "new");
+    assert!(new.iter().any(|f| f.ends_with("@app-misc/inheritor-1.0")), "{report}");
+    assert!(new.iter().any(|f| f.ends_with("@sys-test/seed-1.0")), "{new:?}");
+    assert!(!new.iter().any(|f| f.contains("app-misc/foo")), "{new:?}");
+}
+
+#[test]
+fn a_removed_license_breaks_the_packages_using_it() {
+    let r = base_repo();
+    r.add_package("app-misc", "gpl", "1.0", &ebuild_with_license("GPL-2"));
+    r.commit("app-misc/gpl: new package");
+    start_pr(&r);
+    r.remove("licenses/GPL-2");
+    r.commit("licenses: drop GPL-2");
+    let (code, report) = Prci::new().check(r.path(), "master", "pr", &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["scan"]["full"], true);
+    let new = summary(&report, "new");
+    assert!(new.contains(&"UnknownLicense@app-misc/gpl-1.0".to_string()), "{new:?}");
+    assert!(new.contains(&"UnknownLicense@sys-test/seed-1.0".to_string()), "{new:?}");
+    assert!(!new.iter().any(|f| f.contains("app-misc/foo")), "{new:?}");
+}
+
+#[test]
+fn a_profile_change_is_scanned_with_the_whole_repository() {
+    let r = base_repo();
+    start_pr(&r);
+    // Masking the library in the profile makes its dependent's dependencies unsolvable.
+    r.write("profiles/default/linux/amd64/package.mask", "dev-libs/lib\n");
+    r.commit("profiles: mask dev-libs/lib");
+    let (code, report) = Prci::new().check(r.path(), "master", "pr", &[]);
+    assert_eq!(report["scan"]["full"], true, "{report}");
+    let new = summary(&report, "new");
+    assert!(!new.is_empty() && new.iter().all(|f| f.ends_with("@app-misc/user-1.0")), "{report}");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn a_version_bump_carries_its_old_issue_without_blame() {
+    let r = base_repo();
+    r.add_package("app-misc", "foo", "1.0", &ebuild_with_license("NoSuchLicense"));
+    r.commit("app-misc/foo: broken on master");
+    start_pr(&r);
+    r.remove("app-misc/foo/foo-1.0.ebuild");
+    r.add_package("app-misc", "foo", "1.1", &ebuild_with_license("NoSuchLicense"));
+    r.commit("app-misc/foo: bump to 1.1");
+    let (code, report) = Prci::new().check(r.path(), "master", "pr", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert!(summary(&report, "new").is_empty(), "{report}");
+    assert!(summary(&report, "fixed").is_empty(), "{report}");
+    assert!(summary(&report, "unchanged").contains(&"UnknownLicense@app-misc/foo-1.1".to_string()));
+}
+
+#[test]
+fn removing_or_dekeywording_a_library_breaks_its_dependents() {
+    for (what, change) in [("remove", 0), ("dekeyword", 1)] {
+        let r = base_repo();
+        start_pr(&r);
+        if change == 0 {
+            r.remove("dev-libs/lib");
+        } else {
+            r.add_package("dev-libs", "lib", "1.0", &Ebuild { keywords: String::new(), ..Ebuild::default() });
+        }
+        r.commit("dev-libs/lib: change");
+        let (code, report) = Prci::new().check(r.path(), "master", "pr", &[]);
+        assert_eq!(code, 1, "{what}: {report}");
+        let targets: Vec<&str> = report["scan"]["targets"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(targets.contains(&"app-misc/user"), "{what}: {targets:?}");
+        let new = summary(&report, "new");
+        assert!(new.iter().any(|f| f.ends_with("@app-misc/user-1.0")), "{what}: the dependent is not reported: {new:?}");
+    }
+}
+
+/// An ebuild that makes pkgcheck 0.10.37's MetadataVarCheck crash (`KEYWORDS=` with no value).
+fn crashing_ebuild() -> Ebuild {
+    Ebuild { keywords: String::new(), body: "KEYWORDS=\n".into(), ..Ebuild::default() }
+}
+
+#[test]
+fn a_pkgcheck_crash_is_contained_to_its_package() {
+    let r = base_repo();
+    start_pr(&r);
+    r.add_package("app-misc", "crashy", "1.0", &crashing_ebuild());
+    r.add_package("app-misc", "foo", "1.0", &ebuild_with_license("NoSuchLicense"));
+    r.commit("two packages");
+    let (code, report) = Prci::new().check(r.path(), "master", "pr", &[]);
+    assert_eq!(code, 1, "{report}");
+    let new = summary(&report, "new");
+    assert!(new.contains(&"UnknownLicense@app-misc/foo-1.0".to_string()), "the rest of the verdict stands: {new:?}");
+    let crash = report["new"].as_array().unwrap().iter().find(|f| f["__class__"] == "PrciToolCrash").unwrap_or_else(|| panic!("no crash entry: {report}"));
+    assert_eq!(crash["package"], "crashy");
+    assert_eq!(crash["check"], "MetadataVarCheck");
+    assert!(crash["error"].as_str().unwrap().starts_with("TypeError"), "{crash}");
+
+    // The same crash already on the base is pre-existing.
+    let r2 = base_repo();
+    r2.add_package("app-misc", "crashy", "1.0", &crashing_ebuild());
+    r2.commit("crashy on master");
+    start_pr(&r2);
+    r2.write("app-misc/crashy/crashy-1.0.ebuild", &format!("{}# a comment\n", r2.read("app-misc/crashy/crashy-1.0.ebuild")));
+    r2.add_package("app-misc", "foo", "1.0", &ebuild_with_license("NoSuchLicense"));
+    r2.commit("touch crashy, break foo");
+    let (code, report) = Prci::new().check(r2.path(), "master", "pr", &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(summary(&report, "new"), ["UnknownLicense@app-misc/foo-1.0"]);
+    assert!(summary(&report, "unchanged").contains(&"PrciToolCrash@app-misc/crashy".to_string()), "{report}");
+}
+
+#[test]
+fn a_merge_conflict_is_a_result() {
+    let r = base_repo();
+    start_pr(&r);
+    r.add_package("app-misc", "foo", "1.0", &Ebuild { description: "One description".into(), ..Ebuild::default() });
+    r.commit("pr side");
+    r.switch("master");
+    r.add_package("app-misc", "foo", "1.0", &Ebuild { description: "Another description".into(), ..Ebuild::default() });
+    r.commit("master side");
+    let (code, report) = Prci::new().check(r.path(), "master", "pr", &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["verdict"], "fail");
+    assert_eq!(report["conflicts"], serde_json::json!(["app-misc/foo/foo-1.0.ebuild"]));
+    assert!(report["reason"].as_str().unwrap().contains("conflict"));
+}
+
+#[test]
+fn a_base_that_moved_on_is_merged_and_its_own_fixes_are_not_credited() {
+    let r = base_repo();
+    r.add_package("dev-libs", "lib", "1.0", &ebuild_with_license("NoSuchLicense"));
+    r.commit("dev-libs/lib: broken on master");
+    start_pr(&r);
+    r.add_package("app-misc", "foo", "1.0", &ebuild_with_license("AlsoNoLicense"));
+    r.commit("app-misc/foo: break it");
+    r.switch("master");
+    r.add_package("dev-libs", "lib", "1.0", &ebuild_with_license("MIT"));
+    r.add_package("app-misc", "later", "1.0", &Ebuild::default());
+    r.commit("master moves on: fix lib, add a package");
+    let (code, report) = Prci::new().check(r.path(), "master", "pr", &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_ne!(report["tested"], report["head"], "the head is merged onto the current tip");
+    assert_ne!(report["tested"], report["base"]);
+    assert_eq!(report["base"].as_str(), Some(r.rev_parse("master").as_str()));
+    assert_eq!(summary(&report, "new"), ["UnknownLicense@app-misc/foo-1.0"]);
+    assert!(summary(&report, "fixed").is_empty(), "the base's own fix is not the PR's: {report}");
+}
+
+#[test]
+fn an_overlay_is_checked_against_its_master() {
+    let master = Repo::standalone("gentoo");
+    let overlay = Repo::overlay("overlay", "gentoo");
+    overlay.add_package("app-misc", "ov", "1.0", &Ebuild { inherit: vec!["testlib".into()], body: "src_compile() {\n\ttestlib_hello\n}\n".into(), rdepend: "sys-test/seed".into(), ..Ebuild::default() });
+    overlay.commit("app-misc/ov: new package using the master's eclass and package");
+    start_pr(&overlay);
+    overlay.add_package("app-misc", "ov", "1.0", &Ebuild { inherit: vec!["testlib".into()], body: "src_compile() {\n\ttestlib_hello\n}\n".into(), rdepend: "sys-test/seed".into(), license: "NoSuchLicense".into(), ..Ebuild::default() });
+    overlay.commit("app-misc/ov: break it");
+    let master_arg = format!("gentoo={}", master.path().display());
+    let (code, report) = Prci::new().check(overlay.path(), "master", "pr", &["--master", &master_arg]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(summary(&report, "new"), ["UnknownLicense@app-misc/ov-1.0"], "{report}");
+    assert!(summary(&report, "unchanged").is_empty(), "the master's eclass and package resolve: {report}");
+}
+
+#[test]
+fn an_ebuild_that_never_terminates_is_killed_with_everything_it_started() {
+    let r = base_repo();
+    start_pr(&r);
+    // The loop keeps writing a heartbeat file: once prci is done, nothing may write it again.
+    let heartbeat = tempfile::tempdir().unwrap();
+    let beat = heartbeat.path().join("beat");
+    r.add_package("app-misc", "hang", "1.0", &Ebuild { body: format!("while :; do : > {}; done\n", beat.display()), ..Ebuild::default() });
+    r.commit("app-misc/hang: loops forever in global scope");
+    let prci = Prci::new().with_env("PRCI__CHECKER__REGEN_TIMEOUT_SECS", "5");
+    let started = std::time::Instant::now();
+    let (code, report) = prci.check(r.path(), "master", "pr", &[]);
+    assert_eq!(code, 2, "{report}");
+    assert_eq!(report["verdict"], "error");
+    assert!(report["reason"].as_str().unwrap().contains("timed out"), "{report}");
+    assert!(started.elapsed().as_secs() < 120, "the timeout did not stop it");
+    assert!(beat.exists(), "the ebuild never ran");
+    std::fs::remove_file(&beat).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(!beat.exists(), "the looping ebuild is still running after prci exited");
+    let left = processes_mentioning(&prci.work.path().display().to_string());
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn bad_input_gets_one_line_and_exit_2() {
+    let r = base_repo();
+    let prci = Prci::new();
+    let not_repo = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--repo".into(), not_repo.path().display().to_string(), "--base".into(), "master".into(), "--head".into(), "pr".into()], "is not a git repository"),
+        (vec!["--repo".into(), r.path().display().to_string(), "--base".into(), "master".into(), "--head".into(), "no-such-branch".into()], "unknown revision"),
+        (vec!["--repo".into(), "/no/such/dir".into(), "--base".into(), "a".into(), "--head".into(), "b".into()], "does not exist"),
+    ];
+    for (args, expect) in cases {
+        let mut full = vec!["check".to_string()];
+        full.extend(args);
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        let out = prci.run(&refs);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(expect), "{stderr}");
+    }
+
+    // A git repository that is not an ebuild repository pkgcheck can load.
+    let plain = Repo::standalone("plain");
+    plain.remove("profiles/repo_name");
+    plain.write("metadata/layout.conf", "this is = not [a layout\n");
+    plain.commit("break the layout");
+    let path = plain.path().display().to_string();
+    let out = prci.run(&["check", "--repo", &path, "--base", "master", "--head", "master"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not an ebuild repository"), "{stderr}");
+
+    // A missing tool names the install command.
+    let path = r.path().display().to_string();
+    let out = Prci::new().with_env("PRCI__TOOLS__PKGCHECK", "/no/such/pkgcheck").run(&["check", "--repo", &path, "--base", "master", "--head", "master"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bash .ci/install-tools"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    // Bad configuration: exit 64 with the key.
+    let out = Prci::new().with_env("PRCI__CHECKER__FAIL_LEVELS", "fatal").run(&["check", "--repo", &path, "--base", "master", "--head", "master"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("checker.fail_levels"), "{stderr}");
+}
+
+#[test]
+fn the_text_summary_puts_new_issues_first() {
+    let r = base_repo();
+    r.add_package("dev-libs", "lib", "1.0", &ebuild_with_license("NoSuchLicense"));
+    r.commit("lib broken on master");
+    start_pr(&r);
+    r.add_package("dev-libs", "lib", "1.0", &Ebuild::default());
+    r.add_package("app-misc", "foo", "1.0", &ebuild_with_license("NoSuchLicense"));
+    r.commit("fix lib, break foo");
+    let path = r.path().display().to_string();
+    let out = Prci::new().run(&["check", "--repo", &path, "--base", "master", "--head", "pr"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("prci: FAIL"), "{text}");
+    let new_at = text.find("New issues (1)").expect("new section");
+    let fixed_at = text.find("Fixed issues (1)").expect("fixed section");
+    assert!(new_at < fixed_at);
+    assert!(text[new_at..fixed_at].contains("app-misc/foo"));
+    assert!(text[fixed_at..].contains("dev-libs/lib"));
+}
+
+#[test]
+fn extra_pkgcheck_arguments_apply_to_both_sides() {
+    let r = base_repo();
+    start_pr(&r);
+    r.add_package("app-misc", "foo", "1.0", &ebuild_with_license("NoSuchLicense"));
+    r.commit("break foo");
+    let (code, report) = Prci::new().check(r.path(), "master", "pr", &["--pkgcheck-arg=--keywords=-UnknownLicense"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(summary(&report, "new").is_empty(), "{report}");
+    let path = r.path().display().to_string();
+    let out = Prci::new().run(&["check", "--repo", &path, "--base", "master", "--head", "pr", "--pkgcheck-arg=--reporter=FancyReporter"]);
+    assert_eq!(out.status.code(), Some(2));
+}
