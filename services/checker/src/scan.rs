@@ -137,7 +137,7 @@ impl Scanner {
             env.visible.display().to_string(),
         ];
         if *unit == Unit::RepoPass {
-            args.push("--scopes=repo,cat".into());
+            args.push("--scopes=repo,cat,profiles".into());
         }
         args.extend(self.extra_args.iter().cloned());
         let stdin = if targets.is_empty() {
