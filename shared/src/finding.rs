@@ -116,7 +116,7 @@ fn identity_with(f: &Finding, without_version: bool) -> String {
         .iter()
         .filter(|(k, _)| k.as_str() != "level" && k.as_str() != "__class__")
         .filter(|(k, _)| !(without_version && k.as_str() == "version"))
-        .filter(|(k, _)| SCOPE_KEYS.contains(&k.as_str()) || !volatile_attribute(class, k))
+        .filter(|(k, _)| is_scope_key(f, k) || !volatile_attribute(class, k))
         .map(|(k, v)| (k.as_str(), v.to_string()))
         .collect();
     parts.sort();
@@ -128,6 +128,15 @@ fn identity_with(f: &Finding, without_version: bool) -> String {
         out.push_str(&v);
     }
     out
+}
+
+/// Whether `key` says where the finding is: `eclass` is a location only for eclass-scope findings
+/// (those without a category); on a version-scope finding it is an attribute.
+fn is_scope_key(f: &Finding, key: &str) -> bool {
+    match key {
+        "eclass" => !f.contains_key("category"),
+        _ => SCOPE_KEYS.contains(&key),
+    }
 }
 
 /// `cat/pkg` of a package- or version-scope finding.
@@ -183,7 +192,7 @@ mod tests {
         let x = f(r#"{"__class__": "EmptyGlobalAssignment", "category": "app-misc", "package": "foo", "version": "1.0", "line": "SRC_URI=\"\"", "lineno": 10}"#);
         let keys: Vec<_> = x.keys().cloned().collect();
         assert_eq!(keys, ["__class__", "category", "package", "version", "line", "lineno", "level"]);
-        assert_eq!(x["level"], "warning");
+        assert_eq!(x["level"], "style");
     }
 
     #[test]
