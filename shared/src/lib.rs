@@ -1,10 +1,14 @@
 //! What every prci stage shares: configuration, the tool sandbox, findings and the report document. Nothing stage-specific.
 
+pub mod broker;
+pub mod bus;
 pub mod config;
 pub mod finding;
+pub mod messages;
 pub mod pkgcore;
 pub mod report;
 pub mod sandbox;
+pub mod stage;
 pub mod telemetry;
 pub mod tools;
 

@@ -1,0 +1,183 @@
+//! The in-process transport: the broker's semantics (priority, acknowledge after publishing, retry then dead-letter) on in-memory queues, for the single-process mode and tests.
+
+use crate::messages::Queue;
+use crate::stage::{process, Disposition, Outgoing, RetryPolicy, Stage};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{watch, Notify};
+
+/// A dead-lettered message, kept for the operator (and tests) to inspect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub queue: Queue,
+    pub body: Vec<u8>,
+    pub reason: String,
+}
+
+#[derive(Default)]
+struct State {
+    queues: BTreeMap<Queue, VecDeque<(u8, Vec<u8>)>>,
+    in_flight: usize,
+    dead: Vec<DeadLetter>,
+}
+
+/// In-memory queues shared by the stages of one process.
+#[derive(Default)]
+pub struct MemoryBus {
+    state: Mutex<State>,
+    /// Woken on every publish and every finished message.
+    changed: Notify,
+}
+
+impl std::fmt::Debug for MemoryBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBus").finish_non_exhaustive()
+    }
+}
+
+impl MemoryBus {
+    pub fn new() -> Arc<MemoryBus> {
+        Arc::new(MemoryBus::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means a thread panicked while holding it; the queues are still consistent
+        // (every mutation is a single push or pop).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Enqueue a message; higher priority first, first-in first-out within a priority.
+    pub fn publish(&self, out: Outgoing) {
+        let mut s = self.lock();
+        let q = s.queues.entry(out.queue).or_default();
+        let pos = q.iter().position(|(p, _)| *p < out.priority).unwrap_or(q.len());
+        q.insert(pos, (out.priority, out.body));
+        drop(s);
+        self.changed.notify_waiters();
+    }
+
+    /// Messages waiting in a queue.
+    pub fn depth(&self, queue: Queue) -> usize {
+        self.lock().queues.get(&queue).map_or(0, VecDeque::len)
+    }
+
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.lock().dead.clone()
+    }
+
+    /// Whether every queue is empty and no message is being handled.
+    pub fn is_idle(&self) -> bool {
+        let s = self.lock();
+        s.in_flight == 0 && s.queues.values().all(VecDeque::is_empty)
+    }
+
+    /// Wait until the bus is idle.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.changed.notified();
+            if self.is_idle() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn take(&self, queue: Queue) -> Option<Vec<u8>> {
+        let mut s = self.lock();
+        let body = s.queues.get_mut(&queue)?.pop_front()?.1;
+        s.in_flight += 1;
+        Some(body)
+    }
+
+    fn finish(&self, queue: Queue, body: Vec<u8>, disposition: Disposition) {
+        let mut s = self.lock();
+        match disposition {
+            Disposition::Ack(outs) => {
+                for out in outs {
+                    let q = s.queues.entry(out.queue).or_default();
+                    let pos = q.iter().position(|(p, _)| *p < out.priority).unwrap_or(q.len());
+                    q.insert(pos, (out.priority, out.body));
+                }
+            }
+            Disposition::DeadLetter(reason) => s.dead.push(DeadLetter { queue, body, reason }),
+        }
+        s.in_flight -= 1;
+        drop(s);
+        self.changed.notify_waiters();
+    }
+}
+
+/// Consume `stage.input()` until `shutdown` turns true; the message in hand is finished first.
+pub async fn run_consumer(bus: Arc<MemoryBus>, stage: Arc<dyn Stage>, policy: RetryPolicy, mut shutdown: watch::Receiver<bool>) {
+    let queue = stage.input();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let notified = bus.changed.notified();
+        let Some(body) = bus.take(queue) else {
+            tokio::select! {
+                _ = notified => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        };
+        let (st, b) = (stage.clone(), body.clone());
+        let disposition = tokio::task::spawn_blocking(move || process(st.as_ref(), &b, &policy, std::thread::sleep))
+            .await
+            .unwrap_or_else(|_| Disposition::DeadLetter("the handler task failed".into()));
+        bus.finish(queue, body, disposition);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::{Handled, StageError};
+    use std::time::Duration;
+
+    /// Forwards revisions to `prepared`, upper-casing them; "bad" is permanent.
+    struct Upper;
+    impl Stage for Upper {
+        fn name(&self) -> &'static str {
+            "upper"
+        }
+        fn input(&self) -> Queue {
+            Queue::Revisions
+        }
+        fn handle(&self, body: &[u8]) -> Result<Handled, StageError> {
+            if body == b"bad" {
+                return Err(StageError::Permanent("bad input".into()));
+            }
+            Ok(Handled { publish: vec![Outgoing { queue: Queue::Prepared, body: body.to_ascii_uppercase(), priority: 0 }] })
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_flow_and_bad_ones_are_dead_lettered() {
+        let bus = MemoryBus::new();
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(run_consumer(bus.clone(), Arc::new(Upper), RetryPolicy::default(), rx));
+        for body in [b"one".to_vec(), b"bad".to_vec(), b"two".to_vec()] {
+            bus.publish(Outgoing { queue: Queue::Revisions, body, priority: 0 });
+        }
+        tokio::time::timeout(Duration::from_secs(10), bus.wait_idle()).await.unwrap();
+        assert_eq!(bus.depth(Queue::Prepared), 2);
+        let dead = bus.dead_letters();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].body, b"bad");
+        tx.send(true).unwrap();
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn higher_priority_goes_first() {
+        let bus = MemoryBus::new();
+        bus.publish(Outgoing { queue: Queue::Revisions, body: b"a".to_vec(), priority: 0 });
+        bus.publish(Outgoing { queue: Queue::Revisions, body: b"b".to_vec(), priority: 5 });
+        bus.publish(Outgoing { queue: Queue::Revisions, body: b"c".to_vec(), priority: 0 });
+        assert_eq!(bus.take(Queue::Revisions).unwrap(), b"b");
+        assert_eq!(bus.take(Queue::Revisions).unwrap(), b"a");
+        assert_eq!(bus.take(Queue::Revisions).unwrap(), b"c");
+    }
+}
