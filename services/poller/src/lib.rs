@@ -1,1 +1,90 @@
-//! placeholder
+//! The poller's logic: list a git remote's pull-request heads, decide which revisions to emit, and emit them at least once with a persisted record of what was emitted.
+//!
+//! One poll ([`poll_once`]) is:
+//!
+//! 1. [`GitSource::list`]: the tip of `refs/heads/<base_branch>` and every `refs/pull/<N>/head` of the remote (refs only, no objects are fetched);
+//! 2. closed pull requests (gone from the remote) are dropped from the [`PollerState`];
+//! 3. [`plan`]: one [`Revision`] per pull request whose head differs from the one last emitted (and, with `recheck_on_base_move`, per pull request whose base tip moved since), in PR order;
+//! 4. each revision is handed to `emit` (the broker loop publishes it and waits for the broker's confirm); only once `emit` returned `Ok` is the revision recorded in the state, and the state is saved after every successful emit.
+//!
+//! A crash between a confirmed emit and the save re-emits that revision on restart (at-least-once; every downstream stage is idempotent for the same revision, invariant 3); a revision is never recorded before it was confirmed, so nothing in flight is lost; a restart does not re-emit revisions already recorded. A newer head is simply a new revision: the stages drop work for the superseded one (invariant 7).
+//!
+//! The code is synchronous and knows nothing about the broker (invariant 1).
+
+mod plan;
+mod source;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use plan::plan;
+pub use shared::messages::Revision;
+pub use source::{GitSource, RemoteState};
+pub use state::{Emitted, PollerState};
+
+/// Why a poll failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// The remote could not be listed (unreachable, refused, not a repository). Transient: retry at the next poll.
+    #[error("cannot list {url}: {reason}")]
+    Git { url: String, reason: String },
+    /// The remote was listed but has no base branch. Permanent until the configuration or the remote is fixed.
+    #[error("remote {url} has no branch {branch:?} (refs/heads/{branch}); check repository.base_branch")]
+    MissingBase { url: String, branch: String },
+    /// The state file cannot be read, parsed or written. Permanent: it is never silently reset.
+    #[error("poller state {}: {reason}", path.display())]
+    State { path: PathBuf, reason: String },
+    /// `emit` failed (broker unreachable, no confirm). Transient: what was emitted before is saved; the rest is emitted at the next poll.
+    #[error("emit failed: {0}")]
+    Emit(String),
+}
+
+impl PollError {
+    /// Whether retrying later (the next poll) can succeed without an operator.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PollError::Git { .. } | PollError::Emit(_))
+    }
+}
+
+/// The current time in Unix seconds.
+pub fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// One poll: list the remote, plan, emit each revision and record it once `emit` returned `Ok`.
+///
+/// Returns the revisions emitted (and recorded). On an `emit` failure it stops at once: the revisions emitted before it are
+/// already saved, the failing one and those after it are not recorded (so the next poll emits them), and the error is returned
+/// as [`PollError::Emit`].
+pub fn poll_once<E: std::fmt::Display>(
+    source: &GitSource,
+    state_path: &Path,
+    recheck_on_base_move: bool,
+    repository: &str,
+    mut emit: impl FnMut(&Revision) -> Result<(), E>,
+) -> Result<Vec<Revision>, PollError> {
+    let mut state = PollerState::load(state_path)?;
+    let remote = source.list()?;
+    let closed = state.retain_open(&remote);
+    if !closed.is_empty() {
+        tracing::info!(repository, ?closed, "pull requests closed; dropped from the poller state");
+        state.save(state_path)?;
+    }
+    let planned = plan(&state, &remote, recheck_on_base_move, repository, now());
+    let mut emitted = Vec::with_capacity(planned.len());
+    for revision in planned {
+        if let Err(e) = emit(&revision) {
+            let reason = e.to_string();
+            tracing::warn!(revision = %revision.key(), error = %reason, emitted = emitted.len(), "emit failed; the rest waits for the next poll");
+            return Err(PollError::Emit(format!("{}: {reason}", revision.key())));
+        }
+        state.record(&revision);
+        state.save(state_path)?;
+        tracing::info!(revision = %revision.key(), base = %revision.base, "revision emitted");
+        emitted.push(revision);
+    }
+    Ok(emitted)
+}

@@ -11,6 +11,8 @@
 //! ```
 
 use git2::{Oid, Repository};
+
+pub mod trees;
 use shared::config::{MasterSettings, Settings};
 use shared::pkgcore::{self, RepoView};
 use shared::sandbox::{Sandbox, ToolCommand};
