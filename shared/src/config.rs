@@ -30,6 +30,22 @@ pub struct Settings {
     pub reports: ReportSettings,
     pub checker: CheckerSettings,
     pub tools: ToolSettings,
+    pub trees: TreesSettings,
+}
+
+/// Where prepared trees (and shared base results) travel between hosts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TreesSettings {
+    /// A git remote every host can push to and fetch from; defaults to a bare repository `<work.dir>/trees.git` (one host).
+    pub url: Option<String>,
+}
+
+impl Settings {
+    /// `trees.url`, or the one-host default.
+    pub fn trees_url(&self) -> String {
+        self.trees.url.clone().unwrap_or_else(|| self.work.dir.join("trees.git").display().to_string())
+    }
 }
 
 /// The repository under test.
@@ -73,11 +89,13 @@ pub struct SourceSettings {
     pub kind: String,
     /// Seconds between two polls.
     pub poll_interval_secs: u64,
+    /// Check open pull requests again when the base branch moves (Gentoo's master moves every few minutes: off by default).
+    pub recheck_on_base_move: bool,
 }
 
 impl Default for SourceSettings {
     fn default() -> Self {
-        Self { kind: "git".into(), poll_interval_secs: 60 }
+        Self { kind: "git".into(), poll_interval_secs: 60, recheck_on_base_move: false }
     }
 }
 

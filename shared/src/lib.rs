@@ -7,6 +7,7 @@ pub mod finding;
 pub mod messages;
 pub mod pkgcore;
 pub mod report;
+pub mod runtime;
 pub mod sandbox;
 pub mod stage;
 pub mod telemetry;

@@ -79,6 +79,8 @@ impl Revision {
 #[serde(deny_unknown_fields)]
 pub struct PreparedTrees {
     pub revision: Revision,
+    /// The base tip the head was merged onto (it may have moved since the poller saw it).
+    pub base: String,
     /// Commit (in the trees remote) holding the base tip with its regenerated md5-cache.
     pub base_tree: String,
     /// Commit holding the merge with its regenerated md5-cache.
@@ -92,6 +94,9 @@ pub struct PreparedTrees {
     /// Master repositories' commits, by name.
     pub masters: Vec<(String, String)>,
     pub timings: Vec<(String, f64)>,
+    /// Set when the trees could not be prepared for a reason retrying cannot fix; reported as `error`.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// checker's output: both sides' findings and what flapped.
@@ -108,6 +113,9 @@ pub struct Scanned {
     /// `pkgcheck`, `pkgcore` versions of the worker that scanned.
     pub tools: Vec<(String, String)>,
     pub timings: Vec<(String, f64)>,
+    /// Set when scanning failed for a reason retrying cannot fix; reported as `error`.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// differ's output: the report to publish.
@@ -201,6 +209,7 @@ mod tests {
         // Every string field of a realistic message is a name, a SHA, or a repository-relative path.
         let p = PreparedTrees {
             revision: revision(),
+            base: "b".repeat(40),
             base_tree: "c".repeat(40),
             merge_tree: "d".repeat(40),
             tested: "e".repeat(40),
@@ -208,6 +217,7 @@ mod tests {
             conflicts: vec![],
             masters: vec![],
             timings: vec![],
+            error: None,
         };
         let text = String::from_utf8(encode(&p)).unwrap();
         assert!(!text.contains("\"/"), "{text}");

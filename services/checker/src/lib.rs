@@ -4,6 +4,7 @@ pub mod cache;
 pub mod index;
 pub mod plan;
 pub mod scan;
+pub mod stage;
 
 use cache::BaseCache;
 use plan::Plan;

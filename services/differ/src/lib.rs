@@ -199,3 +199,42 @@ mod tests {
         assert_eq!(verdict(&c, &["style".to_string()]).0, Verdict::Fail);
     }
 }
+
+/// Everything the report is made of besides the classification.
+#[derive(Debug, Clone)]
+pub struct ReportInputs<'a> {
+    pub repository: &'a str,
+    pub base: &'a str,
+    pub head: &'a str,
+    pub tested: &'a str,
+    pub tools: std::collections::BTreeMap<String, String>,
+    pub full: bool,
+    pub targets: Vec<String>,
+    pub conflicts: Vec<String>,
+    pub timings: std::collections::BTreeMap<String, f64>,
+}
+
+/// The differ's whole job for one revision: classify, decide, and fill the report document.
+pub fn build_report(inputs: ReportInputs<'_>, base: &[Finding], merge: &[Finding], unstable: &BTreeSet<String>, fail_levels: &[String]) -> shared::CheckReport {
+    let mut report = shared::CheckReport::error(inputs.repository, inputs.base, inputs.head, "");
+    report.tools = inputs.tools;
+    report.timings = inputs.timings;
+    report.scan = shared::report::ScanScope { full: inputs.full, targets: inputs.targets };
+    if !inputs.conflicts.is_empty() {
+        report.verdict = Verdict::Fail;
+        report.reason = format!("the head does not merge onto the base tip: {} conflicting path(s)", inputs.conflicts.len());
+        report.conflicts = inputs.conflicts;
+        return report;
+    }
+    report.tested = inputs.tested.to_owned();
+    let classified = classify(base, merge, unstable);
+    let (verdict, reason) = verdict(&classified, fail_levels);
+    report.verdict = verdict;
+    report.reason = reason;
+    report.new = classified.new;
+    report.fixed = classified.fixed;
+    report.unchanged = classified.unchanged;
+    report
+}
+
+pub mod stage;

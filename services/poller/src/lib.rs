@@ -12,6 +12,7 @@
 //! The code is synchronous and knows nothing about the broker (invariant 1).
 
 mod plan;
+pub mod run;
 mod source;
 mod state;
 

@@ -5,7 +5,6 @@ use checker::scan::{ScanError, Scanner};
 use checker::ConfirmPolicy;
 use regen::{Job, Prepared, RegenError, RepoWorkspace};
 use shared::config::{MasterSettings, Settings};
-use shared::report::ScanScope;
 use shared::sandbox::Sandbox;
 use shared::tools::Tools;
 use shared::{CheckReport, Verdict};
@@ -143,14 +142,18 @@ pub fn run(ctx: &Context, req: &CheckRequest) -> Result<Checked, CheckError> {
     for (step, secs) in &outcome.timings {
         report.timings.insert(format!("{step}_seconds"), *secs);
     }
-    report.scan = ScanScope { full: outcome.plan.full, targets: outcome.plan.targets() };
-    let classified = differ::classify(&outcome.base, &outcome.merge, &outcome.unstable);
-    let (verdict, reason) = differ::verdict(&classified, &ctx.settings.checker.fail_levels);
-    report.verdict = verdict;
-    report.reason = reason;
-    report.new = classified.new;
-    report.fixed = classified.fixed;
-    report.unchanged = classified.unchanged;
+    let inputs = differ::ReportInputs {
+        repository: &report.repository,
+        base: &report.base,
+        head: &report.head,
+        tested: &report.tested,
+        tools: report.tools.clone(),
+        full: outcome.plan.full,
+        targets: outcome.plan.targets(),
+        conflicts: vec![],
+        timings: report.timings.clone(),
+    };
+    let mut report = differ::build_report(inputs, &outcome.base, &outcome.merge, &outcome.unstable, &ctx.settings.checker.fail_levels);
     report.timings.insert("total_seconds".into(), started.elapsed().as_secs_f64());
     Ok(Checked { report, prepared: Some(prepared), workspace: ws, scratch, cache_hits: outcome.cache_hits })
 }

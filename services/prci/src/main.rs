@@ -40,6 +40,15 @@ enum Command {
         #[arg(long = "master")]
         masters: Vec<String>,
     },
+    /// Run the pipeline: all five stages in one process (in-process queues without broker.url), or one stage.
+    Run {
+        /// Run only this stage (poller, regen, checker, differ, publisher): how another host adds consumers.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Single-process mode only: poll once, process everything, print where the reports are, exit.
+        #[arg(long)]
+        until_idle: bool,
+    },
     /// Replay FROM..TO commit by commit; compare each `check` with full-tree scans of both sides.
     Replay {
         #[arg(long)]
@@ -55,8 +64,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    shared::telemetry::init("warn");
     let cli = Cli::parse();
+    shared::telemetry::init(if matches!(cli.command, Command::Run { .. }) { "info" } else { "warn" });
     let settings = match load_settings(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -65,6 +74,30 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Run { stage, until_idle } => {
+            if cli.config.is_none() && std::env::var_os("PRCI__REPOSITORY__URL").is_none() {
+                eprintln!("prci: bad configuration: <file>: prci run needs --config FILE (see compose/prci.example.toml)");
+                return ExitCode::from(64);
+            }
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => return usage(&format!("cannot start the runtime: {e}")),
+            };
+            let reports = settings.reports.dir.clone();
+            match runtime.block_on(prci::run::run(settings, stage.as_deref(), until_idle)) {
+                Ok(()) => {
+                    if until_idle {
+                        println!("reports: {}", reports.join("index.html").display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e @ prci::run::RunError::Config { .. }) => {
+                    eprintln!("prci: {e}");
+                    ExitCode::from(64)
+                }
+                Err(e) => usage(&e.to_string()),
+            }
+        }
         Command::Check { repo, base, head, json, pkgcheck_args, masters } => {
             let masters = match parse_masters(&masters) {
                 Ok(m) => m,

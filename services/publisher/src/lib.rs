@@ -1,5 +1,8 @@
 //! The publisher stage's logic. So far: the plain-text report a contributor reads from `prci check` (new issues first, by package; then fixed; then a count of unchanged ones).
 
+pub mod html;
+pub mod reports;
+
 use serde_json::Value;
 use shared::finding::{self, Finding};
 use shared::{CheckReport, Verdict};
@@ -124,3 +127,5 @@ mod tests {
         assert!(text.contains("Unchanged: 0"));
     }
 }
+
+pub mod stage;

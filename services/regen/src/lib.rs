@@ -12,6 +12,7 @@
 
 use git2::{Oid, Repository};
 
+pub mod stage;
 pub mod trees;
 use shared::config::{MasterSettings, Settings};
 use shared::pkgcore::{self, RepoView};
@@ -32,6 +33,9 @@ pub enum RegenError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Tool(String),
+    /// A tool ran past its limit on this revision's trees (an ebuild that never terminates): retrying would hang again.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 /// Where one repository's mirror and trees live on this host.
@@ -294,7 +298,7 @@ pub fn regen(sandbox: &Sandbox, tools: &Tools, env: &TreeEnv, jobs: u32, timeout
     };
     let out = sandbox.run(&cmd)?;
     if out.timed_out {
-        return Err(RegenError::Tool(format!("pmaint regen timed out after {} s and was killed", timeout.as_secs())));
+        return Err(RegenError::Timeout(format!("pmaint regen timed out after {} s and was killed", timeout.as_secs())));
     }
     match out.code {
         Some(0) | Some(1) => Ok(start.elapsed().as_secs_f64()),
@@ -397,7 +401,7 @@ fn tree_env_real(tree: &Path, masters: &[RepoView], scratch: &Path) -> Result<Tr
 }
 
 /// Mirror and check out each master at the tip of its branch.
-fn prepare_masters(ws: &RepoWorkspace, masters: &[MasterSettings]) -> Result<Vec<RepoView>, RegenError> {
+pub fn prepare_masters(ws: &RepoWorkspace, masters: &[MasterSettings]) -> Result<Vec<RepoView>, RegenError> {
     let mut out = Vec::new();
     for m in masters {
         let mws = RepoWorkspace::new(&ws.work_dir, &m.name, &m.url);

@@ -1,0 +1,45 @@
+//! The poller's loop: poll the remote every `source.poll_interval_secs`, publish each new revision with a confirm, until shutdown (or once).
+
+use crate::{poll_once, GitSource, PollError};
+use shared::messages::{self, Queue};
+use shared::runtime::Transport;
+use shared::stage::Outgoing;
+use shared::Settings;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Where the poller keeps what it emitted.
+pub fn state_path(settings: &Settings) -> std::path::PathBuf {
+    settings.work.dir.join("poller").join(format!("{}.json", settings.repository.name))
+}
+
+/// Poll until shutdown; with `once`, poll a single time. A permanent error (corrupt state, missing base branch) ends the loop.
+pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::Receiver<bool>, once: bool) -> Result<(), PollError> {
+    let source = GitSource::from_settings(&settings.repository);
+    let path = state_path(&settings);
+    loop {
+        let (src, p, t, s) = (source.clone(), path.clone(), transport.clone(), settings.clone());
+        let handle = tokio::runtime::Handle::current();
+        let result = tokio::task::spawn_blocking(move || {
+            poll_once(&src, &p, s.source.recheck_on_base_move, &s.repository.name, |rev| {
+                let priority = if rev.priority { 5 } else { 0 };
+                handle.block_on(t.publish(Outgoing { queue: Queue::Revisions, body: messages::encode(rev), priority }))
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(PollError::Emit(format!("poll task failed: {e}"))));
+        match result {
+            Ok(emitted) if !emitted.is_empty() => tracing::info!(count = emitted.len(), "revisions emitted"),
+            Ok(_) => {}
+            Err(e) if e.is_transient() => tracing::warn!(error = %e, "poll failed; trying again next time"),
+            Err(e) => return Err(e),
+        }
+        if once {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(settings.source.poll_interval_secs.max(1))) => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Running stages on a transport: the in-process bus or RabbitMQ, chosen by `broker.url`, with SIGTERM/SIGINT turned into a graceful shutdown.
+
+use crate::broker::{self, BrokerConfig};
+use crate::bus::{self, MemoryBus};
+use crate::stage::{Outgoing, RetryPolicy, Stage};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Where messages travel.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    Memory(Arc<MemoryBus>),
+    Rabbit(BrokerConfig),
+}
+
+impl Transport {
+    /// The transport `broker.url` asks for.
+    pub fn from_settings(settings: &crate::Settings) -> Transport {
+        match &settings.broker.url {
+            Some(url) => Transport::Rabbit(BrokerConfig::new(url, &settings.broker.prefix)),
+            None => Transport::Memory(MemoryBus::new()),
+        }
+    }
+
+    /// Publish one message, confirmed.
+    pub async fn publish(&self, out: Outgoing) -> Result<(), String> {
+        match self {
+            Transport::Memory(bus) => {
+                bus.publish(out);
+                Ok(())
+            }
+            Transport::Rabbit(cfg) => broker::publish_once(cfg, &out).await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Run one consumer per stage until shutdown.
+pub async fn run_stages(transport: Transport, stages: Vec<Arc<dyn Stage>>, policy: RetryPolicy, shutdown: watch::Receiver<bool>) {
+    let mut tasks = Vec::new();
+    for stage in stages {
+        let rx = shutdown.clone();
+        tasks.push(match &transport {
+            Transport::Memory(b) => tokio::spawn(bus::run_consumer(b.clone(), stage, policy, rx)),
+            Transport::Rabbit(cfg) => tokio::spawn(broker::run_consumer(cfg.clone(), stage, policy, rx)),
+        });
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// A shutdown flag that SIGTERM or SIGINT raises: stop taking work, finish what is in hand, exit.
+pub fn shutdown_on_signals() -> (watch::Sender<bool>, watch::Receiver<bool>) {
+    let (tx, rx) = watch::channel(false);
+    let signal_tx = tx.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: draining"),
+            _ = int.recv() => tracing::info!("SIGINT: draining"),
+        }
+        let _ = signal_tx.send(true);
+    });
+    (tx, rx)
+}
