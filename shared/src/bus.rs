@@ -48,11 +48,7 @@ impl MemoryBus {
 
     /// Enqueue a message; higher priority first, first-in first-out within a priority.
     pub fn publish(&self, out: Outgoing) {
-        let mut s = self.lock();
-        let q = s.queues.entry(out.queue).or_default();
-        let pos = q.iter().position(|(p, _)| *p < out.priority).unwrap_or(q.len());
-        q.insert(pos, (out.priority, out.body));
-        drop(s);
+        enqueue(&mut self.lock(), out);
         self.changed.notify_waiters();
     }
 
@@ -74,7 +70,10 @@ impl MemoryBus {
     /// Wait until the bus is idle.
     pub async fn wait_idle(&self) {
         loop {
+            // Registered before the check, so a change between the check and the wait is not missed.
             let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if self.is_idle() {
                 return;
             }
@@ -94,9 +93,7 @@ impl MemoryBus {
         match disposition {
             Disposition::Ack(outs) => {
                 for out in outs {
-                    let q = s.queues.entry(out.queue).or_default();
-                    let pos = q.iter().position(|(p, _)| *p < out.priority).unwrap_or(q.len());
-                    q.insert(pos, (out.priority, out.body));
+                    enqueue(&mut s, out);
                 }
             }
             Disposition::DeadLetter(reason) => s.dead.push(DeadLetter { queue, body, reason }),
@@ -107,6 +104,13 @@ impl MemoryBus {
     }
 }
 
+/// Insert behind every message of the same or higher priority.
+fn enqueue(s: &mut State, out: Outgoing) {
+    let q = s.queues.entry(out.queue).or_default();
+    let pos = q.iter().position(|(p, _)| *p < out.priority).unwrap_or(q.len());
+    q.insert(pos, (out.priority, out.body));
+}
+
 /// Consume `stage.input()` until `shutdown` turns true; the message in hand is finished first.
 pub async fn run_consumer(bus: Arc<MemoryBus>, stage: Arc<dyn Stage>, policy: RetryPolicy, mut shutdown: watch::Receiver<bool>) {
     let queue = stage.input();
@@ -115,6 +119,8 @@ pub async fn run_consumer(bus: Arc<MemoryBus>, stage: Arc<dyn Stage>, policy: Re
             return;
         }
         let notified = bus.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
         let Some(body) = bus.take(queue) else {
             tokio::select! {
                 _ = notified => {}
@@ -161,13 +167,34 @@ mod tests {
         for body in [b"one".to_vec(), b"bad".to_vec(), b"two".to_vec()] {
             bus.publish(Outgoing { queue: Queue::Revisions, body, priority: 0 });
         }
-        tokio::time::timeout(Duration::from_secs(10), bus.wait_idle()).await.unwrap();
+        // Nothing consumes `prepared` here, so the bus never goes idle: wait for the outputs instead.
+        for _ in 0..200 {
+            if bus.depth(Queue::Prepared) == 2 && bus.dead_letters().len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         assert_eq!(bus.depth(Queue::Prepared), 2);
+        assert_eq!(bus.depth(Queue::Revisions), 0);
         let dead = bus.dead_letters();
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].body, b"bad");
         tx.send(true).unwrap();
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn wait_idle_returns_once_everything_is_consumed() {
+        let bus = MemoryBus::new();
+        bus.publish(Outgoing { queue: Queue::Prepared, body: b"x".to_vec(), priority: 0 });
+        assert!(!bus.is_idle());
+        let b = bus.clone();
+        let waiter = tokio::spawn(async move { b.wait_idle().await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        assert_eq!(bus.take(Queue::Prepared).unwrap(), b"x");
+        bus.finish(Queue::Prepared, b"x".to_vec(), Disposition::Ack(vec![]));
+        tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
     }
 
     #[test]
