@@ -1,0 +1,173 @@
+//! The whole pipeline end to end: single-process mode on in-process queues, and the five stages as separate processes on the machine's RabbitMQ.
+
+mod common;
+
+use common::prci_bin;
+use fixtures::{Ebuild, Repo};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A repository with four pull requests: clean (1), broken (2), fixing (3), conflicting (4).
+fn repo_with_pulls() -> Repo {
+    let r = Repo::standalone("demo");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild::default());
+    r.add_package("dev-libs", "libdemo", "1.0", &Ebuild { license: "NoSuchLicense".into(), ..Ebuild::default() });
+    r.commit("base");
+    let pulls: [(&str, Vec<(&str, &str, Ebuild)>); 4] = [
+        ("clean", vec![("app-misc", "other", Ebuild::default())]),
+        ("broken", vec![("app-misc", "hello", Ebuild { keywords: "~amd64 ~nosucharch".into(), ..Ebuild::default() })]),
+        ("fixing", vec![("dev-libs", "libdemo", Ebuild::default())]),
+        ("conflicting", vec![("app-misc", "hello", Ebuild { description: "A description master changes too".into(), ..Ebuild::default() })]),
+    ];
+    for (n, (name, changes)) in pulls.into_iter().enumerate() {
+        r.switch("master");
+        r.branch(name);
+        r.switch(name);
+        for (cat, pkg, e) in &changes {
+            r.add_package(cat, pkg, "1.0", e);
+        }
+        let sha = r.commit(name);
+        r.set_ref(&format!("refs/pull/{}/head", n + 1), &sha);
+    }
+    r.switch("master");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild { description: "Master's own description".into(), ..Ebuild::default() });
+    r.commit("master moves on");
+    r
+}
+
+fn write_config(dir: &Path, repo: &Path) -> PathBuf {
+    let path = dir.join("prci.toml");
+    let text = format!(
+        "[repository]\nname = \"demo\"\nurl = \"{}\"\n\n[source]\npoll_interval_secs = 1\n\n[work]\ndir = \"{}\"\n\n[reports]\ndir = \"{}\"\n",
+        repo.display(),
+        dir.join("work").display(),
+        dir.join("reports").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The report of pull request `pr` (there is exactly one per head).
+fn report(reports: &Path, pr: u64) -> Option<Value> {
+    let dir = reports.join(pr.to_string());
+    let entry = std::fs::read_dir(dir).ok()?.flatten().find(|e| {
+        let n = e.file_name().to_string_lossy().into_owned();
+        n.ends_with(".json") && !n.ends_with(".rev.json")
+    })?;
+    serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok()
+}
+
+fn classes(report: &Value, list: &str) -> Vec<String> {
+    report[list].as_array().unwrap().iter().map(|f| f["__class__"].as_str().unwrap().to_owned()).collect()
+}
+
+fn check_reports(reports: &Path) {
+    let r1 = report(reports, 1).expect("report of PR 1");
+    assert_eq!(r1["verdict"], "pass", "{r1}");
+    let r2 = report(reports, 2).expect("report of PR 2");
+    assert_eq!(r2["verdict"], "fail", "{r2}");
+    assert_eq!(classes(&r2, "new"), ["UnknownKeywords"]);
+    let r3 = report(reports, 3).expect("report of PR 3");
+    assert_eq!(r3["verdict"], "pass", "{r3}");
+    assert_eq!(classes(&r3, "fixed"), ["UnknownLicense"]);
+    let r4 = report(reports, 4).expect("report of PR 4");
+    assert_eq!(r4["verdict"], "fail", "{r4}");
+    assert_eq!(r4["conflicts"], serde_json::json!(["app-misc/hello/hello-1.0.ebuild"]));
+    // The page has an anchor per package with new issues, and the index links every report.
+    let head2 = r2["head"].as_str().unwrap();
+    let page = std::fs::read_to_string(reports.join("2").join(format!("{head2}.html"))).unwrap();
+    assert!(page.contains("id=\"app-misc/hello\""), "no anchor in the page");
+    let index = std::fs::read_to_string(reports.join("index.html")).unwrap();
+    assert!(index.contains(&format!("2/{head2}.html")), "index does not link PR 2");
+}
+
+#[test]
+fn single_process_mode_processes_every_pull_request() {
+    let r = repo_with_pulls();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), r.path());
+    let out = Command::new(prci_bin()).args(["--config", &config.display().to_string(), "run", "--until-idle"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("index.html"));
+    check_reports(&dir.path().join("reports"));
+    // A second run finds nothing new to do and writes nothing again.
+    let before = std::fs::metadata(dir.path().join("reports/index.html")).unwrap().modified().unwrap();
+    let out = Command::new(prci_bin()).args(["--config", &config.display().to_string(), "run", "--until-idle"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(std::fs::metadata(dir.path().join("reports/index.html")).unwrap().modified().unwrap(), before);
+}
+
+struct Stage(Child);
+impl Drop for Stage {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn five_stages_as_separate_processes_on_rabbitmq() {
+    let r = repo_with_pulls();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), r.path());
+    let prefix = format!("prci-e2e-{}", std::process::id());
+    let spawn = |stage: &str| {
+        Stage(
+            Command::new(prci_bin())
+                .args(["--config", &config.display().to_string(), "run", "--stage", stage])
+                .env("PRCI__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+                .env("PRCI__BROKER__PREFIX", &prefix)
+                .env("PRCI_LOG", "warn")
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let stages: Vec<Stage> = ["publisher", "differ", "checker", "regen", "poller"].into_iter().map(spawn).collect();
+    let reports = dir.path().join("reports");
+    let start = Instant::now();
+    while (1..=4).any(|pr| report(&reports, pr).is_none()) {
+        assert!(start.elapsed() < Duration::from_secs(240), "the pipeline did not finish");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    check_reports(&reports);
+    for s in &stages {
+        sigterm(&s.0);
+    }
+    for mut s in stages {
+        let status = wait_timeout(&mut s.0, Duration::from_secs(30)).expect("stage did not exit on SIGTERM");
+        assert!(status.success(), "a stage exited with {status}");
+    }
+    cleanup_queues(&prefix);
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn cleanup_queues(prefix: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let cfg = shared::broker::BrokerConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", prefix);
+        let conn = shared::broker::connect(&cfg).await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        for q in shared::messages::Queue::ALL {
+            let _ = ch.queue_delete(q.name(prefix).as_str().into(), Default::default()).await;
+            let _ = ch.queue_delete(q.dead_letter_name(prefix).as_str().into(), Default::default()).await;
+            let _ = ch.exchange_delete(q.dead_letter_exchange(prefix).as_str().into(), Default::default()).await;
+        }
+    });
+}
