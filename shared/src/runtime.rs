@@ -67,3 +67,44 @@ pub fn shutdown_on_signals() -> (watch::Sender<bool>, watch::Receiver<bool>) {
     });
     (tx, rx)
 }
+
+/// The whole `main` of a one-stage service binary: `<stage> [--config FILE]`, configuration checked
+/// (exit 64 naming the key), the stage built, consumed until SIGTERM.
+pub fn service_main(name: &str, build: impl FnOnce(&crate::Settings) -> Result<Arc<dyn Stage>, String>) -> std::process::ExitCode {
+    crate::telemetry::init("info");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match args.as_slice() {
+        [] => None,
+        [flag, file] if flag == "--config" => Some(std::path::PathBuf::from(file)),
+        _ => {
+            eprintln!("usage: {name} [--config FILE]");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let settings = match crate::Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return std::process::ExitCode::from(64);
+        }
+    };
+    let stage = match build(&settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name}: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        let (_tx, rx) = shutdown_on_signals();
+        run_stages(Transport::from_settings(&settings), vec![stage], RetryPolicy::default(), rx).await;
+    });
+    std::process::ExitCode::SUCCESS
+}
