@@ -351,6 +351,21 @@ fail_levels = ["error", "warning"]
     }
 
     #[test]
+    fn the_example_config_loads_and_documents_every_section() {
+        let text = include_str!("../../compose/prci.example.toml");
+        let (_d, p) = write(text);
+        let s = Settings::load(Some(&p)).unwrap();
+        assert!(s.broker.url.is_none(), "the example runs on in-process queues");
+        assert_eq!(s.checker.flaky_rescans, 6);
+        for section in ["[repository]", "[source]", "[broker]", "[work]", "[trees]", "[reports]", "[checker]", "[tools]"] {
+            assert!(text.contains(section), "{section} is not documented");
+        }
+        for key in ["recheck_on_base_move", "scan_timeout_secs", "regen_timeout_secs", "confirm_rescans", "flaky_keywords", "sandbox", "masters"] {
+            assert!(text.contains(key), "{key} is not documented");
+        }
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let (_d, p) = write("[checker]\nfail_level = [\"error\"]\n");
         let e = Settings::load(Some(&p)).unwrap_err();
