@@ -171,3 +171,46 @@ fn cleanup_queues(prefix: &str) {
         }
     });
 }
+
+#[test]
+fn a_second_host_reuses_the_base_results_of_the_first() {
+    let r = Repo::standalone("demo");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild::default());
+    r.commit("base");
+    r.branch("one");
+    r.switch("one");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild { keywords: "~amd64 ~nosucharch".into(), ..Ebuild::default() });
+    let one = r.commit("one");
+    r.set_ref("refs/pull/1/head", &one);
+    r.switch("master");
+    let dir = tempfile::tempdir().unwrap();
+    let trees = dir.path().join("shared-trees.git");
+    let run_host = |host: &str| {
+        let host_dir = dir.path().join(host);
+        std::fs::create_dir_all(&host_dir).unwrap();
+        let config = write_config(&host_dir, r.path());
+        let out = Command::new(prci_bin())
+            .args(["--config", &config.display().to_string(), "run", "--until-idle"])
+            .env("PRCI__TREES__URL", trees.display().to_string())
+            .env("PRCI_LOG", "info")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = run_host("host-a");
+    assert!(!first.contains("base results from the shared cache"), "{first}");
+    // A second pull request on the same base, touching the same package, checked on another host.
+    r.branch("two");
+    r.switch("two");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild { license: "NoSuchLicense".into(), ..Ebuild::default() });
+    let two = r.commit("two");
+    r.set_ref("refs/pull/2/head", &two);
+    r.switch("master");
+    let second = run_host("host-b");
+    assert!(second.contains("base results from the shared cache"), "{second}");
+    let line = second.lines().filter(|l| l.contains("base results cache")).last().unwrap_or_else(|| panic!("{second}"));
+    assert!(line.contains("misses=0"), "the second host scanned the base: {line}");
+    let r2 = report(&dir.path().join("host-b/reports"), 2).expect("report of PR 2");
+    assert_eq!(classes(&r2, "new"), ["UnknownLicense"]);
+}

@@ -78,7 +78,8 @@ impl CheckerStage {
             flaky_rescans: self.settings.checker.flaky_rescans,
             flaky_keywords: self.settings.checker.flaky_keywords.clone(),
         };
-        let result = crate::check(&self.scanner(), &BaseCache::new(work), &base_id, &p.changed, &base_env, &merge_env, &policy);
+        let cache = BaseCache::shared(work, &self.settings.trees_url());
+        let result = crate::check(&self.scanner(), &cache, &base_id, &p.changed, &base_env, &merge_env, &policy);
         let _ = std::fs::remove_dir_all(&scratch);
         match result {
             Ok(outcome) => {
