@@ -123,6 +123,7 @@ impl Sandbox {
                     None => {}
                 }
                 c.arg(&cmd.program);
+                die_with_parent(&mut c);
                 c
             }
             Isolation::ProcessGroup => {
@@ -205,6 +206,19 @@ impl Sandbox {
 
 fn join_reader(t: Option<std::thread::JoinHandle<Vec<u8>>>) -> Vec<u8> {
     t.and_then(|t| t.join().ok()).unwrap_or_default()
+}
+
+/// Have the kernel kill `unshare` (and with it, through `--kill-child`, the whole namespace) when the
+/// thread that started it dies: a service killed with SIGKILL must not leave its scans running.
+#[allow(unsafe_code)]
+fn die_with_parent(c: &mut Command) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(c, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
 }
 
 /// SIGKILL a whole process group (the fallback isolation).

@@ -214,3 +214,69 @@ fn a_second_host_reuses_the_base_results_of_the_first() {
     let r2 = report(&dir.path().join("host-b/reports"), 2).expect("report of PR 2");
     assert_eq!(classes(&r2, "new"), ["UnknownLicense"]);
 }
+
+/// A pkgcheck that announces each scan in `marker` and takes `delay` seconds longer than the real one.
+fn slow_pkgcheck(dir: &Path, marker: &Path, delay: u32) -> PathBuf {
+    let real = fixtures::pkgcheck_path();
+    let shim = dir.join(format!("slow-pkgcheck-{}", marker.file_name().unwrap().to_string_lossy()));
+    let text = format!(
+        "#!/bin/sh\ncase \"$*\" in *scan*) : > '{marker}'; sleep {delay};; esac\nexec '{real}' \"$@\"\n",
+        marker = marker.display(),
+        real = real.display()
+    );
+    std::fs::write(&shim, text).unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    shim
+}
+
+#[test]
+fn two_checkers_share_the_work_and_a_killed_one_loses_nothing() {
+    let r = repo_with_pulls();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), r.path());
+    let prefix = format!("prci-kill-{}", std::process::id());
+    let spawn = |stage: &str, pkgcheck: Option<&Path>| {
+        let mut c = Command::new(prci_bin());
+        c.args(["--config", &config.display().to_string(), "run", "--stage", stage])
+            .env("PRCI__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+            .env("PRCI__BROKER__PREFIX", &prefix)
+            .env("PRCI_LOG", "warn");
+        if let Some(p) = pkgcheck {
+            c.env("PRCI__TOOLS__PKGCHECK", p);
+        }
+        Stage(c.spawn().unwrap())
+    };
+    let (marker_a, marker_b) = (dir.path().join("scanning-a"), dir.path().join("scanning-b"));
+    let mut checker_a = spawn("checker", Some(&slow_pkgcheck(dir.path(), &marker_a, 4)));
+    let checker_b = spawn("checker", Some(&slow_pkgcheck(dir.path(), &marker_b, 1)));
+    let others: Vec<Stage> = ["publisher", "differ", "regen", "poller"].into_iter().map(|s| spawn(s, None)).collect();
+    let start = Instant::now();
+    while !marker_a.exists() {
+        assert!(start.elapsed() < Duration::from_secs(120), "checker A never started a scan");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Checker A is in the middle of a job: kill it without warning.
+    checker_a.0.kill().unwrap();
+    checker_a.0.wait().unwrap();
+    let reports = dir.path().join("reports");
+    while (1..=4).any(|pr| report(&reports, pr).is_none()) {
+        assert!(start.elapsed() < Duration::from_secs(300), "a job was lost");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(marker_b.exists(), "checker B took no part");
+    check_reports(&reports);
+    for pr in 1..=4 {
+        let jsons = std::fs::read_dir(reports.join(pr.to_string())).unwrap().flatten().filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.ends_with(".json") && !n.ends_with(".rev.json")
+        });
+        assert_eq!(jsons.count(), 1, "PR {pr} has more than one report");
+    }
+    // Nothing checker A started is still running.
+    std::thread::sleep(Duration::from_millis(500));
+    let left = common::processes_mentioning("slow-pkgcheck-scanning-a");
+    assert!(left.is_empty(), "left behind by the killed checker: {left:?}");
+    drop(checker_b);
+    drop(others);
+    cleanup_queues(&prefix);
+}
