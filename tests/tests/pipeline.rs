@@ -130,6 +130,11 @@ fn five_stages_as_separate_processes_on_rabbitmq() {
         )
     };
     let stages: Vec<Stage> = ["publisher", "differ", "checker", "regen", "poller"].into_iter().map(spawn).collect();
+    // A malformed message on the differ's queue: dead-lettered, and the differ keeps working.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let cfg = shared::broker::BrokerConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", &prefix);
+    let garbage = shared::stage::Outgoing { queue: shared::messages::Queue::Scanned, body: b"{\"schema\": 1, \"body\": 42}".to_vec(), priority: 0 };
+    rt.block_on(shared::broker::publish_once(&cfg, &garbage)).expect("publish a malformed message");
     let reports = dir.path().join("reports");
     let start = Instant::now();
     while (1..=4).any(|pr| report(&reports, pr).is_none()) {
@@ -137,6 +142,8 @@ fn five_stages_as_separate_processes_on_rabbitmq() {
         std::thread::sleep(Duration::from_millis(500));
     }
     check_reports(&reports);
+    let dead = rt.block_on(shared::broker::take_all(&cfg, &shared::messages::Queue::Scanned.dead_letter_name(&prefix))).unwrap();
+    assert_eq!(dead, vec![garbage.body.clone()], "the malformed message is in the dead-letter queue");
     for s in &stages {
         sigterm(&s.0);
     }
@@ -279,4 +286,39 @@ fn two_checkers_share_the_work_and_a_killed_one_loses_nothing() {
     drop(checker_b);
     drop(others);
     cleanup_queues(&prefix);
+}
+
+#[test]
+fn a_superseded_revision_is_dropped_and_never_published_over_a_newer_one() {
+    use shared::messages::{self, Revision, VerdictMessage};
+    use shared::stage::Stage;
+    let r = repo_with_pulls();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = shared::Settings::default();
+    settings.repository.name = "demo".into();
+    settings.repository.url = r.path().display().to_string();
+    settings.work.dir = dir.path().join("work");
+    settings.reports.dir = dir.path().join("reports");
+    let old_head = r.rev_parse("refs/pull/2/head");
+    let rev = |head: &str, at: f64| Revision { repository: "demo".into(), pr: 2, head: head.into(), base_branch: "master".into(), base: r.rev_parse("master"), priority: false, emitted_at: at };
+    // The pull request gets a newer head.
+    r.switch("broken");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild::default());
+    let new_head = r.commit("broken: fixed after review");
+    r.set_ref("refs/pull/2/head", &new_head);
+    r.switch("master");
+
+    let regen = regen::stage::RegenStage::new(settings.clone()).unwrap();
+    let handled = regen.handle(&messages::encode(&rev(&old_head, 1.0))).unwrap();
+    assert!(handled.publish.is_empty(), "regen prepared a superseded revision");
+    let handled = regen.handle(&messages::encode(&rev(&new_head, 2.0))).unwrap();
+    assert_eq!(handled.publish.len(), 1, "regen dropped the current revision");
+
+    // The publisher never writes the older revision's report once the newer one is written.
+    let publisher = publisher::stage::PublisherStage { store: publisher::reports::ReportStore::new(settings.reports.dir.clone()) };
+    let report = |head: &str| shared::CheckReport::error("demo", &"b".repeat(40), head, "test");
+    publisher.handle(&messages::encode(&VerdictMessage { revision: rev(&new_head, 2.0), report: report(&new_head) })).unwrap();
+    publisher.handle(&messages::encode(&VerdictMessage { revision: rev(&old_head, 1.0), report: report(&old_head) })).unwrap();
+    assert!(settings.reports.dir.join("2").join(format!("{new_head}.json")).exists());
+    assert!(!settings.reports.dir.join("2").join(format!("{old_head}.json")).exists(), "a superseded revision was published");
 }

@@ -1,1 +1,719 @@
-fn main() {}
+//! `prci-bench`: times `prci check` of a one-package pull request on a generated repository (cold and
+//! warm base-results cache) side by side with today's full-tree `pkgcheck scan` (the baseline) and the
+//! bare pkgcheck runs prci makes for that pull request (the floor), and prints a table.
+//!
+//! ```text
+//! cargo build --release -p prci -p prci-tests && target/release/prci-bench [--packages N] [--dir D] [--runs K]
+//! ```
+//!
+//! Layout under the benchmark directory: `repo/` (the generated repository, reused when it is already
+//! there), `packages` (how many packages `repo/` was generated with), `work/` (prci's work dir).
+
+use anyhow::{bail, Context as _, Result};
+use fixtures::{generated_atom, PkgcoreConfig, Repo};
+use git2::{BranchType, FileMode, Repository, Signature, Time};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: prci-bench [--packages N] [--dir D] [--runs K] [--change license|bump] [--prci PATH]
+
+Times `prci check` of a one-package pull request (cold and warm base-results cache) against a
+full-tree `pkgcheck scan` (the baseline) and the bare pkgcheck runs prci makes (the floor).
+
+  --packages N   packages in the generated repository (default 10000)
+  --dir D        benchmark directory (default: a temporary directory, removed at the end);
+                 a repository generated there before with the same N is reused.
+                 On a slow disk, a directory under /dev/shm helps.
+  --runs K       timed runs of each measurement (default 3)
+  --change C     what the pull request does to its one package: `license` (LICENSE names a
+                 licence that does not exist: one new error, so prci confirms it by rescanning)
+                 or `bump` (renames pkg-1.0 to pkg-1.1: a clean pull request). Default license.
+  --prci PATH    the prci binary (default: `prci` next to this program)
+";
+
+/// Name of the generated repository.
+const REPO_NAME: &str = "bench";
+/// Branch holding the pull request.
+const PR_BRANCH: &str = "bench-pr";
+/// The licence a `license` pull request names (not in licenses/).
+const BROKEN_LICENSE: &str = "Bench-Nonexistent-1.0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    License,
+    Bump,
+}
+
+#[derive(Debug)]
+struct Args {
+    packages: usize,
+    dir: Option<PathBuf>,
+    runs: usize,
+    change: Change,
+    prci: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args { packages: 10_000, dir: None, runs: 3, change: Change::License, prci: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            print!("{USAGE}");
+            std::process::exit(0);
+        }
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (flag.clone(), None),
+        };
+        let mut value = || -> Result<String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it.next().with_context(|| format!("{name} needs a value\n\n{USAGE}")),
+            }
+        };
+        match name.as_str() {
+            "--packages" => args.packages = value()?.parse().context("--packages: not a number")?,
+            "--dir" => args.dir = Some(PathBuf::from(value()?)),
+            "--runs" => args.runs = value()?.parse().context("--runs: not a number")?,
+            "--change" => {
+                args.change = match value()?.as_str() {
+                    "license" => Change::License,
+                    "bump" => Change::Bump,
+                    other => bail!("--change: `{other}` is neither `license` nor `bump`"),
+                }
+            }
+            "--prci" => args.prci = Some(PathBuf::from(value()?)),
+            _ => bail!("unknown argument `{flag}`\n\n{USAGE}"),
+        }
+    }
+    if args.packages < 11 {
+        bail!("--packages must be at least 11 (the pull request's package needs a reverse dependency)");
+    }
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    Ok(args)
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("prci-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn progress(msg: &str) {
+    eprintln!("[prci-bench] {msg}");
+}
+
+fn run() -> Result<()> {
+    let args = parse_args()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // prci's default: base and merge scanned at once, each with half the cores.
+    let prci_jobs: usize = match std::env::var("PRCI__CHECKER__JOBS").ok().and_then(|v| v.parse().ok()) {
+        Some(j) if j > 0 => j,
+        _ => (cores / 2).max(1),
+    };
+    let baseline_jobs = cores;
+    let prci = match &args.prci {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.parent().context("no parent of current exe")?.join("prci"),
+    };
+    if !prci.is_file() {
+        bail!("{} not found: build it with `cargo build --release -p prci -p prci-tests` (or pass --prci)", prci.display());
+    }
+    let pkgcheck = fixtures::pkgcheck_path();
+    if !fixtures::tools_available() {
+        bail!("pkgcheck/pmaint not found at {} (install the pinned tools with `bash .ci/install-tools`)", pkgcheck.display());
+    }
+
+    // ------------------------------------------------------------------ the repository
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+            d.canonicalize()?
+        }
+        None => {
+            tmp = tempfile::Builder::new().prefix("prci-bench-").tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let repo_path = dir.join("repo");
+    let work = dir.join("work");
+    let marker = dir.join("packages");
+    progress(&format!("benchmark directory {}", dir.display()));
+    let load_before = loadavg();
+    let mut setup: Vec<(String, f64)> = Vec::new();
+    if repo_path.join(".git").exists() {
+        let have = std::fs::read_to_string(&marker).unwrap_or_default();
+        if have.trim() != args.packages.to_string() {
+            bail!(
+                "{} holds a repository generated with {} packages, not {}: use another --dir",
+                repo_path.display(),
+                if have.trim().is_empty() { "an unknown number of" } else { have.trim() },
+                args.packages
+            );
+        }
+        progress(&format!("reusing the {}-package repository", args.packages));
+    } else {
+        progress(&format!("generating {} packages", args.packages));
+        let t = Instant::now();
+        drop(Repo::generate_at(&repo_path, REPO_NAME, args.packages));
+        setup.push((format!("generate {} packages (files + one git commit)", args.packages), secs(t)));
+        std::fs::write(&marker, format!("{}\n", args.packages))?;
+    }
+    let repo_path = repo_path.canonicalize()?;
+
+    // ------------------------------------------------------------------ the pull request
+    let (pr_index, rdep_index) = pick_package(args.packages);
+    let atom = generated_atom(args.packages, pr_index);
+    let rdep = generated_atom(args.packages, rdep_index);
+    let (head, what) = make_pr(&repo_path, &atom, args.change)?;
+    let base = rev(&repo_path, "master")?;
+    progress(&format!("pull request {} on {}: {what} ({rdep} depends on it)", &head[..12], &base[..12]));
+    checkout_branch(&repo_path, PR_BRANCH)?;
+
+    // ------------------------------------------------------------------ warm-up (not timed in the table)
+    progress("warm-up: prci check master..master (mirror, checkouts, md5-cache of both trees)");
+    let warm = run_prci(&prci, &repo_path, &work, "master", "master")?;
+    setup.push(("prci check master..master (first job: mirror, checkouts, full regen of both trees)".into(), warm.wall));
+    let (base_tree, merge_tree) = prci_trees(&work)?;
+
+    // The md5-cache holds no paths: seed the repository's from prci's master checkout instead of
+    // regenerating 10,000 ebuilds a third time; regen then only does the pull request's package.
+    let cache_rel = Path::new("metadata/md5-cache");
+    if !repo_path.join(cache_rel).exists() {
+        copy_dir(&merge_tree.join(cache_rel), &repo_path.join(cache_rel))?;
+    }
+    progress("warm-up: pmaint regen of the repository at the PR head (for the full-scan baseline)");
+    let t = Instant::now();
+    fixtures::regen(&repo_path, &[]);
+    setup.push(("pmaint regen of the repository at the PR head (md5-cache seeded from master)".into(), secs(t)));
+    let t = Instant::now();
+    fixtures::regen(&repo_path, &[]);
+    setup.push(("pmaint regen of the repository again, nothing changed (a CI keeping its cache)".into(), secs(t)));
+
+    // ------------------------------------------------------------------ timed rounds
+    let mut cold: Vec<PrciRun> = Vec::new();
+    let mut hot: Vec<PrciRun> = Vec::new();
+    let mut baseline: Vec<f64> = Vec::new();
+    let mut baseline_results = 0usize;
+    let mut floor_both: Vec<FloorRun> = Vec::new();
+    let mut floor_merge: Vec<FloorRun> = Vec::new();
+    let base_cfg = PkgcoreConfig::new(&base_tree, &[]);
+    let merge_cfg = PkgcoreConfig::new(&merge_tree, &[]);
+    let repo_cfg = PkgcoreConfig::new(&repo_path, &[]);
+    for round in 1..=args.runs {
+        progress(&format!("round {round}/{}: prci check, cold base cache", args.runs));
+        let cache = work.join("cache").join("base");
+        if cache.exists() {
+            std::fs::remove_dir_all(&cache).with_context(|| format!("remove {}", cache.display()))?;
+        }
+        cold.push(run_prci(&prci, &repo_path, &work, "master", PR_BRANCH)?);
+
+        progress(&format!("round {round}/{}: prci check, warm base cache", args.runs));
+        hot.push(run_prci(&prci, &repo_path, &work, "master", PR_BRANCH)?);
+
+        progress(&format!("round {round}/{}: full-tree pkgcheck scan -j {baseline_jobs}", args.runs));
+        let side = Side { tree: &repo_path, config: repo_cfg.path() };
+        let (scan_secs, results) = pkgcheck_run(&pkgcheck, &side, baseline_jobs, Pass::Full)?;
+        baseline.push(scan_secs);
+        baseline_results = results;
+
+        let report = &cold[0].report;
+        let targets: Vec<String> = report["scan"]["targets"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        if report["scan"]["full"].as_bool() == Some(true) {
+            bail!("prci planned a full scan for a one-package pull request: {}", report["scan"]);
+        }
+        progress(&format!("round {round}/{}: floor (bare pkgcheck runs of prci's plan, both sides at once)", args.runs));
+        let b = Side { tree: &base_tree, config: base_cfg.path() };
+        let m = Side { tree: &merge_tree, config: merge_cfg.path() };
+        let t = Instant::now();
+        let (rb, rm) = std::thread::scope(|s| {
+            let hb = s.spawn(|| floor_side(&pkgcheck, &b, prci_jobs, &targets));
+            let hm = s.spawn(|| floor_side(&pkgcheck, &m, prci_jobs, &targets));
+            (hb.join(), hm.join())
+        });
+        let wall = secs(t);
+        let (rb, rm) = match (rb, rm) {
+            (Ok(b), Ok(m)) => (b?, m?),
+            _ => bail!("a floor thread panicked"),
+        };
+        floor_both.push(FloorRun { wall, repo_pass: rm.repo_pass, targets: rm.targets, base_wall: Some(rb.wall) });
+
+        progress(&format!("round {round}/{}: floor, merge side only", args.runs));
+        let t = Instant::now();
+        let only = floor_side(&pkgcheck, &m, prci_jobs, &targets)?;
+        floor_merge.push(FloorRun { wall: secs(t), repo_pass: only.repo_pass, targets: only.targets, base_wall: None });
+    }
+
+    print_results(&Results {
+        args: &args,
+        load: (load_before, loadavg()),
+        cores,
+        prci_jobs,
+        baseline_jobs,
+        rdep: &rdep,
+        what: &what,
+        setup: &setup,
+        cold: &cold,
+        hot: &hot,
+        baseline: &baseline,
+        baseline_results,
+        floor_both: &floor_both,
+        floor_merge: &floor_merge,
+    });
+    Ok(())
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+/// The pull request's package and its reverse dependency: package `i` with `i % 5 == 3` near the
+/// middle, so that package `i + 7` (a multiple of 5) has `RDEPEND` on it; `i` is never a multiple of
+/// 10, so it has one version (`-1.0`).
+fn pick_package(n: usize) -> (usize, usize) {
+    let mut i = n / 2;
+    while i % 5 != 3 {
+        i += 1;
+    }
+    while i + 7 >= n {
+        i -= 5;
+    }
+    (i, i + 7)
+}
+
+fn rev(repo: &Path, spec: &str) -> Result<String> {
+    let git = Repository::open(repo)?;
+    let sha = git.revparse_single(spec)?.peel_to_commit()?.id().to_string();
+    Ok(sha)
+}
+
+/// Create (or reset) branch `bench-pr`: one commit on master changing `atom`. Deterministic (fixed
+/// author and time), so a reused directory gets the same sha. Returns the sha and a description.
+fn make_pr(repo: &Path, atom: &str, change: Change) -> Result<(String, String)> {
+    let git = Repository::open(repo)?;
+    let master = git.find_branch("master", BranchType::Local)?.get().peel_to_commit()?;
+    let tree = master.tree()?;
+    let (_, pkg) = atom.split_once('/').context("atom without a category")?;
+    let old_rel = format!("{atom}/{pkg}-1.0.ebuild");
+    let entry = tree.get_path(Path::new(&old_rel)).with_context(|| format!("{old_rel} not in master"))?;
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    let (message, what) = match change {
+        Change::License => {
+            let blob = git.find_blob(entry.id())?;
+            let text = std::str::from_utf8(blob.content())?;
+            let mut replaced = false;
+            let new: String = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with("LICENSE=") {
+                        replaced = true;
+                        format!("LICENSE=\"{BROKEN_LICENSE}\"\n")
+                    } else {
+                        format!("{l}\n")
+                    }
+                })
+                .collect();
+            if !replaced {
+                bail!("{old_rel} has no LICENSE line");
+            }
+            update.upsert(&old_rel, git.blob(new.as_bytes())?, FileMode::Blob);
+            (format!("{atom}: change LICENSE"), format!("{atom}-1.0 gets LICENSE=\"{BROKEN_LICENSE}\""))
+        }
+        Change::Bump => {
+            let new_rel = format!("{atom}/{pkg}-1.1.ebuild");
+            update.remove(&old_rel);
+            update.upsert(&new_rel, entry.id(), FileMode::Blob);
+            (format!("{atom}: bump to 1.1"), format!("{atom}-1.0 renamed to {pkg}-1.1"))
+        }
+    };
+    let new_tree = git.find_tree(update.create_updated(&git, &tree)?)?;
+    let sig = Signature::new("Test", "test@example.com", &Time::new(fixtures::repo::BASE_COMMIT_TIME + 86_400, 0))?;
+    let oid = git.commit(None, &sig, &sig, &message, &new_tree, &[&master])?;
+    git.reference(&format!("refs/heads/{PR_BRANCH}"), oid, true, "prci-bench: pull request")?;
+    Ok((oid.to_string(), what))
+}
+
+/// Force the work tree to `branch` and point HEAD at it (the md5-cache is ignored, so it stays).
+fn checkout_branch(repo: &Path, branch: &str) -> Result<()> {
+    let git = Repository::open(repo)?;
+    let commit = git.find_branch(branch, BranchType::Local)?.get().peel_to_commit()?;
+    let mut co = git2::build::CheckoutBuilder::new();
+    co.force();
+    git.checkout_tree(commit.as_object(), Some(&mut co))?;
+    git.set_head(&format!("refs/heads/{branch}"))?;
+    Ok(())
+}
+
+/// Copy the directory tree `from` to `to` (regular files only; `to` must not exist).
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("read {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).with_context(|| format!("copy to {}", target.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The load average (1, 5, 15 minutes): other work on the machine skews every number.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "?".into(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+/// prci's checkouts of the base tip and the merge (the only repository under `work/repos`).
+fn prci_trees(work: &Path) -> Result<(PathBuf, PathBuf)> {
+    let repos = work.join("repos");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&repos).with_context(|| format!("read {}", repos.display()))? {
+        let p = entry?.path();
+        if p.join("trees").join("base").is_dir() && p.join("trees").join("merge").is_dir() {
+            found.push(p);
+        }
+    }
+    match found.as_slice() {
+        [one] => Ok((one.join("trees/base"), one.join("trees/merge"))),
+        _ => bail!("expected one repository with trees under {}, found {}", repos.display(), found.len()),
+    }
+}
+
+// ---------------------------------------------------------------------- running prci
+
+#[derive(Debug)]
+struct PrciRun {
+    /// Wall-clock seconds of the whole `prci check` process.
+    wall: f64,
+    /// The JSON report.
+    report: Value,
+    /// Peak resident set of the prci process itself (VmHWM, KiB), sampled from /proc; 0 if unknown.
+    peak_kib: u64,
+}
+
+fn run_prci(prci: &Path, repo: &Path, work: &Path, base: &str, head: &str) -> Result<PrciRun> {
+    let t = Instant::now();
+    let child = Command::new(prci)
+        .args(["check", "--repo"])
+        .arg(repo)
+        .args(["--base", base, "--head", head, "--json"])
+        .env("PRCI__WORK__DIR", work)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start {}", prci.display()))?;
+    let peak = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done, pid) = (peak.clone(), done.clone(), child.id());
+        std::thread::spawn(move || {
+            let status = format!("/proc/{pid}/status");
+            while !done.load(Ordering::Relaxed) {
+                if let Some(kib) = std::fs::read_to_string(&status).ok().and_then(|s| vm_hwm(&s)) {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let out = child.wait_with_output()?;
+    let wall = secs(t);
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let code = out.status.code();
+    // 0 pass, 1 the verdict is fail (a new issue): both are answers; anything else is not.
+    if !matches!(code, Some(0) | Some(1)) {
+        bail!(
+            "prci check {base}..{head} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let report: Value = serde_json::from_slice(&out.stdout).context("prci check --json printed no JSON")?;
+    Ok(PrciRun { wall, report, peak_kib: peak.load(Ordering::Relaxed) })
+}
+
+fn vm_hwm(status: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+// ---------------------------------------------------------------------- running pkgcheck directly
+
+/// One tree and its pkgcore config directory.
+struct Side<'a> {
+    tree: &'a Path,
+    config: &'a Path,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass<'a> {
+    /// Every check on the whole repository.
+    Full,
+    /// Repo- and category-scope checks (`--scopes=repo,cat`, no targets).
+    RepoCat,
+    /// These targets, read from stdin.
+    Targets(&'a [String]),
+}
+
+/// One hermetic `pkgcheck scan` (pkgcheck.md's invocation; the same clean environment prci's sandbox
+/// gives, minus the namespaces), with a fresh cache dir. Returns seconds and the number of results.
+fn pkgcheck_run(pkgcheck: &Path, side: &Side, jobs: usize, pass: Pass) -> Result<(f64, usize)> {
+    let scratch = tempfile::Builder::new().prefix("prci-bench-scan-").tempdir()?;
+    let bin_dir = pkgcheck.parent().context("pkgcheck has no parent dir")?;
+    let mut cmd = Command::new(pkgcheck);
+    cmd.arg("--config")
+        .arg(side.config)
+        .args(["scan", "--config", "no"])
+        .arg(format!("--cache-dir={}", scratch.path().join("pkgcheck-cache").display()))
+        .args(["--cache=-git", "-j", &jobs.to_string(), "-R", "JsonStream", "-r"])
+        .arg(side.tree);
+    let mut stdin = None;
+    match pass {
+        Pass::Full => {}
+        Pass::RepoCat => {
+            cmd.arg("--scopes=repo,cat");
+        }
+        Pass::Targets(targets) => {
+            cmd.arg("-");
+            let list: String = targets
+                .iter()
+                .map(|t| if t.starts_with("eclass/") { format!("{}\n", side.tree.join(t).display()) } else { format!("{t}\n") })
+                .collect();
+            stdin = Some(list);
+        }
+    }
+    cmd.env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .env("HOME", scratch.path())
+        .env("TMPDIR", scratch.path())
+        .env("LANG", "C.UTF-8")
+        .env("LC_ALL", "C.UTF-8")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let t = Instant::now();
+    let mut child = cmd.spawn().with_context(|| format!("start {}", pkgcheck.display()))?;
+    if let Some(list) = stdin {
+        let mut pipe = child.stdin.take().context("pkgcheck stdin")?;
+        pipe.write_all(list.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    let elapsed = secs(t);
+    if !out.status.success() {
+        bail!("{cmd:?} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    let results = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count();
+    Ok((elapsed, results))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SideTimes {
+    wall: f64,
+    repo_pass: f64,
+    targets: f64,
+}
+
+/// What prci's first scan of one side runs, bare: the repo/category pass, then the eclass targets
+/// (if any), then the package targets (those that exist on this side), one after the other.
+fn floor_side(pkgcheck: &Path, side: &Side, jobs: usize, targets: &[String]) -> Result<SideTimes> {
+    let t = Instant::now();
+    let (repo_pass, _) = pkgcheck_run(pkgcheck, side, jobs, Pass::RepoCat)?;
+    let present: Vec<String> = targets.iter().filter(|t| side.tree.join(t).exists()).cloned().collect();
+    let (eclasses, packages): (Vec<String>, Vec<String>) = present.into_iter().partition(|t| t.starts_with("eclass/"));
+    let mut targets_secs = 0.0;
+    for group in [eclasses, packages] {
+        if !group.is_empty() {
+            targets_secs += pkgcheck_run(pkgcheck, side, jobs, Pass::Targets(&group))?.0;
+        }
+    }
+    Ok(SideTimes { wall: secs(t), repo_pass, targets: targets_secs })
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FloorRun {
+    wall: f64,
+    /// The merge side's parts.
+    repo_pass: f64,
+    targets: f64,
+    /// The base side's wall time, when both ran at once.
+    base_wall: Option<f64>,
+}
+
+// ---------------------------------------------------------------------- the table
+
+struct Results<'a> {
+    args: &'a Args,
+    /// Load average at the start and at the end.
+    load: (String, String),
+    cores: usize,
+    prci_jobs: usize,
+    baseline_jobs: usize,
+    rdep: &'a str,
+    what: &'a str,
+    setup: &'a [(String, f64)],
+    cold: &'a [PrciRun],
+    hot: &'a [PrciRun],
+    baseline: &'a [f64],
+    baseline_results: usize,
+    floor_both: &'a [FloorRun],
+    floor_merge: &'a [FloorRun],
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn min(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn runs_list(values: &[f64]) -> String {
+    values.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" ")
+}
+
+fn mem_total() -> String {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:")).map(|v| v.trim().to_string()))
+        .and_then(|v| v.trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or_else(|| "?".into(), |kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0))
+}
+
+fn classes(findings: &Value) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for f in findings.as_array().into_iter().flatten() {
+        *counts.entry(f["__class__"].as_str().unwrap_or("?").to_string()).or_insert(0) += 1;
+    }
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ")
+}
+
+fn timing(run: &PrciRun, key: &str) -> Option<f64> {
+    run.report["timings"][key].as_f64()
+}
+
+fn print_results(r: &Results) {
+    let k = r.args.runs;
+    let row = |label: &str, v: &[f64]| println!("  {label:<58} {:>8.2} {:>8.2}   [{}]", median(v), min(v), runs_list(v));
+    let walls = |runs: &[PrciRun]| runs.iter().map(|x| x.wall).collect::<Vec<f64>>();
+    let (cold, hot) = (walls(r.cold), walls(r.hot));
+    let fb: Vec<f64> = r.floor_both.iter().map(|f| f.wall).collect();
+    let fm: Vec<f64> = r.floor_merge.iter().map(|f| f.wall).collect();
+    let report = &r.cold[0].report;
+
+    println!();
+    println!("prci-bench: one-package pull request on a generated {}-package repository", r.args.packages);
+    println!(
+        "  machine: {} cores, {} RAM; pkgcheck {} / pkgcore {}",
+        r.cores,
+        mem_total(),
+        report["tools"]["pkgcheck"].as_str().unwrap_or("?"),
+        report["tools"]["pkgcore"].as_str().unwrap_or("?")
+    );
+    println!("  load average at start: {}; at end: {} (other work on the machine skews every number)", r.load.0, r.load.1);
+    println!("  pull request: {} ({} has RDEPEND on it)", r.what, r.rdep);
+    println!(
+        "  prci's plan: targets [{}] + repo/category pass, both sides; verdict {}; new: {}; fixed: {}",
+        report["scan"]["targets"].as_array().map(|a| a.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default(),
+        report["verdict"].as_str().unwrap_or("?"),
+        classes(&report["new"]),
+        classes(&report["fixed"])
+    );
+    println!("  baseline full scan: {} results; prci/floor pkgcheck -j {} per side; baseline -j {}", r.baseline_results, r.prci_jobs, r.baseline_jobs);
+
+    println!();
+    println!("setup (once, not in the table)                                   seconds");
+    for (label, s) in r.setup {
+        println!("  {label:<84} {s:>8.2}");
+    }
+
+    println!();
+    println!("measurement ({k} runs each; seconds of wall clock)                   median      min   [runs]");
+    row("a. prci check, cold base-results cache (first PR on a base)", &cold);
+    row("b. prci check, warm base-results cache (next PR, same base)", &hot);
+    row(&format!("c. baseline: full-tree pkgcheck scan -j {}, one tree", r.baseline_jobs), r.baseline);
+    let doubled: Vec<f64> = r.baseline.iter().map(|v| v * 2.0).collect();
+    row("   c x2: Gentoo CI scans head and base", &doubled);
+    row("d. floor: prci's pkgcheck runs, bare, both sides at once", &fb);
+    row("   d': floor, merge side only (what a warm cache leaves)", &fm);
+    let parts = |f: &[FloorRun], pick: fn(&FloorRun) -> f64| f.iter().map(pick).collect::<Vec<f64>>();
+    row("      of d': the repo/category pass (--scopes=repo,cat)", &parts(r.floor_merge, |f| f.repo_pass));
+    row("      of d': the package targets (atoms on stdin)", &parts(r.floor_merge, |f| f.targets));
+    let base_walls: Vec<f64> = r.floor_both.iter().filter_map(|f| f.base_wall).collect();
+    row("      of d: base side's wall (alongside the merge side)", &base_walls);
+
+    println!();
+    println!("ratios (of medians)");
+    let (mc, mh, mb, mfb, mfm) = (median(&cold), median(&hot), median(r.baseline), median(&fb), median(&fm));
+    println!("  baseline / prci cold               {:>7.2}x   (x2 scans: {:.2}x)", mb / mc, 2.0 * mb / mc);
+    println!("  baseline / prci warm               {:>7.2}x   (x2 scans: {:.2}x)", mb / mh, 2.0 * mb / mh);
+    println!("  prci cold / floor (both sides)     {:>7.2}x   (overhead {:+.2} s)", mc / mfb, mc - mfb);
+    println!("  prci warm / floor (merge side)     {:>7.2}x   (overhead {:+.2} s)", mh / mfm, mh - mfm);
+    println!("  baseline / floor (both sides)      {:>7.2}x   (the best prci could do, cold)", mb / mfb);
+    println!("  baseline / floor (merge side)      {:>7.2}x   (the best prci could do, warm)", mb / mfm);
+
+    println!();
+    println!("prci's own timings (report `timings`, median of runs; seconds)           cold     warm");
+    // Pipeline order first, then any step this version of prci does not know.
+    let mut keys: Vec<String> =
+        ["fetch", "merge", "checkout", "regen", "plan", "scan", "confirm"].iter().map(|k| format!("{k}_seconds")).collect();
+    for run in r.cold.iter().chain(r.hot) {
+        if let Some(map) = run.report["timings"].as_object() {
+            for key in map.keys() {
+                if !keys.contains(key) && key != "total_seconds" {
+                    keys.push(key.clone());
+                }
+            }
+        }
+    }
+    keys.retain(|k| r.cold.iter().chain(r.hot).any(|x| timing(x, k).is_some()));
+    let med = |runs: &[PrciRun], key: &str| median(&runs.iter().filter_map(|x| timing(x, key)).collect::<Vec<f64>>());
+    for key in &keys {
+        println!("  {:<66} {:>8.2} {:>8.2}", key.trim_end_matches("_seconds"), med(r.cold, key), med(r.hot, key));
+    }
+    let inside = |runs: &[PrciRun]| {
+        median(
+            &runs
+                .iter()
+                .filter_map(|x| {
+                    let total = timing(x, "total_seconds")?;
+                    let steps: f64 = keys.iter().filter_map(|k| timing(x, k)).sum();
+                    Some(total - steps)
+                })
+                .collect::<Vec<f64>>(),
+        )
+    };
+    println!("  {:<66} {:>8.2} {:>8.2}", "(inside total, between the steps)", inside(r.cold), inside(r.hot));
+    println!("  {:<66} {:>8.2} {:>8.2}", "total", med(r.cold, "total_seconds"), med(r.hot, "total_seconds"));
+    let outside = |runs: &[PrciRun]| median(&runs.iter().filter_map(|x| Some(x.wall - timing(x, "total_seconds")?)).collect::<Vec<f64>>());
+    println!("  {:<66} {:>8.2} {:>8.2}", "process wall minus total (start-up: tool versions, config)", outside(r.cold), outside(r.hot));
+    let peak = |runs: &[PrciRun]| runs.iter().map(|x| x.peak_kib).max().unwrap_or(0) as f64 / 1024.0;
+    println!("  {:<66} {:>8.1} {:>8.1}", "peak RSS of the prci process itself, MiB (max; tools excluded)", peak(r.cold), peak(r.hot));
+    println!();
+}
