@@ -314,6 +314,22 @@ fn a_superseded_revision_is_dropped_and_never_published_over_a_newer_one() {
     let handled = regen.handle(&messages::encode(&rev(&new_head, 2.0))).unwrap();
     assert_eq!(handled.publish.len(), 1, "regen dropped the current revision");
 
+    // The checker drops it too, should it arrive there.
+    let checker = checker::stage::CheckerStage::new(settings.clone()).unwrap();
+    let stale = shared::messages::PreparedTrees {
+        revision: rev(&old_head, 1.0),
+        base: r.rev_parse("master"),
+        base_tree: "c".repeat(40),
+        merge_tree: "d".repeat(40),
+        tested: "e".repeat(40),
+        changed: vec!["app-misc/hello/hello-1.0.ebuild".into()],
+        conflicts: vec![],
+        masters: vec![],
+        timings: vec![],
+        error: None,
+    };
+    assert!(checker.handle(&messages::encode(&stale)).unwrap().publish.is_empty(), "the checker scanned a superseded revision");
+
     // The publisher never writes the older revision's report once the newer one is written.
     let publisher = publisher::stage::PublisherStage { store: publisher::reports::ReportStore::new(settings.reports.dir.clone()) };
     let report = |head: &str| shared::CheckReport::error("demo", &"b".repeat(40), head, "test");

@@ -37,7 +37,8 @@ impl CheckerStage {
         }
     }
 
-    fn scan(&self, p: &PreparedTrees) -> Result<Scanned, StageError> {
+    /// Scan both sides; None when the revision is superseded.
+    fn scan(&self, p: &PreparedTrees) -> Result<Option<Scanned>, StageError> {
         let mut out = Scanned {
             prepared: p.clone(),
             full: false,
@@ -50,10 +51,17 @@ impl CheckerStage {
             error: None,
         };
         if p.error.is_some() || !p.conflicts.is_empty() {
-            return Ok(out);
+            return Ok(Some(out));
         }
         let transient = |e: RegenError| StageError::Transient(e.to_string());
         let repo = &self.settings.repository;
+        // Stale work is dropped: no scan for a revision whose pull request has moved on.
+        match regen::current_pull_head(&repo.url, p.revision.pr) {
+            Ok(Some(head)) if head != p.revision.head => return Ok(None),
+            Ok(None) => return Ok(None),
+            Ok(Some(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot ask the remote for the current head; scanning anyway"),
+        }
         let ws = RepoWorkspace::new(&self.settings.work.dir, &repo.name, &repo.url);
         let _lock = ws.lock().map_err(transient)?;
         let t = Instant::now();
@@ -89,11 +97,11 @@ impl CheckerStage {
                 out.merge = outcome.merge;
                 out.unstable = outcome.unstable.into_iter().collect();
                 out.timings.extend(outcome.timings);
-                Ok(out)
+                Ok(Some(out))
             }
             Err(ScanError::Unloadable(reason)) => {
                 out.error = Some(format!("pkgcheck cannot load the repository: {reason}"));
-                Ok(out)
+                Ok(Some(out))
             }
             Err(e) => Err(StageError::Transient(e.to_string())),
         }
@@ -109,7 +117,10 @@ impl Stage for CheckerStage {
     }
     fn handle(&self, body: &[u8]) -> Result<Handled, StageError> {
         let prepared: PreparedTrees = messages::decode(body).map_err(|e| StageError::Permanent(e.to_string()))?;
-        let scanned = self.scan(&prepared)?;
+        let Some(scanned) = self.scan(&prepared)? else {
+            tracing::info!(revision = %prepared.revision.key(), "superseded or closed; dropped");
+            return Ok(Handled::default());
+        };
         let priority = if prepared.revision.priority { 5 } else { 0 };
         Ok(Handled { publish: vec![Outgoing { queue: Queue::Scanned, body: messages::encode(&scanned), priority }] })
     }

@@ -421,3 +421,12 @@ pub fn prepare_masters(ws: &RepoWorkspace, masters: &[MasterSettings]) -> Result
     }
     Ok(out)
 }
+
+/// The current head of pull request `pr` on `url` (`refs/pull/<pr>/head`), without fetching anything; None when it is gone.
+pub fn current_pull_head(url: &str, pr: u64) -> Result<Option<String>, RegenError> {
+    let mut remote = git2::Remote::create_detached(url)?;
+    remote.connect(git2::Direction::Fetch)?;
+    let wanted = format!("refs/pull/{pr}/head");
+    let head = remote.list()?.iter().find(|h| h.name() == wanted).map(|h| h.oid().to_string());
+    Ok(head)
+}

@@ -211,7 +211,9 @@ fn run() -> Result<()> {
     let base_cfg = PkgcoreConfig::new(&base_tree, &[]);
     let merge_cfg = PkgcoreConfig::new(&merge_tree, &[]);
     let repo_cfg = PkgcoreConfig::new(&repo_path, &[]);
+    let mut round_load: Vec<String> = Vec::new();
     for round in 1..=args.runs {
+        round_load.push(loadavg());
         progress(&format!("round {round}/{}: prci check, cold base cache", args.runs));
         let cache = work.join("cache").join("base");
         if cache.exists() {
@@ -273,6 +275,7 @@ fn run() -> Result<()> {
         baseline_results,
         floor_both: &floor_both,
         floor_merge: &floor_merge,
+        round_load: &round_load,
     });
     Ok(())
 }
@@ -575,6 +578,8 @@ struct Results<'a> {
     baseline_results: usize,
     floor_both: &'a [FloorRun],
     floor_merge: &'a [FloorRun],
+    /// Load average when each round started.
+    round_load: &'a [String],
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -667,6 +672,29 @@ fn print_results(r: &Results) {
     row("      of d': the package targets (atoms on stdin)", &parts(r.floor_merge, |f| f.targets));
     let base_walls: Vec<f64> = r.floor_both.iter().filter_map(|f| f.base_wall).collect();
     row("      of d: base side's wall (alongside the merge side)", &base_walls);
+
+    println!();
+    println!("per round (seconds; prci as wall = regen + scan + confirm + rest)");
+    let steps = |x: &PrciRun| {
+        let g = |k: &str| timing(x, k).unwrap_or(f64::NAN);
+        format!("{:6.2} = {:5.2} + {:5.2} + {:4.2} + {:4.2}", x.wall, g("regen_seconds"), g("scan_seconds"), g("confirm_seconds"),
+            x.wall - g("regen_seconds") - g("scan_seconds") - g("confirm_seconds"))
+    };
+    for i in 0..k {
+        println!("  round {}  load {}", i + 1, r.round_load.get(i).map_or("?", String::as_str));
+        println!("    a. cold   {}", steps(&r.cold[i]));
+        println!("    b. warm   {}", steps(&r.hot[i]));
+        println!(
+            "    c. {:.2}   d. {:.2} (merge side {:.2}, base side {:.2})   d'. {:.2} = repo pass {:.2} + targets {:.2} + rest",
+            r.baseline[i],
+            r.floor_both[i].wall,
+            r.floor_both[i].repo_pass + r.floor_both[i].targets,
+            r.floor_both[i].base_wall.unwrap_or(f64::NAN),
+            r.floor_merge[i].wall,
+            r.floor_merge[i].repo_pass,
+            r.floor_merge[i].targets
+        );
+    }
 
     println!();
     println!("ratios (of medians)");
