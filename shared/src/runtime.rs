@@ -68,9 +68,9 @@ pub fn shutdown_on_signals() -> (watch::Sender<bool>, watch::Receiver<bool>) {
     (tx, rx)
 }
 
-/// The whole `main` of a one-stage service binary: `<stage> [--config FILE]`, configuration checked
-/// (exit 64 naming the key), the stage built, consumed until SIGTERM.
-pub fn service_main(name: &str, build: impl FnOnce(&crate::Settings) -> Result<Arc<dyn Stage>, String>) -> std::process::ExitCode {
+/// The start of every service binary: `<name> [--config FILE]` parsed, configuration loaded and checked
+/// (exit 64 naming the key), a runtime built. Err carries the exit code, the reason already printed.
+pub fn service_start(name: &str) -> Result<(crate::Settings, tokio::runtime::Runtime), std::process::ExitCode> {
     crate::telemetry::init("info");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match args.as_slice() {
@@ -78,27 +78,30 @@ pub fn service_main(name: &str, build: impl FnOnce(&crate::Settings) -> Result<A
         [flag, file] if flag == "--config" => Some(std::path::PathBuf::from(file)),
         _ => {
             eprintln!("usage: {name} [--config FILE]");
-            return std::process::ExitCode::from(2);
+            return Err(std::process::ExitCode::from(2));
         }
     };
-    let settings = match crate::Settings::load(config.as_deref()) {
+    let settings = crate::Settings::load(config.as_deref()).map_err(|e| {
+        eprintln!("{name}: {e}");
+        std::process::ExitCode::from(64)
+    })?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("{name}: cannot start the runtime: {e}");
+        std::process::ExitCode::from(2)
+    })?;
+    Ok((settings, runtime))
+}
+
+/// The whole `main` of a one-stage service binary: started by `service_start`, the stage built, consumed until SIGTERM.
+pub fn service_main(name: &str, build: impl FnOnce(&crate::Settings) -> Result<Arc<dyn Stage>, String>) -> std::process::ExitCode {
+    let (settings, runtime) = match service_start(name) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return std::process::ExitCode::from(64);
-        }
+        Err(code) => return code,
     };
     let stage = match build(&settings) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{name}: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{name}: cannot start the runtime: {e}");
             return std::process::ExitCode::from(2);
         }
     };
