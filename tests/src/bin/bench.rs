@@ -61,7 +61,13 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args { packages: 10_000, dir: None, runs: 3, change: Change::License, prci: None };
+    let mut args = Args {
+        packages: 10_000,
+        dir: None,
+        runs: 3,
+        change: Change::License,
+        prci: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -75,7 +81,9 @@ fn parse_args() -> Result<Args> {
         let mut value = || -> Result<String> {
             match inline.clone() {
                 Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{name} needs a value\n\n{USAGE}")),
+                None => it
+                    .next()
+                    .with_context(|| format!("{name} needs a value\n\n{USAGE}")),
             }
         };
         match name.as_str() {
@@ -117,14 +125,20 @@ fn run() -> Result<()> {
     let args = parse_args()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // prci's default: base and merge scanned at once, each with half the cores.
-    let prci_jobs: usize = match std::env::var("PRCI__CHECKER__JOBS").ok().and_then(|v| v.parse().ok()) {
+    let prci_jobs: usize = match std::env::var("PRCI__CHECKER__JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         Some(j) if j > 0 => j,
         _ => (cores / 2).max(1),
     };
     let baseline_jobs = cores;
     let prci = match &args.prci {
         Some(p) => p.clone(),
-        None => std::env::current_exe()?.parent().context("no parent of current exe")?.join("prci"),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no parent of current exe")?
+            .join("prci"),
     };
     if !prci.is_file() {
         bail!("{} not found: build it with `cargo build --release -p prci -p prci-tests` (or pass --prci)", prci.display());
@@ -158,7 +172,11 @@ fn run() -> Result<()> {
             bail!(
                 "{} holds a repository generated with {} packages, not {}: use another --dir",
                 repo_path.display(),
-                if have.trim().is_empty() { "an unknown number of" } else { have.trim() },
+                if have.trim().is_empty() {
+                    "an unknown number of"
+                } else {
+                    have.trim()
+                },
                 args.packages
             );
         }
@@ -167,7 +185,13 @@ fn run() -> Result<()> {
         progress(&format!("generating {} packages", args.packages));
         let t = Instant::now();
         drop(Repo::generate_at(&repo_path, REPO_NAME, args.packages));
-        setup.push((format!("generate {} packages (files + one git commit)", args.packages), secs(t)));
+        setup.push((
+            format!(
+                "generate {} packages (files + one git commit)",
+                args.packages
+            ),
+            secs(t),
+        ));
         std::fs::write(&marker, format!("{}\n", args.packages))?;
     }
     let repo_path = repo_path.canonicalize()?;
@@ -178,13 +202,20 @@ fn run() -> Result<()> {
     let rdep = generated_atom(args.packages, rdep_index);
     let (head, what) = make_pr(&repo_path, &atom, args.change)?;
     let base = rev(&repo_path, "master")?;
-    progress(&format!("pull request {} on {}: {what} ({rdep} depends on it)", &head[..12], &base[..12]));
+    progress(&format!(
+        "pull request {} on {}: {what} ({rdep} depends on it)",
+        &head[..12],
+        &base[..12]
+    ));
     checkout_branch(&repo_path, PR_BRANCH)?;
 
     // ------------------------------------------------------------------ warm-up (not timed in the table)
     progress("warm-up: prci check master..master (mirror, checkouts, md5-cache of both trees)");
     let warm = run_prci(&prci, &repo_path, &work, "master", "master")?;
-    setup.push(("prci check master..master (first job: mirror, checkouts, full regen of both trees)".into(), warm.wall));
+    setup.push((
+        "prci check master..master (first job: mirror, checkouts, full regen of both trees)".into(),
+        warm.wall,
+    ));
     let (base_tree, merge_tree) = prci_trees(&work)?;
 
     // The md5-cache holds no paths: seed the repository's from prci's master checkout instead of
@@ -196,15 +227,22 @@ fn run() -> Result<()> {
     progress("warm-up: pmaint regen of the repository at the PR head (for the full-scan baseline)");
     let t = Instant::now();
     fixtures::regen(&repo_path, &[]);
-    setup.push(("pmaint regen of the repository at the PR head (md5-cache seeded from master)".into(), secs(t)));
+    setup.push((
+        "pmaint regen of the repository at the PR head (md5-cache seeded from master)".into(),
+        secs(t),
+    ));
     let t = Instant::now();
     fixtures::regen(&repo_path, &[]);
-    setup.push(("pmaint regen of the repository again, nothing changed (a CI keeping its cache)".into(), secs(t)));
+    setup.push((
+        "pmaint regen of the repository again, nothing changed (a CI keeping its cache)".into(),
+        secs(t),
+    ));
 
     // ------------------------------------------------------------------ timed rounds
     let mut cold: Vec<PrciRun> = Vec::new();
     let mut hot: Vec<PrciRun> = Vec::new();
     let mut baseline: Vec<f64> = Vec::new();
+    let mut baseline_cpu: Vec<f64> = Vec::new();
     let mut baseline_results = 0usize;
     let mut floor_both: Vec<FloorRun> = Vec::new();
     let mut floor_merge: Vec<FloorRun> = Vec::new();
@@ -214,33 +252,65 @@ fn run() -> Result<()> {
     let mut round_load: Vec<String> = Vec::new();
     for round in 1..=args.runs {
         round_load.push(loadavg());
-        progress(&format!("round {round}/{}: prci check, cold base cache", args.runs));
+        progress(&format!(
+            "round {round}/{}: prci check, cold base cache",
+            args.runs
+        ));
         let cache = work.join("cache").join("base");
         if cache.exists() {
-            std::fs::remove_dir_all(&cache).with_context(|| format!("remove {}", cache.display()))?;
+            std::fs::remove_dir_all(&cache)
+                .with_context(|| format!("remove {}", cache.display()))?;
         }
         cold.push(run_prci(&prci, &repo_path, &work, "master", PR_BRANCH)?);
 
-        progress(&format!("round {round}/{}: prci check, warm base cache", args.runs));
+        progress(&format!(
+            "round {round}/{}: prci check, warm base cache",
+            args.runs
+        ));
         hot.push(run_prci(&prci, &repo_path, &work, "master", PR_BRANCH)?);
 
-        progress(&format!("round {round}/{}: full-tree pkgcheck scan -j {baseline_jobs}", args.runs));
-        let side = Side { tree: &repo_path, config: repo_cfg.path() };
+        progress(&format!(
+            "round {round}/{}: full-tree pkgcheck scan -j {baseline_jobs}",
+            args.runs
+        ));
+        let side = Side {
+            tree: &repo_path,
+            config: repo_cfg.path(),
+        };
+        let cpu = children_cpu();
         let (scan_secs, results) = pkgcheck_run(&pkgcheck, &side, baseline_jobs, Pass::Full)?;
         baseline.push(scan_secs);
+        baseline_cpu.push(children_cpu() - cpu);
         baseline_results = results;
 
         let report = &cold[0].report;
         let targets: Vec<String> = report["scan"]["targets"]
             .as_array()
-            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         if report["scan"]["full"].as_bool() == Some(true) {
-            bail!("prci planned a full scan for a one-package pull request: {}", report["scan"]);
+            bail!(
+                "prci planned a full scan for a one-package pull request: {}",
+                report["scan"]
+            );
         }
-        progress(&format!("round {round}/{}: floor (bare pkgcheck runs of prci's plan, both sides at once)", args.runs));
-        let b = Side { tree: &base_tree, config: base_cfg.path() };
-        let m = Side { tree: &merge_tree, config: merge_cfg.path() };
+        progress(&format!(
+            "round {round}/{}: floor (bare pkgcheck runs of prci's plan, both sides at once)",
+            args.runs
+        ));
+        let b = Side {
+            tree: &base_tree,
+            config: base_cfg.path(),
+        };
+        let m = Side {
+            tree: &merge_tree,
+            config: merge_cfg.path(),
+        };
+        let cpu = children_cpu();
         let t = Instant::now();
         let (rb, rm) = std::thread::scope(|s| {
             let hb = s.spawn(|| floor_side(&pkgcheck, &b, prci_jobs, &targets));
@@ -248,16 +318,35 @@ fn run() -> Result<()> {
             (hb.join(), hm.join())
         });
         let wall = secs(t);
+        let cpu = children_cpu() - cpu;
         let (rb, rm) = match (rb, rm) {
             (Ok(b), Ok(m)) => (b?, m?),
             _ => bail!("a floor thread panicked"),
         };
-        floor_both.push(FloorRun { wall, repo_pass: rm.repo_pass, targets: rm.targets, base_wall: Some(rb.wall) });
+        floor_both.push(FloorRun {
+            wall,
+            cpu,
+            side_wall: rm.wall,
+            repo_pass: rm.repo_pass,
+            targets: rm.targets,
+            base_wall: Some(rb.wall),
+        });
 
-        progress(&format!("round {round}/{}: floor, merge side only", args.runs));
+        progress(&format!(
+            "round {round}/{}: floor, merge side only",
+            args.runs
+        ));
+        let cpu = children_cpu();
         let t = Instant::now();
         let only = floor_side(&pkgcheck, &m, prci_jobs, &targets)?;
-        floor_merge.push(FloorRun { wall: secs(t), repo_pass: only.repo_pass, targets: only.targets, base_wall: None });
+        floor_merge.push(FloorRun {
+            wall: secs(t),
+            cpu: children_cpu() - cpu,
+            side_wall: only.wall,
+            repo_pass: only.repo_pass,
+            targets: only.targets,
+            base_wall: None,
+        });
     }
 
     print_results(&Results {
@@ -272,6 +361,7 @@ fn run() -> Result<()> {
         cold: &cold,
         hot: &hot,
         baseline: &baseline,
+        baseline_cpu: &baseline_cpu,
         baseline_results,
         floor_both: &floor_both,
         floor_merge: &floor_merge,
@@ -300,7 +390,11 @@ fn pick_package(n: usize) -> (usize, usize) {
 
 fn rev(repo: &Path, spec: &str) -> Result<String> {
     let git = Repository::open(repo)?;
-    let sha = git.revparse_single(spec)?.peel_to_commit()?.id().to_string();
+    let sha = git
+        .revparse_single(spec)?
+        .peel_to_commit()?
+        .id()
+        .to_string();
     Ok(sha)
 }
 
@@ -308,11 +402,16 @@ fn rev(repo: &Path, spec: &str) -> Result<String> {
 /// author and time), so a reused directory gets the same sha. Returns the sha and a description.
 fn make_pr(repo: &Path, atom: &str, change: Change) -> Result<(String, String)> {
     let git = Repository::open(repo)?;
-    let master = git.find_branch("master", BranchType::Local)?.get().peel_to_commit()?;
+    let master = git
+        .find_branch("master", BranchType::Local)?
+        .get()
+        .peel_to_commit()?;
     let tree = master.tree()?;
     let (_, pkg) = atom.split_once('/').context("atom without a category")?;
     let old_rel = format!("{atom}/{pkg}-1.0.ebuild");
-    let entry = tree.get_path(Path::new(&old_rel)).with_context(|| format!("{old_rel} not in master"))?;
+    let entry = tree
+        .get_path(Path::new(&old_rel))
+        .with_context(|| format!("{old_rel} not in master"))?;
     let mut update = git2::build::TreeUpdateBuilder::new();
     let (message, what) = match change {
         Change::License => {
@@ -334,26 +433,44 @@ fn make_pr(repo: &Path, atom: &str, change: Change) -> Result<(String, String)> 
                 bail!("{old_rel} has no LICENSE line");
             }
             update.upsert(&old_rel, git.blob(new.as_bytes())?, FileMode::Blob);
-            (format!("{atom}: change LICENSE"), format!("{atom}-1.0 gets LICENSE=\"{BROKEN_LICENSE}\""))
+            (
+                format!("{atom}: change LICENSE"),
+                format!("{atom}-1.0 gets LICENSE=\"{BROKEN_LICENSE}\""),
+            )
         }
         Change::Bump => {
             let new_rel = format!("{atom}/{pkg}-1.1.ebuild");
             update.remove(&old_rel);
             update.upsert(&new_rel, entry.id(), FileMode::Blob);
-            (format!("{atom}: bump to 1.1"), format!("{atom}-1.0 renamed to {pkg}-1.1"))
+            (
+                format!("{atom}: bump to 1.1"),
+                format!("{atom}-1.0 renamed to {pkg}-1.1"),
+            )
         }
     };
     let new_tree = git.find_tree(update.create_updated(&git, &tree)?)?;
-    let sig = Signature::new("Test", "test@example.com", &Time::new(fixtures::repo::BASE_COMMIT_TIME + 86_400, 0))?;
+    let sig = Signature::new(
+        "Test",
+        "test@example.com",
+        &Time::new(fixtures::repo::BASE_COMMIT_TIME + 86_400, 0),
+    )?;
     let oid = git.commit(None, &sig, &sig, &message, &new_tree, &[&master])?;
-    git.reference(&format!("refs/heads/{PR_BRANCH}"), oid, true, "prci-bench: pull request")?;
+    git.reference(
+        &format!("refs/heads/{PR_BRANCH}"),
+        oid,
+        true,
+        "prci-bench: pull request",
+    )?;
     Ok((oid.to_string(), what))
 }
 
 /// Force the work tree to `branch` and point HEAD at it (the md5-cache is ignored, so it stays).
 fn checkout_branch(repo: &Path, branch: &str) -> Result<()> {
     let git = Repository::open(repo)?;
-    let commit = git.find_branch(branch, BranchType::Local)?.get().peel_to_commit()?;
+    let commit = git
+        .find_branch(branch, BranchType::Local)?
+        .get()
+        .peel_to_commit()?;
     let mut co = git2::build::CheckoutBuilder::new();
     co.force();
     git.checkout_tree(commit.as_object(), Some(&mut co))?;
@@ -370,15 +487,51 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         if entry.file_type()?.is_dir() {
             copy_dir(&entry.path(), &target)?;
         } else {
-            std::fs::copy(entry.path(), &target).with_context(|| format!("copy to {}", target.display()))?;
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("copy to {}", target.display()))?;
         }
     }
     Ok(())
 }
 
+/// CPU seconds (user + system) of this process's reaped children so far, from /proc/self/stat
+/// (`cutime` + `cstime`): the difference around a measurement is the CPU its process tree used,
+/// which other work on the machine disturbs much less than wall-clock time.
+fn children_cpu() -> f64 {
+    static TICK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let tick = *TICK.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is field 3, cutime 16, cstime 17.
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, r)| r.split_whitespace().collect());
+    let field = |n: usize| {
+        rest.get(n - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field(16) + field(17)) / tick
+}
+
 /// The load average (1, 5, 15 minutes): other work on the machine skews every number.
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "?".into(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "?".into(),
+        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
 }
 
 /// prci's checkouts of the base tip and the merge (the only repository under `work/repos`).
@@ -393,7 +546,11 @@ fn prci_trees(work: &Path) -> Result<(PathBuf, PathBuf)> {
     }
     match found.as_slice() {
         [one] => Ok((one.join("trees/base"), one.join("trees/merge"))),
-        _ => bail!("expected one repository with trees under {}, found {}", repos.display(), found.len()),
+        _ => bail!(
+            "expected one repository with trees under {}, found {}",
+            repos.display(),
+            found.len()
+        ),
     }
 }
 
@@ -403,6 +560,8 @@ fn prci_trees(work: &Path) -> Result<(PathBuf, PathBuf)> {
 struct PrciRun {
     /// Wall-clock seconds of the whole `prci check` process.
     wall: f64,
+    /// CPU seconds of prci and every tool it ran.
+    cpu: f64,
     /// The JSON report.
     report: Value,
     /// Peak resident set of the prci process itself (VmHWM, KiB), sampled from /proc; 0 if unknown.
@@ -410,6 +569,7 @@ struct PrciRun {
 }
 
 fn run_prci(prci: &Path, repo: &Path, work: &Path, base: &str, head: &str) -> Result<PrciRun> {
+    let cpu = children_cpu();
     let t = Instant::now();
     let child = Command::new(prci)
         .args(["check", "--repo"])
@@ -428,7 +588,10 @@ fn run_prci(prci: &Path, repo: &Path, work: &Path, base: &str, head: &str) -> Re
         std::thread::spawn(move || {
             let status = format!("/proc/{pid}/status");
             while !done.load(Ordering::Relaxed) {
-                if let Some(kib) = std::fs::read_to_string(&status).ok().and_then(|s| vm_hwm(&s)) {
+                if let Some(kib) = std::fs::read_to_string(&status)
+                    .ok()
+                    .and_then(|s| vm_hwm(&s))
+                {
                     peak.fetch_max(kib, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(5));
@@ -437,6 +600,7 @@ fn run_prci(prci: &Path, repo: &Path, work: &Path, base: &str, head: &str) -> Re
     };
     let out = child.wait_with_output()?;
     let wall = secs(t);
+    let cpu = children_cpu() - cpu;
     done.store(true, Ordering::Relaxed);
     let _ = sampler.join();
     let code = out.status.code();
@@ -449,12 +613,21 @@ fn run_prci(prci: &Path, repo: &Path, work: &Path, base: &str, head: &str) -> Re
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let report: Value = serde_json::from_slice(&out.stdout).context("prci check --json printed no JSON")?;
-    Ok(PrciRun { wall, report, peak_kib: peak.load(Ordering::Relaxed) })
+    let report: Value =
+        serde_json::from_slice(&out.stdout).context("prci check --json printed no JSON")?;
+    Ok(PrciRun {
+        wall,
+        cpu,
+        report,
+        peak_kib: peak.load(Ordering::Relaxed),
+    })
 }
 
 fn vm_hwm(status: &str) -> Option<u64> {
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 // ---------------------------------------------------------------------- running pkgcheck directly
@@ -478,14 +651,26 @@ enum Pass<'a> {
 /// One hermetic `pkgcheck scan` (pkgcheck.md's invocation; the same clean environment prci's sandbox
 /// gives, minus the namespaces), with a fresh cache dir. Returns seconds and the number of results.
 fn pkgcheck_run(pkgcheck: &Path, side: &Side, jobs: usize, pass: Pass) -> Result<(f64, usize)> {
-    let scratch = tempfile::Builder::new().prefix("prci-bench-scan-").tempdir()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("prci-bench-scan-")
+        .tempdir()?;
     let bin_dir = pkgcheck.parent().context("pkgcheck has no parent dir")?;
     let mut cmd = Command::new(pkgcheck);
     cmd.arg("--config")
         .arg(side.config)
         .args(["scan", "--config", "no"])
-        .arg(format!("--cache-dir={}", scratch.path().join("pkgcheck-cache").display()))
-        .args(["--cache=-git", "-j", &jobs.to_string(), "-R", "JsonStream", "-r"])
+        .arg(format!(
+            "--cache-dir={}",
+            scratch.path().join("pkgcheck-cache").display()
+        ))
+        .args([
+            "--cache=-git",
+            "-j",
+            &jobs.to_string(),
+            "-R",
+            "JsonStream",
+            "-r",
+        ])
         .arg(side.tree);
     let mut stdin = None;
     match pass {
@@ -497,7 +682,13 @@ fn pkgcheck_run(pkgcheck: &Path, side: &Side, jobs: usize, pass: Pass) -> Result
             cmd.arg("-");
             let list: String = targets
                 .iter()
-                .map(|t| if t.starts_with("eclass/") { format!("{}\n", side.tree.join(t).display()) } else { format!("{t}\n") })
+                .map(|t| {
+                    if t.starts_with("eclass/") {
+                        format!("{}\n", side.tree.join(t).display())
+                    } else {
+                        format!("{t}\n")
+                    }
+                })
                 .collect();
             stdin = Some(list);
         }
@@ -509,11 +700,17 @@ fn pkgcheck_run(pkgcheck: &Path, side: &Side, jobs: usize, pass: Pass) -> Result
         .env("LANG", "C.UTF-8")
         .env("LC_ALL", "C.UTF-8")
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let t = Instant::now();
-    let mut child = cmd.spawn().with_context(|| format!("start {}", pkgcheck.display()))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("start {}", pkgcheck.display()))?;
     if let Some(list) = stdin {
         let mut pipe = child.stdin.take().context("pkgcheck stdin")?;
         pipe.write_all(list.as_bytes())?;
@@ -521,9 +718,16 @@ fn pkgcheck_run(pkgcheck: &Path, side: &Side, jobs: usize, pass: Pass) -> Result
     let out = child.wait_with_output()?;
     let elapsed = secs(t);
     if !out.status.success() {
-        bail!("{cmd:?} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{cmd:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let results = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count();
+    let results = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
     Ok((elapsed, results))
 }
 
@@ -539,21 +743,33 @@ struct SideTimes {
 fn floor_side(pkgcheck: &Path, side: &Side, jobs: usize, targets: &[String]) -> Result<SideTimes> {
     let t = Instant::now();
     let (repo_pass, _) = pkgcheck_run(pkgcheck, side, jobs, Pass::RepoCat)?;
-    let present: Vec<String> = targets.iter().filter(|t| side.tree.join(t).exists()).cloned().collect();
-    let (eclasses, packages): (Vec<String>, Vec<String>) = present.into_iter().partition(|t| t.starts_with("eclass/"));
+    let present: Vec<String> = targets
+        .iter()
+        .filter(|t| side.tree.join(t).exists())
+        .cloned()
+        .collect();
+    let (eclasses, packages): (Vec<String>, Vec<String>) =
+        present.into_iter().partition(|t| t.starts_with("eclass/"));
     let mut targets_secs = 0.0;
     for group in [eclasses, packages] {
         if !group.is_empty() {
             targets_secs += pkgcheck_run(pkgcheck, side, jobs, Pass::Targets(&group))?.0;
         }
     }
-    Ok(SideTimes { wall: secs(t), repo_pass, targets: targets_secs })
+    Ok(SideTimes {
+        wall: secs(t),
+        repo_pass,
+        targets: targets_secs,
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
 struct FloorRun {
     wall: f64,
-    /// The merge side's parts.
+    /// CPU seconds of every pkgcheck process of the run.
+    cpu: f64,
+    /// The merge side's wall time and parts.
+    side_wall: f64,
     repo_pass: f64,
     targets: f64,
     /// The base side's wall time, when both ran at once.
@@ -575,6 +791,7 @@ struct Results<'a> {
     cold: &'a [PrciRun],
     hot: &'a [PrciRun],
     baseline: &'a [f64],
+    baseline_cpu: &'a [f64],
     baseline_results: usize,
     floor_both: &'a [FloorRun],
     floor_merge: &'a [FloorRun],
@@ -597,26 +814,43 @@ fn min(values: &[f64]) -> f64 {
 }
 
 fn runs_list(values: &[f64]) -> String {
-    values.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" ")
+    values
+        .iter()
+        .map(|v| format!("{v:.2}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn mem_total() -> String {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:")).map(|v| v.trim().to_string()))
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .map(|v| v.trim().to_string())
+        })
         .and_then(|v| v.trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or_else(|| "?".into(), |kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0))
+        .map_or_else(
+            || "?".into(),
+            |kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0),
+        )
 }
 
 fn classes(findings: &Value) -> String {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for f in findings.as_array().into_iter().flatten() {
-        *counts.entry(f["__class__"].as_str().unwrap_or("?").to_string()).or_insert(0) += 1;
+        *counts
+            .entry(f["__class__"].as_str().unwrap_or("?").to_string())
+            .or_insert(0) += 1;
     }
     if counts.is_empty() {
         return "none".into();
     }
-    counts.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ")
+    counts
+        .iter()
+        .map(|(c, n)| format!("{n} {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn timing(run: &PrciRun, key: &str) -> Option<f64> {
@@ -625,7 +859,14 @@ fn timing(run: &PrciRun, key: &str) -> Option<f64> {
 
 fn print_results(r: &Results) {
     let k = r.args.runs;
-    let row = |label: &str, v: &[f64]| println!("  {label:<58} {:>8.2} {:>8.2}   [{}]", median(v), min(v), runs_list(v));
+    let row = |label: &str, v: &[f64]| {
+        println!(
+            "  {label:<58} {:>8.2} {:>8.2}   [{}]",
+            median(v),
+            min(v),
+            runs_list(v)
+        )
+    };
     let walls = |runs: &[PrciRun]| runs.iter().map(|x| x.wall).collect::<Vec<f64>>();
     let (cold, hot) = (walls(r.cold), walls(r.hot));
     let fb: Vec<f64> = r.floor_both.iter().map(|f| f.wall).collect();
@@ -633,7 +874,10 @@ fn print_results(r: &Results) {
     let report = &r.cold[0].report;
 
     println!();
-    println!("prci-bench: one-package pull request on a generated {}-package repository", r.args.packages);
+    println!(
+        "prci-bench: one-package pull request on a generated {}-package repository",
+        r.args.packages
+    );
     println!(
         "  machine: {} cores, {} RAM; pkgcheck {} / pkgcore {}",
         r.cores,
@@ -641,7 +885,10 @@ fn print_results(r: &Results) {
         report["tools"]["pkgcheck"].as_str().unwrap_or("?"),
         report["tools"]["pkgcore"].as_str().unwrap_or("?")
     );
-    println!("  load average at start: {}; at end: {} (other work on the machine skews every number)", r.load.0, r.load.1);
+    println!(
+        "  load average at start: {}; at end: {} (other work on the machine skews every number)",
+        r.load.0, r.load.1
+    );
     println!("  pull request: {} ({} has RDEPEND on it)", r.what, r.rdep);
     println!(
         "  prci's plan: targets [{}] + repo/category pass, both sides; verdict {}; new: {}; fixed: {}",
@@ -650,7 +897,10 @@ fn print_results(r: &Results) {
         classes(&report["new"]),
         classes(&report["fixed"])
     );
-    println!("  baseline full scan: {} results; prci/floor pkgcheck -j {} per side; baseline -j {}", r.baseline_results, r.prci_jobs, r.baseline_jobs);
+    println!(
+        "  baseline full scan: {} results; prci/floor pkgcheck -j {} per side; baseline -j {}",
+        r.baseline_results, r.prci_jobs, r.baseline_jobs
+    );
 
     println!();
     println!("setup (once, not in the table)                                   seconds");
@@ -660,35 +910,91 @@ fn print_results(r: &Results) {
 
     println!();
     println!("measurement ({k} runs each; seconds of wall clock)                   median      min   [runs]");
-    row("a. prci check, cold base-results cache (first PR on a base)", &cold);
-    row("b. prci check, warm base-results cache (next PR, same base)", &hot);
-    row(&format!("c. baseline: full-tree pkgcheck scan -j {}, one tree", r.baseline_jobs), r.baseline);
+    row(
+        "a. prci check, cold base-results cache (first PR on a base)",
+        &cold,
+    );
+    row(
+        "b. prci check, warm base-results cache (next PR, same base)",
+        &hot,
+    );
+    row(
+        &format!(
+            "c. baseline: full-tree pkgcheck scan -j {}, one tree",
+            r.baseline_jobs
+        ),
+        r.baseline,
+    );
     let doubled: Vec<f64> = r.baseline.iter().map(|v| v * 2.0).collect();
     row("   c x2: Gentoo CI scans head and base", &doubled);
-    row("d. floor: prci's pkgcheck runs, bare, both sides at once", &fb);
-    row("   d': floor, merge side only (what a warm cache leaves)", &fm);
-    let parts = |f: &[FloorRun], pick: fn(&FloorRun) -> f64| f.iter().map(pick).collect::<Vec<f64>>();
-    row("      of d': the repo/category pass (--scopes=repo,cat)", &parts(r.floor_merge, |f| f.repo_pass));
-    row("      of d': the package targets (atoms on stdin)", &parts(r.floor_merge, |f| f.targets));
+    row(
+        "d. floor: prci's pkgcheck runs, bare, both sides at once",
+        &fb,
+    );
+    row(
+        "   d': floor, merge side only (what a warm cache leaves)",
+        &fm,
+    );
+    let parts =
+        |f: &[FloorRun], pick: fn(&FloorRun) -> f64| f.iter().map(pick).collect::<Vec<f64>>();
+    row(
+        "      of d': the repo/category pass (--scopes=repo,cat)",
+        &parts(r.floor_merge, |f| f.repo_pass),
+    );
+    row(
+        "      of d': the package targets (atoms on stdin)",
+        &parts(r.floor_merge, |f| f.targets),
+    );
     let base_walls: Vec<f64> = r.floor_both.iter().filter_map(|f| f.base_wall).collect();
-    row("      of d: base side's wall (alongside the merge side)", &base_walls);
+    row(
+        "      of d: base side's wall (alongside the merge side)",
+        &base_walls,
+    );
+
+    println!();
+    println!("CPU time (user + system of every process the measurement ran; seconds)  median      min   [runs]");
+    let cpus = |runs: &[PrciRun]| runs.iter().map(|x| x.cpu).collect::<Vec<f64>>();
+    let (cc, ch) = (cpus(r.cold), cpus(r.hot));
+    let fbc: Vec<f64> = r.floor_both.iter().map(|f| f.cpu).collect();
+    let fmc: Vec<f64> = r.floor_merge.iter().map(|f| f.cpu).collect();
+    row("a. prci check, cold base-results cache", &cc);
+    row("b. prci check, warm base-results cache", &ch);
+    row(
+        "c. baseline: full-tree pkgcheck scan, one tree",
+        r.baseline_cpu,
+    );
+    row("d. floor, both sides", &fbc);
+    row("   d': floor, merge side only", &fmc);
+    let (mcc, mch, mbc) = (median(&cc), median(&ch), median(r.baseline_cpu));
+    println!("  baseline / prci cold {:.2}x, baseline / prci warm {:.2}x (x2 scans: {:.2}x, {:.2}x); prci cold / floor {:.2}x, prci warm / floor' {:.2}x",
+        mbc / mcc, mbc / mch, 2.0 * mbc / mcc, 2.0 * mbc / mch, mcc / median(&fbc), mch / median(&fmc));
 
     println!();
     println!("per round (seconds; prci as wall = regen + scan + confirm + rest)");
     let steps = |x: &PrciRun| {
         let g = |k: &str| timing(x, k).unwrap_or(f64::NAN);
-        format!("{:6.2} = {:5.2} + {:5.2} + {:4.2} + {:4.2}", x.wall, g("regen_seconds"), g("scan_seconds"), g("confirm_seconds"),
-            x.wall - g("regen_seconds") - g("scan_seconds") - g("confirm_seconds"))
+        format!(
+            "{:6.2} = {:5.2} + {:5.2} + {:4.2} + {:4.2}",
+            x.wall,
+            g("regen_seconds"),
+            g("scan_seconds"),
+            g("confirm_seconds"),
+            x.wall - g("regen_seconds") - g("scan_seconds") - g("confirm_seconds")
+        )
     };
     for i in 0..k {
-        println!("  round {}  load {}", i + 1, r.round_load.get(i).map_or("?", String::as_str));
+        println!(
+            "  round {}  load {}",
+            i + 1,
+            r.round_load.get(i).map_or("?", String::as_str)
+        );
         println!("    a. cold   {}", steps(&r.cold[i]));
         println!("    b. warm   {}", steps(&r.hot[i]));
         println!(
             "    c. {:.2}   d. {:.2} (merge side {:.2}, base side {:.2})   d'. {:.2} = repo pass {:.2} + targets {:.2} + rest",
             r.baseline[i],
             r.floor_both[i].wall,
-            r.floor_both[i].repo_pass + r.floor_both[i].targets,
+            r.floor_both[i].side_wall,
             r.floor_both[i].base_wall.unwrap_or(f64::NAN),
             r.floor_merge[i].wall,
             r.floor_merge[i].repo_pass,
@@ -698,19 +1004,53 @@ fn print_results(r: &Results) {
 
     println!();
     println!("ratios (of medians)");
-    let (mc, mh, mb, mfb, mfm) = (median(&cold), median(&hot), median(r.baseline), median(&fb), median(&fm));
-    println!("  baseline / prci cold               {:>7.2}x   (x2 scans: {:.2}x)", mb / mc, 2.0 * mb / mc);
-    println!("  baseline / prci warm               {:>7.2}x   (x2 scans: {:.2}x)", mb / mh, 2.0 * mb / mh);
-    println!("  prci cold / floor (both sides)     {:>7.2}x   (overhead {:+.2} s)", mc / mfb, mc - mfb);
-    println!("  prci warm / floor (merge side)     {:>7.2}x   (overhead {:+.2} s)", mh / mfm, mh - mfm);
-    println!("  baseline / floor (both sides)      {:>7.2}x   (the best prci could do, cold)", mb / mfb);
-    println!("  baseline / floor (merge side)      {:>7.2}x   (the best prci could do, warm)", mb / mfm);
+    let (mc, mh, mb, mfb, mfm) = (
+        median(&cold),
+        median(&hot),
+        median(r.baseline),
+        median(&fb),
+        median(&fm),
+    );
+    println!(
+        "  baseline / prci cold               {:>7.2}x   (x2 scans: {:.2}x)",
+        mb / mc,
+        2.0 * mb / mc
+    );
+    println!(
+        "  baseline / prci warm               {:>7.2}x   (x2 scans: {:.2}x)",
+        mb / mh,
+        2.0 * mb / mh
+    );
+    println!(
+        "  prci cold / floor (both sides)     {:>7.2}x   (overhead {:+.2} s)",
+        mc / mfb,
+        mc - mfb
+    );
+    println!(
+        "  prci warm / floor (merge side)     {:>7.2}x   (overhead {:+.2} s)",
+        mh / mfm,
+        mh - mfm
+    );
+    println!(
+        "  baseline / floor (both sides)      {:>7.2}x   (the best prci could do, cold)",
+        mb / mfb
+    );
+    println!(
+        "  baseline / floor (merge side)      {:>7.2}x   (the best prci could do, warm)",
+        mb / mfm
+    );
 
     println!();
-    println!("prci's own timings (report `timings`, median of runs; seconds)           cold     warm");
+    println!(
+        "prci's own timings (report `timings`, median of runs; seconds)           cold     warm"
+    );
     // Pipeline order first, then any step this version of prci does not know.
-    let mut keys: Vec<String> =
-        ["fetch", "merge", "checkout", "regen", "plan", "scan", "confirm"].iter().map(|k| format!("{k}_seconds")).collect();
+    let mut keys: Vec<String> = [
+        "fetch", "merge", "checkout", "regen", "plan", "scan", "confirm",
+    ]
+    .iter()
+    .map(|k| format!("{k}_seconds"))
+    .collect();
     for run in r.cold.iter().chain(r.hot) {
         if let Some(map) = run.report["timings"].as_object() {
             for key in map.keys() {
@@ -721,9 +1061,21 @@ fn print_results(r: &Results) {
         }
     }
     keys.retain(|k| r.cold.iter().chain(r.hot).any(|x| timing(x, k).is_some()));
-    let med = |runs: &[PrciRun], key: &str| median(&runs.iter().filter_map(|x| timing(x, key)).collect::<Vec<f64>>());
+    let med = |runs: &[PrciRun], key: &str| {
+        median(
+            &runs
+                .iter()
+                .filter_map(|x| timing(x, key))
+                .collect::<Vec<f64>>(),
+        )
+    };
     for key in &keys {
-        println!("  {:<66} {:>8.2} {:>8.2}", key.trim_end_matches("_seconds"), med(r.cold, key), med(r.hot, key));
+        println!(
+            "  {:<66} {:>8.2} {:>8.2}",
+            key.trim_end_matches("_seconds"),
+            med(r.cold, key),
+            med(r.hot, key)
+        );
     }
     let inside = |runs: &[PrciRun]| {
         median(
@@ -737,11 +1089,39 @@ fn print_results(r: &Results) {
                 .collect::<Vec<f64>>(),
         )
     };
-    println!("  {:<66} {:>8.2} {:>8.2}", "(inside total, between the steps)", inside(r.cold), inside(r.hot));
-    println!("  {:<66} {:>8.2} {:>8.2}", "total", med(r.cold, "total_seconds"), med(r.hot, "total_seconds"));
-    let outside = |runs: &[PrciRun]| median(&runs.iter().filter_map(|x| Some(x.wall - timing(x, "total_seconds")?)).collect::<Vec<f64>>());
-    println!("  {:<66} {:>8.2} {:>8.2}", "process wall minus total (start-up: tool versions, config)", outside(r.cold), outside(r.hot));
-    let peak = |runs: &[PrciRun]| runs.iter().map(|x| x.peak_kib).max().unwrap_or(0) as f64 / 1024.0;
-    println!("  {:<66} {:>8.1} {:>8.1}", "peak RSS of the prci process itself, MiB (max; tools excluded)", peak(r.cold), peak(r.hot));
+    println!(
+        "  {:<66} {:>8.2} {:>8.2}",
+        "(inside total, between the steps)",
+        inside(r.cold),
+        inside(r.hot)
+    );
+    println!(
+        "  {:<66} {:>8.2} {:>8.2}",
+        "total",
+        med(r.cold, "total_seconds"),
+        med(r.hot, "total_seconds")
+    );
+    let outside = |runs: &[PrciRun]| {
+        median(
+            &runs
+                .iter()
+                .filter_map(|x| Some(x.wall - timing(x, "total_seconds")?))
+                .collect::<Vec<f64>>(),
+        )
+    };
+    println!(
+        "  {:<66} {:>8.2} {:>8.2}",
+        "process wall minus total (start-up: tool versions, config)",
+        outside(r.cold),
+        outside(r.hot)
+    );
+    let peak =
+        |runs: &[PrciRun]| runs.iter().map(|x| x.peak_kib).max().unwrap_or(0) as f64 / 1024.0;
+    println!(
+        "  {:<66} {:>8.1} {:>8.1}",
+        "peak RSS of the prci process itself, MiB (max; tools excluded)",
+        peak(r.cold),
+        peak(r.hot)
+    );
     println!();
 }
