@@ -72,6 +72,15 @@ impl Revision {
     pub fn key(&self) -> String {
         format!("{}#{}@{}", self.repository, self.pr, self.head)
     }
+
+    /// Broker priority of every message about this revision: `priority-ci` pull requests go first.
+    pub fn broker_priority(&self) -> u8 {
+        if self.priority {
+            5
+        } else {
+            0
+        }
+    }
 }
 
 /// regen's output: where the prepared trees are, as commits in the trees remote.

@@ -39,6 +39,17 @@ pub struct ConfirmPolicy {
     pub flaky_keywords: Vec<String>,
 }
 
+impl ConfirmPolicy {
+    /// The policy `checker.*` configures.
+    pub fn from_settings(settings: &shared::Settings) -> ConfirmPolicy {
+        ConfirmPolicy {
+            rescans: settings.checker.confirm_rescans,
+            flaky_rescans: settings.checker.flaky_rescans,
+            flaky_keywords: settings.checker.flaky_keywords.clone(),
+        }
+    }
+}
+
 /// Inputs that identify the base tree for the cache.
 #[derive(Debug, Clone)]
 pub struct BaseId {

@@ -58,6 +58,19 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// The scanner `checker.*` configures, with `extra` pkgcheck arguments after the configured ones.
+    pub fn from_settings(settings: &shared::Settings, tools: &Tools, sandbox: Sandbox, extra: &[String]) -> Scanner {
+        let mut extra_args = settings.checker.pkgcheck_args.clone();
+        extra_args.extend(extra.iter().cloned());
+        Scanner {
+            sandbox,
+            tools: tools.clone(),
+            jobs: settings.checker.effective_jobs(),
+            timeout: Duration::from_secs(settings.checker.scan_timeout_secs),
+            extra_args,
+        }
+    }
+
     /// The arguments that go into the base-results cache key: everything that changes what a scan reports.
     pub fn fingerprint(&self) -> String {
         format!("pkgcheck={} pkgcore={} args={:?}", self.tools.pkgcheck_version, self.tools.pkgcore_version, self.extra_args)

@@ -10,7 +10,7 @@ use shared::sandbox::Sandbox;
 use shared::stage::{Handled, Outgoing, Stage, StageError};
 use shared::tools::Tools;
 use shared::Settings;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The checker with its configuration and the tools found at start-up.
 #[derive(Debug)]
@@ -25,16 +25,6 @@ impl CheckerStage {
         let tools = Tools::locate(&settings.tools)?;
         let sandbox = Sandbox::new(settings.checker.sandbox);
         Ok(CheckerStage { settings, tools, sandbox })
-    }
-
-    fn scanner(&self) -> Scanner {
-        Scanner {
-            sandbox: self.sandbox,
-            tools: self.tools.clone(),
-            jobs: self.settings.checker.effective_jobs(),
-            timeout: Duration::from_secs(self.settings.checker.scan_timeout_secs),
-            extra_args: self.settings.checker.pkgcheck_args.clone(),
-        }
     }
 
     /// Scan both sides; None when the revision is superseded.
@@ -81,13 +71,9 @@ impl CheckerStage {
         let merge_env = regen::tree_env(&self.sandbox, work, &merge_dir, &masters, &scratch.join("merge")).map_err(transient)?;
         let master_paths: Vec<&std::path::Path> = masters.iter().map(|m| m.path.as_path()).collect();
         let base_id = crate::base_id(&mirror, base_tree, &master_paths).map_err(|e| StageError::Transient(e.to_string()))?;
-        let policy = ConfirmPolicy {
-            rescans: self.settings.checker.confirm_rescans,
-            flaky_rescans: self.settings.checker.flaky_rescans,
-            flaky_keywords: self.settings.checker.flaky_keywords.clone(),
-        };
+        let policy = ConfirmPolicy::from_settings(&self.settings);
         let cache = BaseCache::shared(work, &self.settings.trees_url());
-        let result = crate::check(&self.scanner(), &cache, &base_id, &p.changed, &base_env, &merge_env, &policy);
+        let result = crate::check(&Scanner::from_settings(&self.settings, &self.tools, self.sandbox, &[]), &cache, &base_id, &p.changed, &base_env, &merge_env, &policy);
         let _ = std::fs::remove_dir_all(&scratch);
         match result {
             Ok(outcome) => {
@@ -121,7 +107,6 @@ impl Stage for CheckerStage {
             tracing::info!(revision = %prepared.revision.key(), "superseded or closed; dropped");
             return Ok(Handled::default());
         };
-        let priority = if prepared.revision.priority { 5 } else { 0 };
-        Ok(Handled { publish: vec![Outgoing { queue: Queue::Scanned, body: messages::encode(&scanned), priority }] })
+        Ok(Handled { publish: vec![Outgoing { queue: Queue::Scanned, body: messages::encode(&scanned), priority: prepared.revision.broker_priority() }] })
     }
 }

@@ -51,7 +51,6 @@ impl Stage for DifferStage {
         let report = report_of(&self.repository, &scanned, &self.fail_levels);
         tracing::info!(revision = %scanned.prepared.revision.key(), verdict = ?report.verdict, "verdict");
         let msg = VerdictMessage { revision: scanned.prepared.revision.clone(), report };
-        let priority = if msg.revision.priority { 5 } else { 0 };
-        Ok(Handled { publish: vec![Outgoing { queue: Queue::Verdicts, body: messages::encode(&msg), priority }] })
+        Ok(Handled { publish: vec![Outgoing { queue: Queue::Verdicts, body: messages::encode(&msg), priority: msg.revision.broker_priority() }] })
     }
 }

@@ -22,8 +22,7 @@ pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::
         let handle = tokio::runtime::Handle::current();
         let result = tokio::task::spawn_blocking(move || {
             poll_once(&src, &p, s.source.recheck_on_base_move, &s.repository.name, |rev| {
-                let priority = if rev.priority { 5 } else { 0 };
-                handle.block_on(t.publish(Outgoing { queue: Queue::Revisions, body: messages::encode(rev), priority }))
+                handle.block_on(t.publish(Outgoing { queue: Queue::Revisions, body: messages::encode(rev), priority: rev.broker_priority() }))
             })
         })
         .await

@@ -10,7 +10,7 @@ use shared::tools::Tools;
 use shared::{CheckReport, Verdict};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Why a check produced no report: bad input (a usage error) or the pipeline failing.
 #[derive(Debug, thiserror::Error)]
@@ -48,23 +48,7 @@ impl Context {
     }
 
     pub fn scanner(&self, extra: &[String]) -> Scanner {
-        let mut extra_args = self.settings.checker.pkgcheck_args.clone();
-        extra_args.extend(extra.iter().cloned());
-        Scanner {
-            sandbox: self.sandbox,
-            tools: self.tools.clone(),
-            jobs: self.settings.checker.effective_jobs(),
-            timeout: Duration::from_secs(self.settings.checker.scan_timeout_secs),
-            extra_args,
-        }
-    }
-
-    fn policy(&self) -> ConfirmPolicy {
-        ConfirmPolicy {
-            rescans: self.settings.checker.confirm_rescans,
-            flaky_rescans: self.settings.checker.flaky_rescans,
-            flaky_keywords: self.settings.checker.flaky_keywords.clone(),
-        }
+        Scanner::from_settings(&self.settings, &self.tools, self.sandbox, extra)
     }
 }
 
@@ -119,10 +103,19 @@ pub fn run(ctx: &Context, req: &CheckRequest) -> Result<Checked, CheckError> {
         report.timings.insert(format!("{step}_seconds"), *secs);
     }
     if !prepared.conflicts.is_empty() {
-        report.verdict = Verdict::Fail;
-        report.reason = format!("the head does not merge onto the base tip: {} conflicting path(s)", prepared.conflicts.len());
-        report.conflicts = prepared.conflicts.clone();
         report.timings.insert("total_seconds".into(), started.elapsed().as_secs_f64());
+        let inputs = differ::ReportInputs {
+            repository: &report.repository,
+            base: &report.base,
+            head: &report.head,
+            tested: "",
+            tools: report.tools.clone(),
+            full: false,
+            targets: vec![],
+            conflicts: prepared.conflicts.clone(),
+            timings: report.timings.clone(),
+        };
+        let report = differ::build_report(inputs, &[], &[], &Default::default(), &ctx.settings.checker.fail_levels);
         return Ok(Checked { report, prepared: Some(prepared), workspace: ws, scratch, cache_hits: 0 });
     }
     report.tested = prepared.tested.to_string();
@@ -134,7 +127,7 @@ pub fn run(ctx: &Context, req: &CheckRequest) -> Result<Checked, CheckError> {
     let mirror = regen::open_mirror(&ws, &url).map_err(|e| fail(report.clone(), e.to_string()))?;
     let master_paths: Vec<&Path> = prepared.masters.iter().map(|m| m.path.as_path()).collect();
     let base_id = checker::base_id(&mirror, base, &master_paths).map_err(|e| fail(report.clone(), format!("git: {e}")))?;
-    let outcome = match checker::check(&scanner, &cache, &base_id, &prepared.changed, &base_env, &merge_env, &ctx.policy()) {
+    let outcome = match checker::check(&scanner, &cache, &base_id, &prepared.changed, &base_env, &merge_env, &ConfirmPolicy::from_settings(&ctx.settings)) {
         Ok(o) => o,
         Err(ScanError::Unloadable(msg)) => return Err(CheckError::Input(format!("pkgcheck cannot load the repository: {msg}"))),
         Err(e) => return Err(fail(report, e.to_string())),

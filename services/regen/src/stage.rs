@@ -113,7 +113,6 @@ impl Stage for RegenStage {
             },
             Err(e) => return Err(StageError::Transient(e.to_string())),
         };
-        let priority = if rev.priority { 5 } else { 0 };
-        Ok(Handled { publish: vec![Outgoing { queue: Queue::Prepared, body: messages::encode(&prepared), priority }] })
+        Ok(Handled { publish: vec![Outgoing { queue: Queue::Prepared, body: messages::encode(&prepared), priority: rev.broker_priority() }] })
     }
 }
