@@ -1,4 +1,4 @@
-//! The regen stage's logic: mirror the repository, merge the head onto the current base tip, check both trees out at stable paths, run `pmaint regen` incrementally.
+//! The regen stage's logic: mirror the repository, merge the head onto the current base tip, check both trees out at stable paths, regenerate their md5-caches incrementally (nothing, the changed packages, or `pmaint regen`).
 //!
 //! Layout under `work.dir`:
 //! ```text
@@ -8,12 +8,16 @@
 //! repos/<name>-<hash of url>/masters/<name> checkouts of master repositories
 //! repos/<name>-<hash of url>/lock           held for the whole job: one job per repository per host at a time
 //! scan-root/                                empty; the sandbox mounts the tree under test here
+//! <checkout>/.git/prci-regen.json           the tree, tools and masters the checkout's md5-cache is valid for (`incremental`)
+//! <checkout>/.git/prci-checkout-incomplete  present while a checkout is under way
 //! ```
 
 use git2::{Oid, Repository};
 
+pub mod incremental;
 pub mod stage;
 pub mod trees;
+use incremental::{RegenKind, Stamp};
 use shared::config::{MasterSettings, Settings};
 use shared::pkgcore::{self, RepoView};
 use shared::sandbox::{Sandbox, ToolCommand};
@@ -107,6 +111,8 @@ pub struct Prepared {
     pub masters: Vec<RepoView>,
     /// Seconds spent per step (`fetch`, `merge`, `checkout`, `regen`).
     pub timings: Vec<(String, f64)>,
+    /// What regen did per checkout (`master <name>`, `base`, `merge`), in that order; empty on a conflict.
+    pub regen: Vec<(String, RegenKind)>,
 }
 
 /// Open the repository at `path` (not bare-only) and resolve `rev` to a commit.
@@ -216,8 +222,18 @@ pub fn changed_paths(mirror: &Repository, a: Oid, b: Oid) -> Result<Vec<String>,
     Ok(paths)
 }
 
+/// Present in a checkout's git dir while a checkout is under way: a HEAD at the wanted commit alone does not prove
+/// that the files match it (a later checkout may have been interrupted half-way).
+const CHECKOUT_MARKER: &str = "prci-checkout-incomplete";
+
 /// Check `commit` out at `dir` (a repository borrowing the mirror's objects), keeping untracked files such as the md5-cache.
 pub fn checkout(mirror: &Repository, dir: &Path, commit: Oid) -> Result<(), RegenError> {
+    ensure_checkout(mirror, dir, commit).map(|_| ())
+}
+
+/// [`checkout`], skipped when the checkout at `dir` is already complete at `commit` (HEAD detached there, no checkout
+/// under way). Returns whether files were checked out. A checkout removes the regen stamp before it starts.
+pub fn ensure_checkout(mirror: &Repository, dir: &Path, commit: Oid) -> Result<bool, RegenError> {
     let repo = match Repository::open(dir) {
         Ok(r) => r,
         Err(_) => {
@@ -228,12 +244,20 @@ pub fn checkout(mirror: &Repository, dir: &Path, commit: Oid) -> Result<(), Rege
     add_alternate(repo.path(), &mirror.path().join("objects"))?;
     // Reopen so the alternates are read.
     let repo = Repository::open(dir)?;
+    let marker = repo.path().join(CHECKOUT_MARKER);
+    let at_commit = repo.head_detached().unwrap_or(false) && repo.head().ok().and_then(|h| h.target()) == Some(commit);
+    if at_commit && !marker.exists() {
+        return Ok(false);
+    }
+    incremental::remove_stamp_in(repo.path())?;
+    std::fs::write(&marker, format!("{commit}\n"))?;
     let obj = repo.find_object(commit, None)?;
     let mut co = git2::build::CheckoutBuilder::new();
     co.force();
     repo.checkout_tree(&obj, Some(&mut co))?;
     repo.set_head_detached(commit)?;
-    Ok(())
+    std::fs::remove_file(&marker)?;
+    Ok(true)
 }
 
 /// How the tools see a tree: the sandbox mount point when binds work, else its real path.
@@ -310,6 +334,89 @@ pub fn regen(sandbox: &Sandbox, tools: &Tools, env: &TreeEnv, jobs: u32, timeout
     }
 }
 
+/// The targeted regen script (see its docstring), written into the job's scratch dir at run time.
+const TARGETED_SCRIPT: &str = include_str!("targeted_regen.py");
+
+/// Regenerate the md5-cache of `packages` (`cat/pkg`) of one tree exactly as `pmaint regen` does for the whole tree:
+/// stale and missing entries of every version, no entry for versions that are gone or failed to source. Exit 1
+/// (some ebuilds failed to source) is a QA matter, as for [`regen`]; anything else is an error.
+pub fn regen_targeted(sandbox: &Sandbox, tools: &Tools, env: &TreeEnv, packages: &[String], jobs: u32, timeout: Duration) -> Result<f64, RegenError> {
+    let start = Instant::now();
+    std::fs::create_dir_all(&env.scratch)?;
+    let script = env.scratch.join("prci-targeted-regen.py");
+    std::fs::write(&script, TARGETED_SCRIPT)?;
+    let mut stdin = packages.join("\n");
+    stdin.push('\n');
+    let cmd = ToolCommand {
+        program: tools.bin_dir.join("python3"),
+        args: vec![
+            script.display().to_string(),
+            "--config".into(),
+            env.config_dir.display().to_string(),
+            "--repo".into(),
+            env.visible.display().to_string(),
+            "--threads".into(),
+            jobs.to_string(),
+        ],
+        bin_dir: tools.bin_dir.clone(),
+        scratch: env.scratch.join("home"),
+        bind: env.bind.clone(),
+        timeout,
+        stdin: Some(stdin.into_bytes()),
+        env: vec![],
+    };
+    let out = sandbox.run(&cmd)?;
+    if out.timed_out {
+        return Err(RegenError::Timeout(format!("targeted regen timed out after {} s and was killed", timeout.as_secs())));
+    }
+    match out.code {
+        Some(0) | Some(1) => Ok(start.elapsed().as_secs_f64()),
+        code => Err(RegenError::Tool(format!(
+            "targeted regen failed (exit {}): {}",
+            code.map_or("signal".to_string(), |c| c.to_string()),
+            out.last_stderr_line()
+        ))),
+    }
+}
+
+/// Carry out `kind` (from [`incremental::plan`]) on one tree and stamp it `wanted` once its cache is valid.
+/// A targeted regen that fails for another reason than a timeout is retried as a full regen, which has the last word.
+/// Returns what was done.
+pub fn regen_incremental(
+    sandbox: &Sandbox,
+    tools: &Tools,
+    env: &TreeEnv,
+    kind: RegenKind,
+    wanted: &Stamp,
+    jobs: u32,
+    timeout: Duration,
+) -> Result<RegenKind, RegenError> {
+    if kind == RegenKind::Unchanged {
+        if incremental::read_stamp(&env.tree).as_ref() != Some(wanted) {
+            incremental::write_stamp(&env.tree, wanted)?; // same tree under another commit
+        }
+        return Ok(kind);
+    }
+    incremental::remove_stamp(&env.tree)?;
+    let done = match kind {
+        RegenKind::Targeted(packages) => match regen_targeted(sandbox, tools, env, &packages, jobs, timeout) {
+            Ok(_) => RegenKind::Targeted(packages),
+            Err(RegenError::Timeout(reason)) => return Err(RegenError::Timeout(reason)),
+            Err(e) => {
+                tracing::warn!(tree = %env.tree.display(), error = %e, "targeted regen failed; regenerating the whole tree");
+                regen(sandbox, tools, env, jobs, timeout)?;
+                RegenKind::Full
+            }
+        },
+        _ => {
+            regen(sandbox, tools, env, jobs, timeout)?;
+            RegenKind::Full
+        }
+    };
+    incremental::write_stamp(&env.tree, wanted)?;
+    Ok(done)
+}
+
 /// Inputs of one job.
 #[derive(Debug, Clone)]
 pub struct Job<'a> {
@@ -349,39 +456,69 @@ pub fn prepare(settings: &Settings, sandbox: &Sandbox, tools: &Tools, ws: &RepoW
                 merge_tree,
                 masters,
                 timings,
+                regen: vec![],
             })
         }
     };
     let changed = changed_paths(&mirror, job.base, tested)?;
 
+    // What each checkout's md5-cache was valid for, read before a checkout removes the stamp.
+    let old_base = incremental::read_stamp(&base_tree);
+    let old_merge = incremental::read_stamp(&merge_tree);
     let t = Instant::now();
-    checkout(&mirror, &base_tree, job.base)?;
-    checkout(&mirror, &merge_tree, tested)?;
+    ensure_checkout(&mirror, &base_tree, job.base)?;
+    ensure_checkout(&mirror, &merge_tree, tested)?;
     timings.push(("checkout".to_string(), t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
     let jobs = settings.checker.effective_jobs();
     let timeout = Duration::from_secs(settings.checker.regen_timeout_secs);
+    let mut done = Vec::new();
+    let mut master_commits = Vec::new();
     for (i, m) in masters.iter().enumerate() {
+        let repo = Repository::open(&m.path)?;
+        let head = repo.head()?.target().ok_or_else(|| RegenError::Input(format!("master {} has no HEAD commit", m.name)))?;
+        let wanted = Stamp::new(&repo, head, tools, &master_commits)?;
+        // A master changes rarely: unchanged or a full regen.
+        let kind = if incremental::read_stamp(&m.path).as_ref().is_some_and(|s| s.tree == wanted.tree && s.same_environment(&wanted)) {
+            RegenKind::Unchanged
+        } else {
+            RegenKind::Full
+        };
         let env = tree_env_real(&m.path, &masters[..i], &scratch.join(format!("master-{}", m.name)))?;
-        regen(sandbox, tools, &env, jobs, timeout)?;
+        let kind = regen_incremental(sandbox, tools, &env, kind, &wanted, jobs, timeout)?;
+        tracing::info!("regen master {}: {}", m.name, kind.describe());
+        done.push((format!("master {}", m.name), kind));
+        master_commits.push((m.name.clone(), head.to_string()));
     }
-    // Both sides at once: each gets half the cores.
+    let mut trees: Vec<&Path> = vec![&merge_tree];
+    trees.extend(masters.iter().map(|m| m.path.as_path()));
+    let categories_merge = incremental::categories(&trees);
+    trees[0] = &base_tree;
+    let categories_base = incremental::categories(&trees);
+    let want_base = Stamp::new(&mirror, job.base, tools, &master_commits)?;
+    let want_merge = Stamp::new(&mirror, tested, tools, &master_commits)?;
+    let plan_base = incremental::plan(&mirror, old_base.as_ref(), &want_base, &categories_base);
+    let plan_merge = incremental::plan(&mirror, old_merge.as_ref(), &want_merge, &categories_merge);
+    // Both sides at once.
     let (rb, rm) = std::thread::scope(|s| {
-        let b = s.spawn(|| -> Result<f64, RegenError> {
+        let b = s.spawn(|| -> Result<RegenKind, RegenError> {
             let env = tree_env(sandbox, &ws.work_dir, &base_tree, &masters, &scratch.join("regen-base"))?;
-            regen(sandbox, tools, &env, jobs, timeout)
+            regen_incremental(sandbox, tools, &env, plan_base, &want_base, jobs, timeout)
         });
-        let m = s.spawn(|| -> Result<f64, RegenError> {
+        let m = s.spawn(|| -> Result<RegenKind, RegenError> {
             let env = tree_env(sandbox, &ws.work_dir, &merge_tree, &masters, &scratch.join("regen-merge"))?;
-            regen(sandbox, tools, &env, jobs, timeout)
+            regen_incremental(sandbox, tools, &env, plan_merge, &want_merge, jobs, timeout)
         });
         (join(b), join(m))
     });
-    rb?;
-    rm?;
+    for (side, result) in [(Side::Base, rb), (Side::Merge, rm)] {
+        let kind = result?;
+        tracing::info!("regen {}: {}", side.name(), kind.describe());
+        done.push((side.name().to_string(), kind));
+    }
     timings.push(("regen".to_string(), t.elapsed().as_secs_f64()));
-    Ok(Prepared { base: job.base, head: job.head, tested, changed, conflicts: vec![], base_tree, merge_tree, masters, timings })
+    Ok(Prepared { base: job.base, head: job.head, tested, changed, conflicts: vec![], base_tree, merge_tree, masters, timings, regen: done })
 }
 
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, RegenError>>) -> Result<T, RegenError> {
