@@ -1,5 +1,6 @@
-//! Reads a tree's md5-cache: which eclasses each package inherits and which packages it depends on.
+//! Reads a tree's md5-cache: per package, the eclasses it inherits, the packages it depends on, and what repository-scope checks aggregate (licences, USE flags, mirrors).
 
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -10,6 +11,16 @@ pub struct PackageMeta {
     pub eclasses: BTreeSet<String>,
     /// `cat/pkg` named by any dependency class of any version.
     pub deps: BTreeSet<String>,
+    /// Every licence name `LICENSE` mentions, in any branch (operators and USE conditionals left out).
+    pub licenses: BTreeSet<String>,
+    /// `IUSE` flags without their `+`/`-` default markers.
+    pub iuse: BTreeSet<String>,
+    /// Mirror names of `mirror://NAME/…` URIs in `SRC_URI`, in any branch.
+    pub mirrors: BTreeSet<String>,
+    /// The versions (`PF`) that have an md5-cache entry.
+    pub versions: BTreeSet<String>,
+    /// A digest of every md5-cache entry of the package: equal digests, equal metadata.
+    pub digest: String,
 }
 
 /// `cat/pkg` → metadata, for every package with an md5-cache entry.
@@ -24,6 +35,7 @@ impl CacheIndex {
     /// Read `metadata/md5-cache` of a tree; a missing cache is an empty index.
     pub fn read(tree: &Path) -> std::io::Result<CacheIndex> {
         let mut index = CacheIndex::default();
+        let mut digests: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
         let root = tree.join("metadata").join("md5-cache");
         let Ok(cats) = std::fs::read_dir(&root) else { return Ok(index) };
         for cat in cats.flatten() {
@@ -32,17 +44,36 @@ impl CacheIndex {
             for entry in entries.flatten() {
                 let pf = entry.file_name().to_string_lossy().into_owned();
                 let Some(pn) = split_pf(&pf) else { continue };
+                let cp = format!("{cat_name}/{pn}");
                 let text = std::fs::read_to_string(entry.path())?;
-                let meta = index.packages.entry(format!("{cat_name}/{pn}")).or_default();
+                let meta = index.packages.entry(cp.clone()).or_default();
+                meta.versions.insert(pf.clone());
                 for line in text.lines() {
                     let Some((key, value)) = line.split_once('=') else { continue };
-                    if key == "_eclasses_" {
+                    match key {
                         // name<TAB>checksum pairs
-                        meta.eclasses.extend(value.split('\t').step_by(2).filter(|s| !s.is_empty()).map(str::to_owned));
-                    } else if DEP_KEYS.contains(&key) {
-                        meta.deps.extend(dep_packages(value));
+                        "_eclasses_" => meta.eclasses.extend(value.split('\t').step_by(2).filter(|s| !s.is_empty()).map(str::to_owned)),
+                        "LICENSE" => meta.licenses.extend(value.split_whitespace().filter(|t| is_name_token(t)).map(str::to_owned)),
+                        "IUSE" => meta.iuse.extend(value.split_whitespace().map(|t| t.trim_start_matches(['+', '-']).to_owned())),
+                        "SRC_URI" => meta.mirrors.extend(value.split_whitespace().filter_map(mirror_name)),
+                        k if DEP_KEYS.contains(&k) => meta.deps.extend(dep_packages(value)),
+                        _ => {}
                     }
                 }
+                digests.entry(cp).or_default().push((pf, text));
+            }
+        }
+        for (cp, mut entries) in digests {
+            entries.sort();
+            let mut h = Sha256::new();
+            for (pf, text) in &entries {
+                h.update(pf.as_bytes());
+                h.update([0]);
+                h.update(text.as_bytes());
+                h.update([0]);
+            }
+            if let Some(meta) = index.packages.get_mut(&cp) {
+                meta.digest = hex::encode(h.finalize());
             }
         }
         Ok(index)
@@ -57,6 +88,18 @@ impl CacheIndex {
     pub fn reverse_deps<'a>(&'a self, cp: &'a str) -> impl Iterator<Item = &'a String> + 'a {
         self.packages.iter().filter(move |(_, m)| m.deps.contains(cp)).map(|(k, _)| k)
     }
+}
+
+/// A name in a licence expression: not `||`, `(`, `)` or a `flag?` conditional.
+fn is_name_token(t: &str) -> bool {
+    !matches!(t, "||" | "(" | ")") && !t.ends_with('?')
+}
+
+/// `NAME` of a `mirror://NAME/path` URI.
+fn mirror_name(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("mirror://")?;
+    let name = rest.split('/').next()?;
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 /// Split `pkg-1.0-r1` into its package name.

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod index;
 pub mod plan;
+pub mod repo_scope;
 pub mod scan;
 pub mod stage;
 
@@ -55,6 +56,8 @@ impl ConfirmPolicy {
 pub struct BaseId {
     /// The base commit's tree id plus the masters' commits.
     pub tree: String,
+    /// How many master repositories the tree has.
+    pub masters: usize,
 }
 
 /// Run the whole checker step on two prepared trees.
@@ -78,26 +81,73 @@ pub fn check(
     timings.push(("plan".to_string(), t.elapsed().as_secs_f64()));
 
     let units = units_of(&plan);
+    // The merge side's repo pass: the checks the pull request can change, the base's findings for the rest.
+    let decision = (!plan.full).then(|| {
+        let ctx = repo_scope::Context { has_masters: base_id.masters > 0, custom_checks: scanner.custom_checks() };
+        let base_tree = repo_scope::Tree { path: &base_env.tree, index: &base_index };
+        let merge_tree = repo_scope::Tree { path: &merge_env.tree, index: &merge_index };
+        repo_scope::decide(changed, base_tree, merge_tree, &ctx)
+    });
+    if let Some(d) = &decision {
+        if d.reuses_everything() {
+            tracing::info!("repo pass: the pull request changes no input of a repository-scope check; the base's results stand");
+        }
+        for reason in &d.reasons {
+            tracing::info!("repo pass reruns {reason}");
+        }
+    }
+    let merge_side: Vec<Unit> = units
+        .iter()
+        .filter_map(|u| match (u, &decision) {
+            (Unit::RepoPass, Some(d)) if !d.all => (!d.rerun.is_empty()).then(|| Unit::RepoChecks(d.rerun.iter().cloned().collect())),
+            (other, _) => Some(other.clone()),
+        })
+        .collect();
     let t = Instant::now();
     let (base, merge) = std::thread::scope(|s| {
         let b = s.spawn(|| scan_base(scanner, cache, base_id, base_env, &units));
         let m = s.spawn(|| -> Result<Vec<Finding>, ScanError> {
             let mut all = Vec::new();
-            for unit in &units {
-                all.extend(scanner.scan(merge_env, unit, Side::Merge.name())?);
+            for unit in &merge_side {
+                all.extend(scan_merge_unit(scanner, merge_env, unit)?);
             }
             Ok(all)
         });
         (joined(b), joined(m))
     });
-    let (base, hits, misses) = base?;
-    let merge = merge?;
+    let base = base?;
+    let mut merge = merge?;
+    if let (Some(mut d), Some(base_repo)) = (decision, base.repo.as_ref()) {
+        if !d.all {
+            let broken: Vec<String> = d.broken_expectations(base_repo).into_iter().filter(|c| !d.rerun.contains(c)).collect();
+            if !broken.is_empty() {
+                tracing::warn!(checks = ?broken, "the base's repo-scope findings disagree with prci's model of them; rerunning those checks");
+                merge.extend(scan_merge_unit(scanner, merge_env, &Unit::RepoChecks(broken.clone()))?);
+                d.rerun.extend(broken);
+            }
+            merge.extend(d.kept(base_repo));
+            finding::sort_findings(&mut merge);
+        }
+    }
+    let (base, hits, misses) = (base.all, base.hits, base.misses);
     timings.push(("scan".to_string(), t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
     let (unstable, rescans) = confirm(scanner, &plan, base_env, merge_env, &base, &merge, policy)?;
     timings.push(("confirm".to_string(), t.elapsed().as_secs_f64()));
     Ok(Outcome { plan, base, merge, unstable, cache_hits: hits, cache_misses: misses, rescans, timings })
+}
+
+/// Scan one unit of the merge side. Selected repo-pass checks that pkgcheck refuses to run alone
+/// (a check skipped on this repository is an error when named with `-c`) fall back to the whole pass.
+fn scan_merge_unit(scanner: &Scanner, env: &TreeEnv, unit: &Unit) -> Result<Vec<Finding>, ScanError> {
+    match (scanner.scan(env, unit, Side::Merge.name()), unit) {
+        (Err(e), Unit::RepoChecks(checks)) => {
+            tracing::warn!(error = %e, ?checks, "pkgcheck would not run these checks alone; running the whole repo pass");
+            scanner.scan(env, &Unit::RepoPass, Side::Merge.name())
+        }
+        (result, _) => result,
+    }
 }
 
 fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, ScanError>>) -> Result<T, ScanError> {
@@ -125,15 +175,26 @@ fn unit_key(unit: &Unit) -> String {
     match unit {
         Unit::Full => "full".into(),
         Unit::RepoPass => "repo-pass".into(),
+        Unit::RepoChecks(c) => format!("repo-checks:{}", c.join(",")),
         Unit::Targets(t) => t.join(","),
     }
 }
 
+/// The base side's findings.
+struct BaseScan {
+    all: Vec<Finding>,
+    /// The repo pass's findings, when the units had one.
+    repo: Option<Vec<Finding>>,
+    hits: usize,
+    misses: usize,
+}
+
 /// Scan the base side, one cache entry per target (so a later pull request touching other packages still hits).
-fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, units: &[Unit]) -> Result<(Vec<Finding>, usize, usize), ScanError> {
+fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, units: &[Unit]) -> Result<BaseScan, ScanError> {
     let fp = scanner.fingerprint();
     let (mut hits, mut misses) = (0, 0);
     let mut all = Vec::new();
+    let mut repo = None;
     for unit in units {
         let singles: Vec<Unit> = match unit {
             Unit::Targets(t) => t.iter().map(|x| Unit::Targets(vec![x.clone()])).collect(),
@@ -145,6 +206,9 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
             match cache.get(&key) {
                 Some(found) => {
                     hits += 1;
+                    if *single == Unit::RepoPass {
+                        repo = Some(found.clone());
+                    }
                     all.extend(found);
                 }
                 None => missing.push(single.clone()),
@@ -180,6 +244,9 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
                 let found = scanner.scan(env, unit, Side::Base.name())?;
                 let (key, about) = BaseCache::key(&id.tree, &fp, &unit_key(unit));
                 store(cache, &key, &about, &found);
+                if *unit == Unit::RepoPass {
+                    repo = Some(found.clone());
+                }
                 all.extend(found);
             }
         }
@@ -188,7 +255,7 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
     if hits > 0 {
         tracing::info!(hits, misses, "base results cache");
     }
-    Ok((all, hits, misses))
+    Ok(BaseScan { all, repo, hits, misses })
 }
 
 fn store(cache: &BaseCache, key: &str, about: &str, findings: &[Finding]) {
@@ -238,10 +305,16 @@ fn confirm(
             continue; // narrowed down already; rescanning a hang costs a timeout
         }
         let rounds = if finding::is_flaky(class, &policy.flaky_keywords) { policy.flaky_rescans } else { policy.rescans };
-        let unit = match target_of(f) {
-            Some(t) => Unit::Targets(vec![t]),
-            None if plan.full => Unit::Full,
-            None => Unit::RepoPass,
+        let checks = finding::checks_of(class);
+        let unit = if !checks.is_empty() && checks.iter().all(|c| repo_scope::is_repo_pass_check(c)) {
+            // Found by the repo pass (some of those are version-scope, such as ConflictingChksums): rerun its checks.
+            Unit::RepoChecks(checks.iter().map(|c| c.to_string()).collect())
+        } else {
+            match target_of(f) {
+                Some(t) => Unit::Targets(vec![t]),
+                None if plan.full => Unit::Full,
+                None => Unit::RepoPass,
+            }
         };
         candidates.insert(id, (rounds, unit));
     }
@@ -313,5 +386,5 @@ pub fn base_id(mirror: &git2::Repository, base: git2::Oid, masters: &[&Path]) ->
         id.push('+');
         id.push_str(&repo.head()?.peel_to_tree()?.id().to_string());
     }
-    Ok(BaseId { tree: id })
+    Ok(BaseId { tree: id, masters: masters.len() })
 }

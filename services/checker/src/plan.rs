@@ -117,7 +117,11 @@ mod tests {
         for (cp, eclasses, deps) in entries {
             i.packages.insert(
                 cp.to_string(),
-                PackageMeta { eclasses: eclasses.iter().map(|s| s.to_string()).collect(), deps: deps.iter().map(|s| s.to_string()).collect() },
+                PackageMeta {
+                    eclasses: eclasses.iter().map(|s| s.to_string()).collect(),
+                    deps: deps.iter().map(|s| s.to_string()).collect(),
+                    ..PackageMeta::default()
+                },
             );
         }
         i

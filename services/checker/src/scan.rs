@@ -21,6 +21,8 @@ pub enum Unit {
     Full,
     /// Repo- and category-scope checks on the whole repository.
     RepoPass,
+    /// Some of the repo pass's checks (`-c A,B`) on the whole repository.
+    RepoChecks(Vec<String>),
     /// Package atoms (`cat/pkg`) and eclasses (`eclass/X.eclass`).
     Targets(Vec<String>),
 }
@@ -30,6 +32,7 @@ impl Unit {
         match self {
             Unit::Full => "the whole repository".into(),
             Unit::RepoPass => "the repository (repo and category scopes)".into(),
+            Unit::RepoChecks(c) => format!("the repository ({})", c.join(", ")),
             Unit::Targets(t) => t.join(" "),
         }
     }
@@ -71,6 +74,20 @@ impl Scanner {
         }
     }
 
+    /// Whether configured pkgcheck arguments change which checks run (then the repo pass is never reused in parts).
+    pub fn custom_checks(&self) -> bool {
+        self.extra_args.iter().any(|a| {
+            let flag = a.split('=').next().unwrap_or(a);
+            matches!(flag, "--cache" | "--checks" | "--checksets" | "--scopes" | "--net" | "--keywords")
+                || (a.starts_with('-') && !a.starts_with("--") && a[1..].starts_with(['c', 'C', 's', 'k']))
+        })
+    }
+
+    /// The same scanner with `jobs` processes per scan.
+    pub fn with_jobs(&self, jobs: u32) -> Scanner {
+        Scanner { jobs: jobs.max(1), ..self.clone() }
+    }
+
     /// The arguments that go into the base-results cache key: everything that changes what a scan reports.
     pub fn fingerprint(&self) -> String {
         format!("pkgcheck={} pkgcore={} args={:?}", self.tools.pkgcheck_version, self.tools.pkgcore_version, self.extra_args)
@@ -94,7 +111,7 @@ impl Scanner {
                 }
                 out
             }
-            Unit::RepoPass | Unit::Full => match self.run(env, unit, &[], label)? {
+            Unit::RepoPass | Unit::RepoChecks(_) | Unit::Full => match self.run(env, unit, &[], label)? {
                 RunResult::Ok(findings) => findings,
                 RunResult::Failed(failure) => {
                     if *unit == Unit::Full {
@@ -149,8 +166,14 @@ impl Scanner {
             "-r".into(),
             env.visible.display().to_string(),
         ];
-        if *unit == Unit::RepoPass {
-            args.push("--scopes=repo,cat,profiles".into());
+        match unit {
+            Unit::RepoPass => args.push("--scopes=repo,cat,profiles".into()),
+            Unit::RepoChecks(checks) => {
+                args.push("--scopes=repo,cat,profiles".into());
+                args.push("-c".into());
+                args.push(checks.join(","));
+            }
+            _ => {}
         }
         args.extend(self.extra_args.iter().cloned());
         let stdin = if targets.is_empty() {

@@ -32,26 +32,40 @@ impl Prci {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run prci")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(prci_bin());
         cmd.args(args).env("PRCI__WORK__DIR", self.work.path()).env_remove("PRCI_LOG");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.output().expect("run prci")
+        cmd
     }
 
     /// `prci check --json`; returns the exit code and the report.
     pub fn check(&self, repo: &Path, base: &str, head: &str, extra: &[&str]) -> (i32, Value) {
+        let (code, report, _) = self.check_logged(repo, base, head, extra);
+        (code, report)
+    }
+
+    /// `prci check --json` with `PRCI_LOG=info`; returns the exit code, the report and the log (stderr).
+    pub fn check_logged(&self, repo: &Path, base: &str, head: &str, extra: &[&str]) -> (i32, Value, String) {
         let repo = repo.display().to_string();
         let mut args = vec!["check", "--json", "--repo", &repo, "--base", base, "--head", head];
         args.extend_from_slice(extra);
-        let out = self.run(&args);
+        let mut cmd = self.command(&args);
+        if !self.env.iter().any(|(k, _)| k == "PRCI_LOG") {
+            cmd.env("PRCI_LOG", "info");
+        }
+        let out = cmd.output().expect("run prci");
         let code = out.status.code().unwrap_or(-1);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
             panic!("prci check printed no report ({e}); exit {code}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
         });
-        (code, report)
+        (code, report, String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
 
