@@ -39,13 +39,15 @@ pub struct Tools {
 }
 
 impl Tools {
-    /// Find both tools (configured path or the project environment) and ask their versions.
+    /// Find both tools (configured path or the project environment) and their versions: from the
+    /// environment's package metadata when the tool lives in a virtual environment (no Python start-up),
+    /// else by asking `--version`.
     pub fn locate(settings: &ToolSettings) -> Result<Tools, MissingTool> {
         let venv_bin = default_venv().join("bin");
         let pkgcheck = settings.pkgcheck.clone().unwrap_or_else(|| venv_bin.join("pkgcheck"));
         let pmaint = settings.pmaint.clone().unwrap_or_else(|| venv_bin.join("pmaint"));
-        let pkgcheck_version = version_of(&pkgcheck, "pkgcheck")?;
-        let pkgcore_version = version_of(&pmaint, "pmaint")?;
+        let pkgcheck_version = installed_version(&pkgcheck, "pkgcheck").map_or_else(|| version_of(&pkgcheck, "pkgcheck"), Ok)?;
+        let pkgcore_version = installed_version(&pmaint, "pkgcore").map_or_else(|| version_of(&pmaint, "pmaint"), Ok)?;
         let bin_dir = pmaint.parent().map(Path::to_path_buf).unwrap_or_else(|| venv_bin.clone());
         let pkgcheck_source = python_module_dir(&bin_dir, "pkgcheck");
         Ok(Tools { pkgcheck, pmaint, bin_dir, pkgcheck_version, pkgcore_version, pkgcheck_source })
@@ -63,8 +65,48 @@ fn version_of(path: &Path, tool: &'static str) -> Result<String, MissingTool> {
     text.split_whitespace().nth(1).map(str::to_owned).ok_or_else(missing)
 }
 
+/// The version of distribution `dist` installed in the virtual environment an executable `tool` belongs to
+/// (`<venv>/lib/python3.X/site-packages/<dist>-<version>.dist-info`), when there is exactly one.
+fn installed_version(tool: &Path, dist: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(tool).ok()?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return None;
+    }
+    let lib = tool.parent()?.parent()?.join("lib");
+    let prefix = format!("{dist}-");
+    let mut found = Vec::new();
+    for python in std::fs::read_dir(lib).ok()?.flatten() {
+        let Ok(entries) = std::fs::read_dir(python.path().join("site-packages")) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(version) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".dist-info")) {
+                found.push(version.to_owned());
+            }
+        }
+    }
+    (found.len() == 1).then(|| found.remove(0))
+}
+
 /// `<venv>/lib/python3.X/site-packages/<module>` next to a venv's bin dir, if it exists.
 fn python_module_dir(bin_dir: &Path, module: &str) -> Option<PathBuf> {
     let lib = bin_dir.parent()?.join("lib");
     std::fs::read_dir(lib).ok()?.flatten().map(|e| e.path().join("site-packages").join(module)).find(|p| p.is_dir())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_come_from_the_environment_metadata_and_agree_with_the_tools() {
+        let bin = default_venv().join("bin");
+        let (pkgcheck, pmaint) = (bin.join("pkgcheck"), bin.join("pmaint"));
+        if !pkgcheck.is_file() {
+            panic!("the pinned tools are not installed: run `{INSTALL_HINT}`");
+        }
+        assert_eq!(installed_version(&pkgcheck, "pkgcheck"), version_of(&pkgcheck, "pkgcheck").ok());
+        assert_eq!(installed_version(&pmaint, "pkgcore"), version_of(&pmaint, "pmaint").ok());
+        assert_eq!(installed_version(Path::new("/nonexistent/bin/pkgcheck"), "pkgcheck"), None);
+    }
 }

@@ -72,16 +72,19 @@ pub fn check(
 ) -> Result<Outcome, ScanError> {
     let mut timings = Vec::new();
     let t = Instant::now();
-    let base_index = index::CacheIndex::read(&base_env.tree)?;
-    let merge_index = index::CacheIndex::read(&merge_env.tree)?;
+    let (base_index, merge_index) = std::thread::scope(|s| {
+        let b = s.spawn(|| index::CacheIndex::read(&base_env.tree));
+        let m = index::CacheIndex::read(&merge_env.tree);
+        (b.join().unwrap_or_else(|_| Err(std::io::Error::other("reading the md5-cache panicked"))), m)
+    });
+    let (base_index, merge_index) = (base_index?, merge_index?);
     let plan = plan::plan(changed, &base_env.tree, &merge_env.tree, &base_index, &merge_index);
     for reason in &plan.reasons {
         tracing::info!("plan: {reason}");
     }
     timings.push(("plan".to_string(), t.elapsed().as_secs_f64()));
 
-    let units = units_of(&plan);
-    // The merge side's repo pass: the checks the pull request can change, the base's findings for the rest.
+    // The repo pass narrowed to the checks the pull request can affect, the same on both sides.
     let decision = (!plan.full).then(|| {
         let ctx = repo_scope::Context { has_masters: base_id.masters > 0, custom_checks: scanner.custom_checks() };
         let base_tree = repo_scope::Tree { path: &base_env.tree, index: &base_index };
@@ -89,18 +92,18 @@ pub fn check(
         repo_scope::decide(changed, base_tree, merge_tree, &ctx)
     });
     if let Some(d) = &decision {
-        if d.reuses_everything() {
-            tracing::info!("repo pass: the pull request changes no input of a repository-scope check; the base's results stand");
+        if d.affects_nothing() {
+            tracing::info!("repo pass: the pull request changes no input of a repository-scope check; none is scanned");
         }
         for reason in &d.reasons {
             tracing::info!("repo pass reruns {reason}");
         }
     }
-    let merge_side: Vec<Unit> = units
-        .iter()
+    let units: Vec<Unit> = units_of(&plan)
+        .into_iter()
         .filter_map(|u| match (u, &decision) {
             (Unit::RepoPass, Some(d)) if !d.all => (!d.rerun.is_empty()).then(|| Unit::RepoChecks(d.rerun.iter().cloned().collect())),
-            (other, _) => Some(other.clone()),
+            (other, _) => Some(other),
         })
         .collect();
     let t = Instant::now();
@@ -108,24 +111,24 @@ pub fn check(
         let b = s.spawn(|| scan_base(scanner, cache, base_id, base_env, &units));
         let m = s.spawn(|| -> Result<Vec<Finding>, ScanError> {
             let mut all = Vec::new();
-            for unit in &merge_side {
-                all.extend(scan_merge_unit(scanner, merge_env, unit)?);
+            for unit in &units {
+                all.extend(scan_unit(scanner, merge_env, unit, Side::Merge)?);
             }
             Ok(all)
         });
         (joined(b), joined(m))
     });
-    let base = base?;
+    let mut base = base?;
     let mut merge = merge?;
-    if let (Some(mut d), Some(base_repo)) = (decision, base.repo.as_ref()) {
-        if !d.all {
-            let broken: Vec<String> = d.broken_expectations(base_repo).into_iter().filter(|c| !d.rerun.contains(c)).collect();
-            if !broken.is_empty() {
-                tracing::warn!(checks = ?broken, "the base's repo-scope findings disagree with prci's model of them; rerunning those checks");
-                merge.extend(scan_merge_unit(scanner, merge_env, &Unit::RepoChecks(broken.clone()))?);
-                d.rerun.extend(broken);
-            }
-            merge.extend(d.kept(base_repo));
+    // Where the base's whole repo pass is at hand (cached), check the model's predictions against it.
+    if let (Some(d), Some(whole)) = (&decision, &base.whole_repo_pass) {
+        let broken: Vec<String> = d.broken_expectations(whole).into_iter().filter(|c| !d.rerun.contains(c)).collect();
+        if !broken.is_empty() {
+            tracing::warn!(checks = ?broken, "the base's repo-scope findings disagree with prci's model of them; scanning those checks too");
+            let set: BTreeSet<String> = broken.iter().cloned().collect();
+            base.all.extend(repo_scope::of_checks(whole, &set));
+            merge.extend(scan_unit(scanner, merge_env, &Unit::RepoChecks(broken), Side::Merge)?);
+            finding::sort_findings(&mut base.all);
             finding::sort_findings(&mut merge);
         }
     }
@@ -138,13 +141,14 @@ pub fn check(
     Ok(Outcome { plan, base, merge, unstable, cache_hits: hits, cache_misses: misses, rescans, timings })
 }
 
-/// Scan one unit of the merge side. Selected repo-pass checks that pkgcheck refuses to run alone
-/// (a check skipped on this repository is an error when named with `-c`) fall back to the whole pass.
-fn scan_merge_unit(scanner: &Scanner, env: &TreeEnv, unit: &Unit) -> Result<Vec<Finding>, ScanError> {
-    match (scanner.scan(env, unit, Side::Merge.name()), unit) {
+/// Scan one unit of one side. Selected repo-pass checks that pkgcheck refuses to run alone (a check
+/// skipped on this repository is an error when named with `-c`) are answered from the whole pass.
+fn scan_unit(scanner: &Scanner, env: &TreeEnv, unit: &Unit, side: Side) -> Result<Vec<Finding>, ScanError> {
+    match (scanner.scan(env, unit, side.name()), unit) {
         (Err(e), Unit::RepoChecks(checks)) => {
-            tracing::warn!(error = %e, ?checks, "pkgcheck would not run these checks alone; running the whole repo pass");
-            scanner.scan(env, &Unit::RepoPass, Side::Merge.name())
+            tracing::warn!(error = %e, ?checks, side = side.name(), "pkgcheck would not run these checks alone; running the whole repo pass");
+            let whole = scanner.scan(env, &Unit::RepoPass, side.name())?;
+            Ok(repo_scope::of_checks(&whole, &checks.iter().cloned().collect()))
         }
         (result, _) => result,
     }
@@ -183,8 +187,8 @@ fn unit_key(unit: &Unit) -> String {
 /// The base side's findings.
 struct BaseScan {
     all: Vec<Finding>,
-    /// The repo pass's findings, when the units had one.
-    repo: Option<Vec<Finding>>,
+    /// The whole repo pass's findings, when they were cached or scanned.
+    whole_repo_pass: Option<Vec<Finding>>,
     hits: usize,
     misses: usize,
 }
@@ -194,7 +198,7 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
     let fp = scanner.fingerprint();
     let (mut hits, mut misses) = (0, 0);
     let mut all = Vec::new();
-    let mut repo = None;
+    let mut whole_repo_pass = None;
     for unit in units {
         let singles: Vec<Unit> = match unit {
             Unit::Targets(t) => t.iter().map(|x| Unit::Targets(vec![x.clone()])).collect(),
@@ -203,11 +207,21 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
         let mut missing = Vec::new();
         for single in &singles {
             let (key, _) = BaseCache::key(&id.tree, &fp, &unit_key(single));
-            match cache.get(&key) {
+            // Selected repo-pass checks are answered from a cached whole pass as well.
+            let found = cache.get(&key).or_else(|| match single {
+                Unit::RepoChecks(checks) => {
+                    let whole = cache.get(&BaseCache::key(&id.tree, &fp, &unit_key(&Unit::RepoPass)).0)?;
+                    let selected = repo_scope::of_checks(&whole, &checks.iter().cloned().collect());
+                    whole_repo_pass = Some(whole);
+                    Some(selected)
+                }
+                _ => None,
+            });
+            match found {
                 Some(found) => {
                     hits += 1;
                     if *single == Unit::RepoPass {
-                        repo = Some(found.clone());
+                        whole_repo_pass = Some(found.clone());
                     }
                     all.extend(found);
                 }
@@ -241,11 +255,11 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
                 all.extend(found);
             }
             _ => {
-                let found = scanner.scan(env, unit, Side::Base.name())?;
+                let found = scan_unit(scanner, env, unit, Side::Base)?;
                 let (key, about) = BaseCache::key(&id.tree, &fp, &unit_key(unit));
                 store(cache, &key, &about, &found);
                 if *unit == Unit::RepoPass {
-                    repo = Some(found.clone());
+                    whole_repo_pass = Some(found.clone());
                 }
                 all.extend(found);
             }
@@ -255,7 +269,7 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
     if hits > 0 {
         tracing::info!(hits, misses, "base results cache");
     }
-    Ok(BaseScan { all, repo, hits, misses })
+    Ok(BaseScan { all, whole_repo_pass, hits, misses })
 }
 
 fn store(cache: &BaseCache, key: &str, about: &str, findings: &[Finding]) {

@@ -21,12 +21,13 @@
 //! | RepoDirCheck, ProfilesCheck | never run under `--cache=-git` (they need pkgcheck's git cache) |
 //!
 //! `profiles/`, `licenses/` and `metadata/` changes make the plan a full scan, so they never get here.
-//! For the rest, a check is rerun on the merge side when an input it reads differs between the two
-//! trees; for the three "unused" checks, when the unused set itself (computed here from the
-//! md5-cache) differs. The computed unused sets are also checked against what pkgcheck reported on
-//! the base side: where they disagree, the model is wrong for this tree and the check is rerun.
-//! Checks kept this way give the merge side exactly the base's findings, so they can never make a
-//! difference, and can never flap either.
+//! For the rest, a check is scanned (on both sides, like every target) when an input it reads
+//! differs between the two trees; for the three "unused" checks, when the unused set itself
+//! (computed here from the md5-cache) differs. A check whose inputs are the same on both sides
+//! reports the same on both sides, so it is not scanned at all: it can make no difference (and can
+//! never flap into one). Where the base's whole repo pass is at hand (cached), the computed unused
+//! sets are checked against what pkgcheck reported there; where they disagree, the model is wrong
+//! for this tree and the check is scanned after all.
 
 use crate::index::{CacheIndex, PackageMeta};
 use crate::plan::categories;
@@ -75,12 +76,12 @@ pub fn unmodelled_checks() -> BTreeSet<&'static str> {
         .collect()
 }
 
-/// What the merge side's repo pass must do.
+/// What of the repo pass both sides must scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
     /// Rerun the whole pass.
     pub all: bool,
-    /// Rerun these checks (`pkgcheck scan -c`) and keep the base's findings of every other check.
+    /// Scan these checks (`pkgcheck scan -c`) on both sides; no other repo-pass check.
     pub rerun: BTreeSet<String>,
     /// What the base side's findings must say for the model to hold.
     pub expect: Vec<Expectation>,
@@ -112,8 +113,8 @@ impl Decision {
         self.all = true;
     }
 
-    /// Nothing to scan on the merge side: the base's repo-pass findings stand as they are.
-    pub fn reuses_everything(&self) -> bool {
+    /// No repository-scope result can differ: neither side scans the repo pass.
+    pub fn affects_nothing(&self) -> bool {
         !self.all && self.rerun.is_empty()
     }
 
@@ -130,11 +131,11 @@ impl Decision {
         }
         broken
     }
+}
 
-    /// The base findings that stand for the merge side: those no rerun check can report.
-    pub fn kept(&self, base_repo: &[Finding]) -> Vec<Finding> {
-        base_repo.iter().filter(|f| !finding::checks_of(finding::class_of(f)).iter().any(|c| self.rerun.contains(*c))).cloned().collect()
-    }
+/// The findings some checks can report (by the keyword table).
+pub fn of_checks(findings: &[Finding], checks: &BTreeSet<String>) -> Vec<Finding> {
+    findings.iter().filter(|f| finding::checks_of(finding::class_of(f)).iter().any(|c| checks.contains(*c))).cloned().collect()
 }
 
 /// One tree: its checkout and its md5-cache index.
@@ -153,7 +154,7 @@ pub struct Context {
     pub custom_checks: bool,
 }
 
-/// Decide, for a pull request changing `changed` (paths on either side), what the merge side's repo pass must rerun.
+/// Decide, for a pull request changing `changed` (paths on either side), which repo-pass checks can report differently.
 pub fn decide(changed: &[String], base: Tree, merge: Tree, ctx: &Context) -> Decision {
     let mut d = Decision::default();
     if ctx.custom_checks {
@@ -301,7 +302,8 @@ fn compare_packages(d: &mut Decision, packages: &BTreeSet<String>, base: Tree, m
             d.rerun("EmptyDirsCheck", format!("{cp}: package or category directory emptied or filled"));
         }
         if (cat == "acct-user" || cat == "acct-group") && qa_policy {
-            d.rerun("AcctCheck", format!("{cp} is an account package"));
+            // Not alone: pkgcheck refuses `-c AcctCheck` when metadata/qa-policy.conf lacks a range.
+            d.everything(format!("{cp} is an account package"));
         }
         if updated.contains(cp) {
             d.rerun("PackageUpdatesCheck", format!("{cp} is named by profiles/updates"));
@@ -548,12 +550,11 @@ mod tests {
     }
 
     #[test]
-    fn kept_findings_leave_out_rerun_checks() {
-        let d = Decision { rerun: ["UnusedLicensesCheck".to_string()].into(), ..Decision::default() };
+    fn findings_are_selected_by_the_checks_that_report_them() {
         let f = |class: &str| -> Finding { serde_json::from_str(&format!(r#"{{"__class__":"{class}"}}"#)).unwrap() };
-        let kept = d.kept(&[f("UnusedLicenses"), f("UnusedEclasses")]);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(finding::class_of(&kept[0]), "UnusedEclasses");
+        let picked = of_checks(&[f("UnusedLicenses"), f("UnusedEclasses"), f("PrciToolCrash")], &["UnusedLicensesCheck".to_string()].into());
+        assert_eq!(picked.len(), 1);
+        assert_eq!(finding::class_of(&picked[0]), "UnusedLicenses");
     }
 
     #[test]

@@ -40,8 +40,10 @@ full-tree `pkgcheck scan` (the baseline) and the bare pkgcheck runs prci makes (
 
 /// Name of the generated repository.
 const REPO_NAME: &str = "bench";
-/// Branch holding the pull request.
-const PR_BRANCH: &str = "bench-pr";
+/// Branches holding the pull requests: `bench-pr-1`, `bench-pr-2`, …
+fn pr_branch(k: usize) -> String {
+    format!("bench-pr-{k}")
+}
 /// The licence a `license` pull request names (not in licenses/).
 const BROKEN_LICENSE: &str = "Bench-Nonexistent-1.0";
 
@@ -196,18 +198,28 @@ fn run() -> Result<()> {
     }
     let repo_path = repo_path.canonicalize()?;
 
-    // ------------------------------------------------------------------ the pull request
-    let (pr_index, rdep_index) = pick_package(args.packages);
-    let atom = generated_atom(args.packages, pr_index);
-    let rdep = generated_atom(args.packages, rdep_index);
-    let (head, what) = make_pr(&repo_path, &atom, args.change)?;
-    let base = rev(&repo_path, "master")?;
-    progress(&format!(
-        "pull request {} on {}: {what} ({rdep} depends on it)",
-        &head[..12],
-        &base[..12]
-    ));
-    checkout_branch(&repo_path, PR_BRANCH)?;
+    // ------------------------------------------------------------------ the pull requests
+    // One per prci run (2 per round): each run checks a pull request the previous run did not, as a
+    // CI does, so the merge checkout, its regen and the base side's package targets are never reused.
+    let picks = pick_packages(args.packages, 2 * args.runs);
+    if picks.len() < 2 * args.runs {
+        bail!("{} packages leave room for {} distinct pull requests; {} are needed (use fewer --runs)", args.packages, picks.len(), 2 * args.runs);
+    }
+    let mut prs: Vec<(String, String, String)> = Vec::new(); // (branch, atom, rdep)
+    let mut what = String::new();
+    for (k, (pr_index, rdep_index)) in picks.iter().enumerate() {
+        let atom = generated_atom(args.packages, *pr_index);
+        let rdep = generated_atom(args.packages, *rdep_index);
+        let branch = pr_branch(k + 1);
+        let (head, w) = make_pr(&repo_path, &atom, args.change, &branch)?;
+        if k == 0 {
+            what = w;
+        }
+        progress(&format!("pull request {branch} {}: {atom} ({rdep} depends on it)", &head[..12]));
+        prs.push((branch, atom, rdep));
+    }
+    let rdep = prs[0].2.clone();
+    checkout_branch(&repo_path, &prs[0].0)?;
 
     // ------------------------------------------------------------------ warm-up (not timed in the table)
     progress("warm-up: prci check master..master (mirror, checkouts, md5-cache of both trees)");
@@ -253,7 +265,7 @@ fn run() -> Result<()> {
     for round in 1..=args.runs {
         round_load.push(loadavg());
         progress(&format!(
-            "round {round}/{}: prci check, cold base cache",
+            "round {round}/{}: prci check, cold base cache (first pull request on this base)",
             args.runs
         ));
         let cache = work.join("cache").join("base");
@@ -261,13 +273,32 @@ fn run() -> Result<()> {
             std::fs::remove_dir_all(&cache)
                 .with_context(|| format!("remove {}", cache.display()))?;
         }
-        cold.push(run_prci(&prci, &repo_path, &work, "master", PR_BRANCH)?);
-
+        let (cold_pr, warm_pr) = (&prs[2 * round - 2].0, &prs[2 * round - 1].0);
+        cold.push(run_prci(&prci, &repo_path, &work, "master", cold_pr)?);
+        let b = Side {
+            tree: &base_tree,
+            config: base_cfg.path(),
+        };
+        let m = Side {
+            tree: &merge_tree,
+            config: merge_cfg.path(),
+        };
         progress(&format!(
-            "round {round}/{}: prci check, warm base cache",
+            "round {round}/{}: floor of that run (its bare pkgcheck runs, both sides at once)",
             args.runs
         ));
-        hot.push(run_prci(&prci, &repo_path, &work, "master", PR_BRANCH)?);
+        floor_both.push(floor(&pkgcheck, &b, &m, prci_jobs, cold.last().expect("pushed"), true)?);
+
+        progress(&format!(
+            "round {round}/{}: prci check of the next pull request, warm base cache",
+            args.runs
+        ));
+        hot.push(run_prci(&prci, &repo_path, &work, "master", warm_pr)?);
+        progress(&format!(
+            "round {round}/{}: floor of that run (no base repo pass: it is cached)",
+            args.runs
+        ));
+        floor_merge.push(floor(&pkgcheck, &b, &m, prci_jobs, hot.last().expect("pushed"), false)?);
 
         progress(&format!(
             "round {round}/{}: full-tree pkgcheck scan -j {baseline_jobs}",
@@ -282,71 +313,6 @@ fn run() -> Result<()> {
         baseline.push(scan_secs);
         baseline_cpu.push(children_cpu() - cpu);
         baseline_results = results;
-
-        let report = &cold[0].report;
-        let targets: Vec<String> = report["scan"]["targets"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if report["scan"]["full"].as_bool() == Some(true) {
-            bail!(
-                "prci planned a full scan for a one-package pull request: {}",
-                report["scan"]
-            );
-        }
-        progress(&format!(
-            "round {round}/{}: floor (bare pkgcheck runs of prci's plan, both sides at once)",
-            args.runs
-        ));
-        let b = Side {
-            tree: &base_tree,
-            config: base_cfg.path(),
-        };
-        let m = Side {
-            tree: &merge_tree,
-            config: merge_cfg.path(),
-        };
-        let cpu = children_cpu();
-        let t = Instant::now();
-        let (rb, rm) = std::thread::scope(|s| {
-            let hb = s.spawn(|| floor_side(&pkgcheck, &b, prci_jobs, &targets));
-            let hm = s.spawn(|| floor_side(&pkgcheck, &m, prci_jobs, &targets));
-            (hb.join(), hm.join())
-        });
-        let wall = secs(t);
-        let cpu = children_cpu() - cpu;
-        let (rb, rm) = match (rb, rm) {
-            (Ok(b), Ok(m)) => (b?, m?),
-            _ => bail!("a floor thread panicked"),
-        };
-        floor_both.push(FloorRun {
-            wall,
-            cpu,
-            side_wall: rm.wall,
-            repo_pass: rm.repo_pass,
-            targets: rm.targets,
-            base_wall: Some(rb.wall),
-        });
-
-        progress(&format!(
-            "round {round}/{}: floor, merge side only",
-            args.runs
-        ));
-        let cpu = children_cpu();
-        let t = Instant::now();
-        let only = floor_side(&pkgcheck, &m, prci_jobs, &targets)?;
-        floor_merge.push(FloorRun {
-            wall: secs(t),
-            cpu: children_cpu() - cpu,
-            side_wall: only.wall,
-            repo_pass: only.repo_pass,
-            targets: only.targets,
-            base_wall: None,
-        });
     }
 
     print_results(&Results {
@@ -374,10 +340,10 @@ fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// The pull request's package and its reverse dependency: package `i` with `i % 5 == 3` near the
-/// middle, so that package `i + 7` (a multiple of 5) has `RDEPEND` on it; `i` is never a multiple of
-/// 10, so it has one version (`-1.0`).
-fn pick_package(n: usize) -> (usize, usize) {
+/// The pull requests' packages and their reverse dependencies: packages `i` with `i % 5 == 3` from
+/// the middle on, so that package `i + 7` (a multiple of 5) has `RDEPEND` on it; `i` is never a
+/// multiple of 10, so it has one version (`-1.0`). `count` distinct ones (fewer on a tiny repository).
+fn pick_packages(n: usize, count: usize) -> Vec<(usize, usize)> {
     let mut i = n / 2;
     while i % 5 != 3 {
         i += 1;
@@ -385,22 +351,22 @@ fn pick_package(n: usize) -> (usize, usize) {
     while i + 7 >= n {
         i -= 5;
     }
-    (i, i + 7)
+    let mut out = Vec::new();
+    for k in 0..count {
+        // Alternate above and below the middle so small repositories still have room.
+        let step = 5 * k.div_ceil(2);
+        let j = if k % 2 == 1 { i.checked_add(step) } else { i.checked_sub(step) };
+        match j {
+            Some(j) if j + 7 < n && j >= 3 => out.push((j, j + 7)),
+            _ => break,
+        }
+    }
+    out
 }
 
-fn rev(repo: &Path, spec: &str) -> Result<String> {
-    let git = Repository::open(repo)?;
-    let sha = git
-        .revparse_single(spec)?
-        .peel_to_commit()?
-        .id()
-        .to_string();
-    Ok(sha)
-}
-
-/// Create (or reset) branch `bench-pr`: one commit on master changing `atom`. Deterministic (fixed
+/// Create (or reset) branch `branch`: one commit on master changing `atom`. Deterministic (fixed
 /// author and time), so a reused directory gets the same sha. Returns the sha and a description.
-fn make_pr(repo: &Path, atom: &str, change: Change) -> Result<(String, String)> {
+fn make_pr(repo: &Path, atom: &str, change: Change, branch: &str) -> Result<(String, String)> {
     let git = Repository::open(repo)?;
     let master = git
         .find_branch("master", BranchType::Local)?
@@ -456,7 +422,7 @@ fn make_pr(repo: &Path, atom: &str, change: Change) -> Result<(String, String)> 
     )?;
     let oid = git.commit(None, &sig, &sig, &message, &new_tree, &[&master])?;
     git.reference(
-        &format!("refs/heads/{PR_BRANCH}"),
+        &format!("refs/heads/{branch}"),
         oid,
         true,
         "prci-bench: pull request",
@@ -566,6 +532,48 @@ struct PrciRun {
     report: Value,
     /// Peak resident set of the prci process itself (VmHWM, KiB), sampled from /proc; 0 if unknown.
     peak_kib: u64,
+    /// What prci's merge side ran of the repo pass, from its log.
+    merge_repo: RepoWork,
+}
+
+/// The part of the repo pass one side runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RepoWork {
+    /// None: no repository-scope input changed.
+    Nothing,
+    /// The whole pass.
+    Pass,
+    /// Some checks (`-c`).
+    Checks(Vec<String>),
+}
+
+impl RepoWork {
+    /// From prci's log (`PRCI_LOG=info`): "repo pass reruns <Check>: why", "whole repo pass: why".
+    fn from_log(log: &str, full: bool) -> RepoWork {
+        if full || log.contains("whole repo pass") {
+            return RepoWork::Pass;
+        }
+        let mut checks: Vec<String> = log
+            .lines()
+            .filter_map(|l| l.split_once("repo pass reruns ").map(|(_, rest)| rest))
+            .filter_map(|rest| rest.split(':').next().map(|c| c.trim().to_string()))
+            .collect();
+        checks.sort();
+        checks.dedup();
+        if checks.is_empty() {
+            RepoWork::Nothing
+        } else {
+            RepoWork::Checks(checks)
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            RepoWork::Nothing => "none (no repository-scope input changed)".into(),
+            RepoWork::Pass => "the whole pass".into(),
+            RepoWork::Checks(c) => c.join(","),
+        }
+    }
 }
 
 fn run_prci(prci: &Path, repo: &Path, work: &Path, base: &str, head: &str) -> Result<PrciRun> {
@@ -576,6 +584,7 @@ fn run_prci(prci: &Path, repo: &Path, work: &Path, base: &str, head: &str) -> Re
         .arg(repo)
         .args(["--base", base, "--head", head, "--json"])
         .env("PRCI__WORK__DIR", work)
+        .env("PRCI_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -615,11 +624,16 @@ fn run_prci(prci: &Path, repo: &Path, work: &Path, base: &str, head: &str) -> Re
     }
     let report: Value =
         serde_json::from_slice(&out.stdout).context("prci check --json printed no JSON")?;
+    let merge_repo = RepoWork::from_log(
+        &String::from_utf8_lossy(&out.stderr),
+        report["scan"]["full"].as_bool() == Some(true),
+    );
     Ok(PrciRun {
         wall,
         cpu,
         report,
         peak_kib: peak.load(Ordering::Relaxed),
+        merge_repo,
     })
 }
 
@@ -642,8 +656,10 @@ struct Side<'a> {
 enum Pass<'a> {
     /// Every check on the whole repository.
     Full,
-    /// Repo- and category-scope checks (`--scopes=repo,cat`, no targets).
+    /// Repo-, category- and profile-scope checks (`--scopes=repo,cat,profiles`, no targets), as prci runs them.
     RepoCat,
+    /// Some of those checks (`-c`).
+    RepoChecks(&'a [String]),
     /// These targets, read from stdin.
     Targets(&'a [String]),
 }
@@ -676,7 +692,10 @@ fn pkgcheck_run(pkgcheck: &Path, side: &Side, jobs: usize, pass: Pass) -> Result
     match pass {
         Pass::Full => {}
         Pass::RepoCat => {
-            cmd.arg("--scopes=repo,cat");
+            cmd.arg("--scopes=repo,cat,profiles");
+        }
+        Pass::RepoChecks(checks) => {
+            cmd.arg("--scopes=repo,cat,profiles").arg("-c").arg(checks.join(","));
         }
         Pass::Targets(targets) => {
             cmd.arg("-");
@@ -738,11 +757,15 @@ struct SideTimes {
     targets: f64,
 }
 
-/// What prci's first scan of one side runs, bare: the repo/category pass, then the eclass targets
+/// What prci's first scan of one side runs, bare: its part of the repo pass, then the eclass targets
 /// (if any), then the package targets (those that exist on this side), one after the other.
-fn floor_side(pkgcheck: &Path, side: &Side, jobs: usize, targets: &[String]) -> Result<SideTimes> {
+fn floor_side(pkgcheck: &Path, side: &Side, jobs: usize, repo: &RepoWork, targets: &[String]) -> Result<SideTimes> {
     let t = Instant::now();
-    let (repo_pass, _) = pkgcheck_run(pkgcheck, side, jobs, Pass::RepoCat)?;
+    let repo_pass = match repo {
+        RepoWork::Nothing => 0.0,
+        RepoWork::Pass => pkgcheck_run(pkgcheck, side, jobs, Pass::RepoCat)?.0,
+        RepoWork::Checks(c) => pkgcheck_run(pkgcheck, side, jobs, Pass::RepoChecks(c))?.0,
+    };
     let present: Vec<String> = targets
         .iter()
         .filter(|t| side.tree.join(t).exists())
@@ -763,6 +786,43 @@ fn floor_side(pkgcheck: &Path, side: &Side, jobs: usize, targets: &[String]) -> 
     })
 }
 
+/// The floor of one prci run: the pkgcheck runs its plan asks for, bare, both sides at once, on
+/// prci's checkouts as that run left them: the repo-pass checks prci's log names (on the base side
+/// only when its results were not cached, `cold`), then the targets.
+fn floor(pkgcheck: &Path, b: &Side, m: &Side, jobs: usize, run: &PrciRun, cold: bool) -> Result<FloorRun> {
+    let report = &run.report;
+    if report["scan"]["full"].as_bool() == Some(true) {
+        bail!("prci planned a full scan for a one-package pull request: {}", report["scan"]);
+    }
+    let targets: Vec<String> = report["scan"]["targets"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let base_repo = if cold { run.merge_repo.clone() } else { RepoWork::Nothing };
+    let cpu = children_cpu();
+    let t = Instant::now();
+    let (rb, rm) = std::thread::scope(|s| {
+        let hb = s.spawn(|| floor_side(pkgcheck, b, jobs, &base_repo, &targets));
+        let hm = s.spawn(|| floor_side(pkgcheck, m, jobs, &run.merge_repo, &targets));
+        (hb.join(), hm.join())
+    });
+    let wall = secs(t);
+    let cpu = children_cpu() - cpu;
+    let (rb, rm) = match (rb, rm) {
+        (Ok(b), Ok(m)) => (b?, m?),
+        _ => bail!("a floor thread panicked"),
+    };
+    Ok(FloorRun {
+        wall,
+        cpu,
+        side_wall: rm.wall,
+        repo_pass: rm.repo_pass,
+        targets: rm.targets,
+        base_wall: Some(rb.wall),
+        base_repo_pass: rb.repo_pass,
+    })
+}
+
 #[derive(Debug, Clone, Copy)]
 struct FloorRun {
     wall: f64,
@@ -774,6 +834,8 @@ struct FloorRun {
     targets: f64,
     /// The base side's wall time, when both ran at once.
     base_wall: Option<f64>,
+    /// The base side's repo pass (0 when its results were cached).
+    base_repo_pass: f64,
 }
 
 // ---------------------------------------------------------------------- the table
@@ -889,10 +951,11 @@ fn print_results(r: &Results) {
         "  load average at start: {}; at end: {} (other work on the machine skews every number)",
         r.load.0, r.load.1
     );
-    println!("  pull request: {} ({} has RDEPEND on it)", r.what, r.rdep);
+    println!("  pull requests: one per prci run, each changing another package like this: {} ({} has RDEPEND on it)", r.what, r.rdep);
     println!(
-        "  prci's plan: targets [{}] + repo/category pass, both sides; verdict {}; new: {}; fixed: {}",
+        "  prci's plan (first run): targets [{}]; repo-pass checks on both sides: {}; verdict {}; new: {}; fixed: {}",
         report["scan"]["targets"].as_array().map(|a| a.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default(),
+        r.cold[0].merge_repo.describe(),
         report["verdict"].as_str().unwrap_or("?"),
         classes(&report["new"]),
         classes(&report["fixed"])
@@ -915,7 +978,7 @@ fn print_results(r: &Results) {
         &cold,
     );
     row(
-        "b. prci check, warm base-results cache (next PR, same base)",
+        "b. prci check of the next PR, same base (warm cache)",
         &hot,
     );
     row(
@@ -928,27 +991,30 @@ fn print_results(r: &Results) {
     let doubled: Vec<f64> = r.baseline.iter().map(|v| v * 2.0).collect();
     row("   c x2: Gentoo CI scans head and base", &doubled);
     row(
-        "d. floor: prci's pkgcheck runs, bare, both sides at once",
+        "d. floor of a: its pkgcheck runs, bare, both sides at once",
         &fb,
-    );
-    row(
-        "   d': floor, merge side only (what a warm cache leaves)",
-        &fm,
     );
     let parts =
         |f: &[FloorRun], pick: fn(&FloorRun) -> f64| f.iter().map(pick).collect::<Vec<f64>>();
     row(
-        "      of d': the repo/category pass (--scopes=repo,cat)",
+        "      of d: base side's repo-pass checks (prci's log)",
+        &parts(r.floor_both, |f| f.base_repo_pass),
+    );
+    row(
+        "      of d: merge side's repo-pass checks (prci's log)",
+        &parts(r.floor_both, |f| f.repo_pass),
+    );
+    row(
+        "   d': floor of b (no base repo pass: cached)",
+        &fm,
+    );
+    row(
+        "      of d': merge side's repo-pass checks (prci's log)",
         &parts(r.floor_merge, |f| f.repo_pass),
     );
     row(
-        "      of d': the package targets (atoms on stdin)",
+        "      of d': merge side's package targets (atoms on stdin)",
         &parts(r.floor_merge, |f| f.targets),
-    );
-    let base_walls: Vec<f64> = r.floor_both.iter().filter_map(|f| f.base_wall).collect();
-    row(
-        "      of d: base side's wall (alongside the merge side)",
-        &base_walls,
     );
 
     println!();
@@ -963,8 +1029,8 @@ fn print_results(r: &Results) {
         "c. baseline: full-tree pkgcheck scan, one tree",
         r.baseline_cpu,
     );
-    row("d. floor, both sides", &fbc);
-    row("   d': floor, merge side only", &fmc);
+    row("d. floor of a", &fbc);
+    row("   d': floor of b", &fmc);
     let (mcc, mch, mbc) = (median(&cc), median(&ch), median(r.baseline_cpu));
     println!("  baseline / prci cold {:.2}x, baseline / prci warm {:.2}x (x2 scans: {:.2}x, {:.2}x); prci cold / floor {:.2}x, prci warm / floor' {:.2}x",
         mbc / mcc, mbc / mch, 2.0 * mbc / mcc, 2.0 * mbc / mch, mcc / median(&fbc), mch / median(&fmc));
@@ -991,15 +1057,17 @@ fn print_results(r: &Results) {
         println!("    a. cold   {}", steps(&r.cold[i]));
         println!("    b. warm   {}", steps(&r.hot[i]));
         println!(
-            "    c. {:.2}   d. {:.2} (merge side {:.2}, base side {:.2})   d'. {:.2} = repo pass {:.2} + targets {:.2} + rest",
+            "    c. {:.2}   d. {:.2} (merge side {:.2}, base side {:.2})   d'. {:.2} (merge side {:.2} = repo checks {:.2} + targets {:.2})",
             r.baseline[i],
             r.floor_both[i].wall,
             r.floor_both[i].side_wall,
             r.floor_both[i].base_wall.unwrap_or(f64::NAN),
             r.floor_merge[i].wall,
+            r.floor_merge[i].side_wall,
             r.floor_merge[i].repo_pass,
             r.floor_merge[i].targets
         );
+        println!("       repo-pass checks scanned: a. {}   b. {}", r.cold[i].merge_repo.describe(), r.hot[i].merge_repo.describe());
     }
 
     println!();
@@ -1022,21 +1090,21 @@ fn print_results(r: &Results) {
         2.0 * mb / mh
     );
     println!(
-        "  prci cold / floor (both sides)     {:>7.2}x   (overhead {:+.2} s)",
+        "  prci cold / floor of a             {:>7.2}x   (overhead {:+.2} s)",
         mc / mfb,
         mc - mfb
     );
     println!(
-        "  prci warm / floor (merge side)     {:>7.2}x   (overhead {:+.2} s)",
+        "  prci warm / floor of b             {:>7.2}x   (overhead {:+.2} s)",
         mh / mfm,
         mh - mfm
     );
     println!(
-        "  baseline / floor (both sides)      {:>7.2}x   (the best prci could do, cold)",
+        "  baseline / floor of a              {:>7.2}x   (the best prci could do, cold)",
         mb / mfb
     );
     println!(
-        "  baseline / floor (merge side)      {:>7.2}x   (the best prci could do, warm)",
+        "  baseline / floor of b              {:>7.2}x   (the best prci could do, warm)",
         mb / mfm
     );
 
