@@ -1,6 +1,6 @@
-//! `prci-bench`: times `prci check` of a one-package pull request on a generated repository (cold and
-//! warm base-results cache) side by side with today's full-tree `pkgcheck scan` (the baseline) and the
-//! bare pkgcheck runs prci makes for that pull request (the floor), and prints a table.
+//! `prci-bench`: times `prci check` of one-package pull requests on a generated repository (the first on
+//! a base, with a cold base-results cache, and the next one) side by side with today's full-tree
+//! `pkgcheck scan` (the baseline) and the bare pkgcheck runs prci makes for each (the floor), and prints a table.
 //!
 //! ```text
 //! cargo build --release -p prci -p prci-tests && target/release/prci-bench [--packages N] [--dir D] [--runs K]
@@ -24,14 +24,15 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "\
 usage: prci-bench [--packages N] [--dir D] [--runs K] [--change license|bump] [--prci PATH]
 
-Times `prci check` of a one-package pull request (cold and warm base-results cache) against a
-full-tree `pkgcheck scan` (the baseline) and the bare pkgcheck runs prci makes (the floor).
+Times `prci check` of one-package pull requests (a different one every run: the first on a base
+with a cold base-results cache, then the next one) against a full-tree `pkgcheck scan` (the
+baseline) and the bare pkgcheck runs prci makes for each (the floor).
 
   --packages N   packages in the generated repository (default 10000)
   --dir D        benchmark directory (default: a temporary directory, removed at the end);
                  a repository generated there before with the same N is reused.
                  On a slow disk, a directory under /dev/shm helps.
-  --runs K       timed runs of each measurement (default 3)
+  --runs K       timed runs of each measurement (default 3; makes 2K pull requests)
   --change C     what the pull request does to its one package: `license` (LICENSE names a
                  licence that does not exist: one new error, so prci confirms it by rescanning)
                  or `bump` (renames pkg-1.0 to pkg-1.1: a clean pull request). Default license.
