@@ -12,6 +12,7 @@ pub mod sandbox;
 pub mod stage;
 pub mod telemetry;
 pub mod tools;
+pub mod warm;
 
 pub use config::{ConfigError, Settings};
 pub use finding::Finding;

@@ -5,7 +5,8 @@
 //! - its own PID namespace (killing its first process kills everything it started, including the
 //!   ebuild-daemon children that put themselves in their own process groups), its own network
 //!   namespace (no network), and its own mount namespace, where the tree under test can be
-//!   bind-mounted at one fixed path so that base and merge are scanned from the same path;
+//!   bind-mounted at one fixed path so that base and merge are scanned from the same path, read-only
+//!   except its `metadata/md5-cache` (what regen writes), so no ebuild can change the tree it is in;
 //! - a wall-clock limit, after which the whole namespace is killed.
 //!
 //! Where the kernel refuses namespaces (an unprivileged container), the runner falls back to a
@@ -52,7 +53,13 @@ pub fn detect_isolation(wanted: bool) -> Isolation {
     })
 }
 
-const UNSHARE_ARGS: &[&str] = &["--fork", "--pid", "--kill-child", "--mount-proc", "--mount", "--net", "--propagation", "private"];
+/// Inside the new mount namespace: mount the tree (`$1`) at the scan path (`$2`) read-only, except its md5-cache
+/// (which regen writes), then run the tool. The tools cannot change the tree's tracked files.
+pub(crate) const BIND_SCRIPT: &str = "mount --bind -- \"$1\" \"$2\" || exit 125; \
+    if [ -d \"$1/metadata/md5-cache\" ]; then mount --bind -- \"$1/metadata/md5-cache\" \"$2/metadata/md5-cache\" || exit 125; fi; \
+    mount -o remount,bind,ro -- \"$2\" || exit 125; shift 2; exec \"$@\"";
+
+pub(crate) const UNSHARE_ARGS: &[&str] = &["--fork", "--pid", "--kill-child", "--mount-proc", "--mount", "--net", "--propagation", "private"];
 
 /// One tool invocation.
 #[derive(Debug, Clone)]
@@ -109,7 +116,17 @@ impl Sandbox {
     }
 
     /// Run `cmd` to completion or until its timeout, then make sure nothing it started is left.
+    /// pkgcheck, pmaint and prci's Python scripts run in the tree's warm tool process when there is
+    /// one (`crate::warm`), else (and on any trouble with it) in a process of their own.
     pub fn run(&self, cmd: &ToolCommand) -> std::io::Result<ToolOutput> {
+        if let Some(out) = crate::warm::run(self, cmd) {
+            return out;
+        }
+        self.run_cold(cmd)
+    }
+
+    /// Run `cmd` in a process of its own.
+    pub fn run_cold(&self, cmd: &ToolCommand) -> std::io::Result<ToolOutput> {
         std::fs::create_dir_all(&cmd.scratch)?;
         let mut command = match self.isolation {
             Isolation::Namespaces => {
@@ -117,7 +134,7 @@ impl Sandbox {
                 c.args(UNSHARE_ARGS);
                 match &cmd.bind {
                     Some((src, dst)) => {
-                        c.args(["/bin/sh", "-c", "mount --bind -- \"$1\" \"$2\" || exit 125; shift 2; exec \"$@\"", "prci-sandbox"]);
+                        c.args(["/bin/sh", "-c", BIND_SCRIPT, "prci-sandbox"]);
                         c.arg(src).arg(dst);
                     }
                     None => {}
@@ -133,15 +150,7 @@ impl Sandbox {
             }
         };
         command.args(&cmd.args);
-        command.env_clear();
-        let path = format!("{}:/usr/local/bin:/usr/bin:/bin", cmd.bin_dir.display());
-        command
-            .env("PATH", path)
-            .env("HOME", &cmd.scratch)
-            .env("TMPDIR", &cmd.scratch)
-            .env("LANG", "C.UTF-8")
-            .env("LC_ALL", "C.UTF-8")
-            .env("PYTHONDONTWRITEBYTECODE", "1");
+        scrubbed_env(&mut command, &cmd.bin_dir, &cmd.scratch);
         for (k, v) in &cmd.env {
             command.env(k, v);
         }
@@ -185,8 +194,7 @@ impl Sandbox {
                 if self.isolation == Isolation::ProcessGroup {
                     kill_group(pid);
                 }
-                let _ = child.kill();
-                break child.wait()?;
+                break kill_namespace(&mut child)?;
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -204,6 +212,44 @@ impl Sandbox {
     }
 }
 
+/// The environment every tool gets, built from nothing: `PATH` with the tools first, `HOME` and `TMPDIR` in scratch, a UTF-8 locale.
+pub(crate) fn scrubbed_env(command: &mut Command, bin_dir: &Path, scratch: &Path) {
+    command.env_clear();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir.display());
+    command
+        .env("PATH", path)
+        .env("HOME", scratch)
+        .env("TMPDIR", scratch)
+        .env("LANG", "C.UTF-8")
+        .env("LC_ALL", "C.UTF-8")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+}
+
+/// SIGKILL `unshare` (and with it, through `--kill-child`, the namespace's first process), then wait until that
+/// first process is dead: the kernel lets it finish dying only once every process of its PID namespace is gone,
+/// so nothing the tool started outlives this call.
+pub(crate) fn kill_namespace(child: &mut std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    let pid = child.id();
+    let inner: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let _ = child.kill();
+    let status = child.wait()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for p in inner {
+        while Instant::now() < deadline {
+            let state = std::fs::read_to_string(format!("/proc/{p}/stat")).ok().and_then(|s| s.rsplit_once(") ").and_then(|(_, r)| r.chars().next()));
+            match state {
+                None | Some('Z') | Some('X') => break,
+                Some(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+    Ok(status)
+}
+
 fn join_reader(t: Option<std::thread::JoinHandle<Vec<u8>>>) -> Vec<u8> {
     t.and_then(|t| t.join().ok()).unwrap_or_default()
 }
@@ -211,7 +257,7 @@ fn join_reader(t: Option<std::thread::JoinHandle<Vec<u8>>>) -> Vec<u8> {
 /// Have the kernel kill `unshare` (and with it, through `--kill-child`, the whole namespace) when the
 /// thread that started it dies: a service killed with SIGKILL must not leave its scans running.
 #[allow(unsafe_code)]
-fn die_with_parent(c: &mut Command) {
+pub(crate) fn die_with_parent(c: &mut Command) {
     // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(c, || {
@@ -279,6 +325,26 @@ mod tests {
         if Sandbox::new(true).isolation == Isolation::Namespaces {
             assert!(!ps.contains(&marker), "a child survived the kill:\n{ps}");
         }
+    }
+
+    #[test]
+    fn the_tree_is_read_only_for_the_tools_except_its_md5_cache() {
+        let sandbox = Sandbox::new(true);
+        assert!(sandbox.can_bind(), "this test needs unshare with namespaces (run as root)");
+        let base = std::env::temp_dir().join(format!("prci-sandbox-ro-{}", std::process::id()));
+        let (tree, mount) = (base.join("tree"), base.join("mount"));
+        std::fs::create_dir_all(tree.join("metadata/md5-cache")).unwrap();
+        std::fs::create_dir_all(&mount).unwrap();
+        std::fs::write(tree.join("file"), "original\n").unwrap();
+        let mut c = cmd("/bin/sh", Duration::from_secs(30));
+        c.args = vec!["-c".into(), "echo changed > \"$0/file\"; echo entry > \"$0/metadata/md5-cache/x\"; cat \"$0/file\"".into(), mount.display().to_string()];
+        c.bind = Some((tree.clone(), mount.clone()));
+        let out = sandbox.run(&c).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "original\n", "{}", out.stderr_text());
+        assert!(out.stderr_text().contains("Read-only file system"), "{}", out.stderr_text());
+        assert_eq!(std::fs::read_to_string(tree.join("file")).unwrap(), "original\n");
+        assert_eq!(std::fs::read_to_string(tree.join("metadata/md5-cache/x")).unwrap(), "entry\n");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -262,7 +262,8 @@ fn an_ebuild_that_never_terminates_is_killed_with_everything_it_started() {
     r.commit("app-misc/hang: loops forever in global scope");
     let prci = Prci::new().with_env("PRCI__CHECKER__REGEN_TIMEOUT_SECS", "5");
     let started = std::time::Instant::now();
-    let (code, report) = prci.check(r.path(), "master", "pr", &[]);
+    let (code, report, log) = prci.check_logged(r.path(), "master", "pr", &[]);
+    let ended = started.elapsed();
     assert_eq!(code, 2, "{report}");
     assert_eq!(report["verdict"], "error");
     assert!(report["reason"].as_str().unwrap().contains("timed out"), "{report}");
@@ -270,7 +271,7 @@ fn an_ebuild_that_never_terminates_is_killed_with_everything_it_started() {
     assert!(beat.exists(), "the ebuild never ran");
     std::fs::remove_file(&beat).unwrap();
     std::thread::sleep(std::time::Duration::from_secs(1));
-    assert!(!beat.exists(), "the looping ebuild is still running after prci exited");
+    assert!(!beat.exists(), "the looping ebuild is still running after prci exited (at {ended:?})\n{log}");
     let left = processes_mentioning(&prci.work.path().display().to_string());
     assert!(left.is_empty(), "left behind: {left:?}");
 }

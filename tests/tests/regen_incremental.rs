@@ -299,3 +299,61 @@ fn a_checkout_is_skipped_only_when_complete_at_the_wanted_commit() {
     assert!(dir.join("app-misc/foo/foo-2.0.ebuild").is_file());
     assert!(!dir.join(".git").join("prci-checkout-incomplete").exists());
 }
+
+/// Every tracked path of a checkout with its content and mode (symlinks by target), plus which directories exist.
+fn snapshot(dir: &Path) -> (BTreeMap<String, (Vec<u8>, u32)>, Vec<String>) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut files = BTreeMap::new();
+    let mut dirs = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(dir).expect("inside").display().to_string();
+            if rel == ".git" || rel.starts_with("metadata/md5-cache") {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&p).expect("stat");
+            if meta.file_type().is_symlink() {
+                files.insert(rel, (std::fs::read_link(&p).expect("link").into_os_string().into_encoded_bytes(), 0o120000));
+            } else if meta.is_dir() {
+                dirs.push(rel);
+                stack.push(p);
+            } else {
+                files.insert(rel, (std::fs::read(&p).expect("read"), meta.permissions().mode() & 0o111));
+            }
+        }
+    }
+    dirs.sort();
+    (files, dirs)
+}
+
+#[test]
+fn a_changed_only_checkout_gives_the_same_files_as_a_full_one() {
+    let r = fixture();
+    r.write("app-misc/gone/gone-1.0.ebuild", "EAPI=8\n");
+    r.write("scripts/tool.sh", "#!/bin/sh\n");
+    let first = Oid::from_str(&r.commit("more files")).expect("sha");
+    // Modify, add, delete a whole package directory, make a file executable, add a symlink.
+    r.add_package("app-misc", "foo", "2.0", &Ebuild::default());
+    r.remove("app-misc/gone");
+    r.write("scripts/tool.sh", "#!/bin/sh\necho changed\n");
+    std::fs::set_permissions(r.path().join("scripts/tool.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    std::os::unix::fs::symlink("tool.sh", r.path().join("scripts/link")).expect("symlink");
+    let second = Oid::from_str(&r.commit("change things")).expect("sha");
+    let host = Host::new(&r, &[]);
+    let mirror = regen::open_mirror(&host.ws, &host.url).expect("mirror");
+    let (fast, full) = (host.ws.tree(regen::Side::Base), host.ws.tree(regen::Side::Merge));
+    assert!(regen::ensure_checkout(&mirror, &fast, first).expect("checkout"));
+    std::fs::create_dir_all(fast.join("metadata/md5-cache/app-misc")).expect("cache dir");
+    std::fs::write(fast.join("metadata/md5-cache/app-misc/foo-1.0"), "kept").expect("cache entry");
+    assert!(regen::ensure_checkout_mode(&mirror, &fast, second, regen::CheckoutMode::ChangedOnly).expect("checkout"));
+    assert!(regen::ensure_checkout(&mirror, &full, second).expect("checkout"));
+    assert_eq!(snapshot(&fast), snapshot(&full));
+    assert!(!fast.join("app-misc/gone").exists(), "the emptied package directory goes");
+    assert_eq!(std::fs::read_to_string(fast.join("metadata/md5-cache/app-misc/foo-1.0")).expect("kept"), "kept", "untracked files stay");
+    // The index followed: git sees no difference between the checkout and its HEAD.
+    let repo = Repository::open(&fast).expect("open");
+    let statuses = repo.statuses(Some(git2::StatusOptions::new().include_untracked(false))).expect("status");
+    assert_eq!(statuses.iter().count(), 0, "{:?}", statuses.iter().map(|s| s.path().unwrap_or("").to_owned()).collect::<Vec<_>>());
+}

@@ -34,6 +34,22 @@ const DEP_KEYS: [&str; 5] = ["DEPEND", "RDEPEND", "BDEPEND", "PDEPEND", "IDEPEND
 impl CacheIndex {
     /// Read `metadata/md5-cache` of a tree; a missing cache is an empty index.
     pub fn read(tree: &Path) -> std::io::Result<CacheIndex> {
+        Self::read_matching(tree, |_| true)
+    }
+
+    /// This index with the packages `cps` read again from `tree`'s md5-cache: the index of another tree
+    /// whose md5-cache differs from this one's only there (a pull request that changed those packages
+    /// and no eclass: every other entry depends on identical files).
+    pub fn with_packages_from(&self, tree: &Path, cps: &BTreeSet<String>) -> std::io::Result<CacheIndex> {
+        let fresh = Self::read_matching(tree, |cp| cps.contains(cp))?;
+        let mut index = self.clone();
+        index.packages.retain(|cp, _| !cps.contains(cp));
+        index.packages.extend(fresh.packages);
+        Ok(index)
+    }
+
+    /// Read the md5-cache entries of the packages `wanted` accepts (by `cat/pkg`).
+    fn read_matching(tree: &Path, wanted: impl Fn(&str) -> bool) -> std::io::Result<CacheIndex> {
         let mut index = CacheIndex::default();
         let mut digests: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
         let root = tree.join("metadata").join("md5-cache");
@@ -45,6 +61,9 @@ impl CacheIndex {
                 let pf = entry.file_name().to_string_lossy().into_owned();
                 let Some(pn) = split_pf(&pf) else { continue };
                 let cp = format!("{cat_name}/{pn}");
+                if !wanted(&cp) {
+                    continue;
+                }
                 let text = std::fs::read_to_string(entry.path())?;
                 let meta = index.packages.entry(cp.clone()).or_default();
                 meta.versions.insert(pf.clone());
@@ -189,6 +208,29 @@ mod tests {
         assert_eq!(atom_package("||"), None);
         assert_eq!(atom_package("ssl?"), None);
         assert_eq!(atom_package("("), None);
+    }
+
+    #[test]
+    fn an_index_derived_for_changed_packages_is_the_index_read_whole() {
+        let dir = std::env::temp_dir().join(format!("prci-index-{}", std::process::id()));
+        let entry = |tree: &str, pf: &str, text: &str| {
+            let p = dir.join(tree).join("metadata/md5-cache/app-misc");
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join(pf), text).unwrap();
+        };
+        entry("base", "x-1", "LICENSE=MIT\nRDEPEND=dev-libs/a\n");
+        entry("base", "y-1", "LICENSE=GPL-2\n");
+        entry("base", "gone-1", "LICENSE=GPL-2\n");
+        entry("merge", "x-2", "LICENSE=BSD\n");
+        entry("merge", "y-1", "LICENSE=GPL-2\n");
+        entry("merge", "new-1", "IUSE=+ssl\n");
+        let base = CacheIndex::read(&dir.join("base")).unwrap();
+        let touched: BTreeSet<String> = ["app-misc/x", "app-misc/gone", "app-misc/new"].iter().map(|s| s.to_string()).collect();
+        let derived = base.with_packages_from(&dir.join("merge"), &touched).unwrap();
+        let whole = CacheIndex::read(&dir.join("merge")).unwrap();
+        let summary = |i: &CacheIndex| format!("{:?}", i.packages.iter().map(|(k, m)| (k.clone(), m.versions.clone(), m.digest.clone(), m.licenses.clone(), m.iuse.clone(), m.deps.clone())).collect::<Vec<_>>());
+        assert_eq!(summary(&derived), summary(&whole));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -72,12 +72,21 @@ pub fn check(
 ) -> Result<Outcome, ScanError> {
     let mut timings = Vec::new();
     let t = Instant::now();
-    let (base_index, merge_index) = std::thread::scope(|s| {
-        let b = s.spawn(|| index::CacheIndex::read(&base_env.tree));
-        let m = index::CacheIndex::read(&merge_env.tree);
-        (b.join().unwrap_or_else(|_| Err(std::io::Error::other("reading the md5-cache panicked"))), m)
-    });
-    let (base_index, merge_index) = (base_index?, merge_index?);
+    let base_index = index::CacheIndex::read(&base_env.tree)?;
+    // Both md5-caches are valid for their trees: where the pull request changed neither an eclass nor
+    // `metadata/`, they differ only in the packages it changed.
+    let merge_index = if changed.iter().any(|p| p.starts_with("eclass/") || p.starts_with("metadata/")) {
+        index::CacheIndex::read(&merge_env.tree)?
+    } else {
+        let touched: BTreeSet<String> = changed.iter().filter_map(|p| {
+            let mut parts = p.splitn(3, '/');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(cat), Some(pkg), Some(_)) => Some(format!("{cat}/{pkg}")),
+                _ => None,
+            }
+        }).collect();
+        base_index.with_packages_from(&merge_env.tree, &touched)?
+    };
     let plan = plan::plan(changed, &base_env.tree, &merge_env.tree, &base_index, &merge_index);
     for reason in &plan.reasons {
         tracing::info!("plan: {reason}");

@@ -13,6 +13,7 @@
 //! ```
 
 use git2::{Oid, Repository};
+use std::os::unix::ffi::OsStrExt as _;
 
 pub mod incremental;
 pub mod stage;
@@ -231,9 +232,25 @@ pub fn checkout(mirror: &Repository, dir: &Path, commit: Oid) -> Result<(), Rege
     ensure_checkout(mirror, dir, commit).map(|_| ())
 }
 
+/// How a checkout may move its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutMode {
+    /// libgit2's forced checkout: every file is checked against the index (it also undoes changes made in the checkout).
+    Verify,
+    /// Write only the paths that differ between the commit checked out and the wanted one. For checkouts the tools
+    /// only see read-only (`Sandbox::can_bind`: the sandbox mounts the tree read-only, its md5-cache writable), so
+    /// that nothing but prci writes their tracked files. Falls back to `Verify` when the checkout is not complete.
+    ChangedOnly,
+}
+
 /// [`checkout`], skipped when the checkout at `dir` is already complete at `commit` (HEAD detached there, no checkout
 /// under way). Returns whether files were checked out. A checkout removes the regen stamp before it starts.
 pub fn ensure_checkout(mirror: &Repository, dir: &Path, commit: Oid) -> Result<bool, RegenError> {
+    ensure_checkout_mode(mirror, dir, commit, CheckoutMode::Verify)
+}
+
+/// [`ensure_checkout`] with a choice of [`CheckoutMode`].
+pub fn ensure_checkout_mode(mirror: &Repository, dir: &Path, commit: Oid, mode: CheckoutMode) -> Result<bool, RegenError> {
     let repo = match Repository::open(dir) {
         Ok(r) => r,
         Err(_) => {
@@ -245,19 +262,72 @@ pub fn ensure_checkout(mirror: &Repository, dir: &Path, commit: Oid) -> Result<b
     // Reopen so the alternates are read.
     let repo = Repository::open(dir)?;
     let marker = repo.path().join(CHECKOUT_MARKER);
-    let at_commit = repo.head_detached().unwrap_or(false) && repo.head().ok().and_then(|h| h.target()) == Some(commit);
-    if at_commit && !marker.exists() {
+    let complete = !marker.exists() && repo.head_detached().unwrap_or(false);
+    let current = if complete { repo.head().ok().and_then(|h| h.target()) } else { None };
+    if current == Some(commit) {
         return Ok(false);
     }
     incremental::remove_stamp_in(repo.path())?;
     std::fs::write(&marker, format!("{commit}\n"))?;
-    let obj = repo.find_object(commit, None)?;
-    let mut co = git2::build::CheckoutBuilder::new();
-    co.force();
-    repo.checkout_tree(&obj, Some(&mut co))?;
+    match (mode, current) {
+        (CheckoutMode::ChangedOnly, Some(old)) if repo.find_commit(old).is_ok() => write_changes(&repo, old, commit)?,
+        _ => {
+            let obj = repo.find_object(commit, None)?;
+            let mut co = git2::build::CheckoutBuilder::new();
+            co.force();
+            repo.checkout_tree(&obj, Some(&mut co))?;
+        }
+    }
     repo.set_head_detached(commit)?;
     std::fs::remove_file(&marker)?;
     Ok(true)
+}
+
+/// Move a complete checkout of `old` to `new` by writing only the paths that differ, keeping its index in step.
+fn write_changes(repo: &Repository, old: Oid, new: Oid) -> Result<(), RegenError> {
+    use git2::{Delta, FileMode};
+    let workdir = repo.workdir().ok_or_else(|| RegenError::Input(format!("{} has no work tree", repo.path().display())))?.to_path_buf();
+    let (old_tree, new_tree) = (repo.find_commit(old)?.tree()?, repo.find_commit(new)?.tree()?);
+    let diff = repo.diff_tree_to_tree(Some(&old_tree), Some(&new_tree), None)?;
+    let mut index = repo.index()?;
+    for delta in diff.deltas() {
+        let Some(rel) = delta.new_file().path().or_else(|| delta.old_file().path()).map(Path::to_path_buf) else { continue };
+        let path = workdir.join(&rel);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            std::fs::remove_file(&path)?;
+        }
+        if delta.status() == Delta::Deleted {
+            index.remove_path(&rel)?;
+            // Directories left empty go, as libgit2's checkout removes them.
+            let mut dir = path.parent();
+            while let Some(d) = dir.filter(|d| *d != workdir) {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+            continue;
+        }
+        let file = delta.new_file();
+        let mode = FileMode::from(file.mode());
+        if !matches!(mode, FileMode::Blob | FileMode::BlobExecutable | FileMode::Link) {
+            continue; // submodules: not in ebuild repositories
+        }
+        let blob = repo.find_blob(file.id())?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if mode == FileMode::Link {
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(blob.content()), &path)?;
+        } else {
+            std::fs::write(&path, blob.content())?;
+            let perms = if mode == FileMode::BlobExecutable { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(perms))?;
+        }
+        index.add_path(&rel)?;
+    }
+    index.write()?;
+    Ok(())
 }
 
 /// How the tools see a tree: the sandbox mount point when binds work, else its real path.
@@ -284,6 +354,8 @@ pub fn tree_env(sandbox: &Sandbox, work_dir: &Path, tree: &Path, masters: &[Repo
     let visible = visible_path(sandbox, work_dir, tree);
     if sandbox.can_bind() {
         std::fs::create_dir_all(&visible)?;
+        // The sandbox mounts the tree read-only and this directory writable: it must exist.
+        std::fs::create_dir_all(tree.join("metadata").join("md5-cache"))?;
     }
     let name = pkgcore::repo_name(tree)
         .ok_or_else(|| RegenError::Input(format!("{} is not an ebuild repository: profiles/repo_name is missing", tree.display())))?;
@@ -466,9 +538,15 @@ pub fn prepare(settings: &Settings, sandbox: &Sandbox, tools: &Tools, ws: &RepoW
     let old_base = incremental::read_stamp(&base_tree);
     let old_merge = incremental::read_stamp(&merge_tree);
     let t = Instant::now();
-    ensure_checkout(&mirror, &base_tree, job.base)?;
-    ensure_checkout(&mirror, &merge_tree, tested)?;
+    // The merge side's tools are needed first (its regen): start them now, to overlap the checkouts; the base
+    // side's (usually no regen, then the scan) after them.
+    prestart_tools(sandbox, tools, &ws.work_dir, &[&merge_tree], scratch);
+    // The tools see the checkouts read-only when they can be bind-mounted: then only changed paths need writing.
+    let mode = if sandbox.can_bind() { CheckoutMode::ChangedOnly } else { CheckoutMode::Verify };
+    ensure_checkout_mode(&mirror, &base_tree, job.base, mode)?;
+    ensure_checkout_mode(&mirror, &merge_tree, tested, mode)?;
     timings.push(("checkout".to_string(), t.elapsed().as_secs_f64()));
+    prestart_tools(sandbox, tools, &ws.work_dir, &[&base_tree], scratch);
 
     let t = Instant::now();
     let jobs = settings.checker.effective_jobs();
@@ -519,6 +597,30 @@ pub fn prepare(settings: &Settings, sandbox: &Sandbox, tools: &Tools, ws: &RepoW
     }
     timings.push(("regen".to_string(), t.elapsed().as_secs_f64()));
     Ok(Prepared { base: job.base, head: job.head, tested, changed, conflicts: vec![], base_tree, merge_tree, masters, timings, regen: done })
+}
+
+/// Start the warm tool processes (`shared::warm`) of existing checkouts now, so their imports overlap the checkout.
+fn prestart_tools(sandbox: &Sandbox, tools: &Tools, work_dir: &Path, trees: &[&Path], scratch: &Path) {
+    if !sandbox.can_bind() {
+        return;
+    }
+    for tree in trees.iter().filter(|t| t.is_dir()) {
+        let visible = visible_path(sandbox, work_dir, tree);
+        if std::fs::create_dir_all(&visible).is_err() {
+            continue;
+        }
+        let cmd = ToolCommand {
+            program: tools.pkgcheck.clone(),
+            args: vec![],
+            bin_dir: tools.bin_dir.clone(),
+            scratch: scratch.join("warm"),
+            bind: Some((tree.to_path_buf(), visible)),
+            timeout: Duration::from_secs(60),
+            stdin: None,
+            env: vec![],
+        };
+        shared::warm::prestart(sandbox, &cmd);
+    }
 }
 
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, RegenError>>) -> Result<T, RegenError> {
