@@ -114,6 +114,7 @@ fn parse_args() -> Result<Args> {
 }
 
 fn main() {
+    become_subreaper();
     if let Err(e) = run() {
         eprintln!("prci-bench: {e:#}");
         std::process::exit(1);
@@ -461,10 +462,44 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Make this process the reaper of its orphaned descendants (prci's warm tool processes outlive prci by
+/// a moment, and are then reparented here instead of to init), so their CPU time is counted too.
+#[allow(unsafe_code)]
+fn become_subreaper() {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only sets a flag on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+}
+
+/// Reap every exited orphan (see [`become_subreaper`]); `cutime`/`cstime` then include them.
+fn reap_orphans() {
+    reap(libc::WNOHANG);
+}
+
+/// Wait for every orphan to exit and reap it: called when this program has no child of its own running.
+fn reap_all_orphans() {
+    reap(0);
+}
+
+#[allow(unsafe_code)]
+fn reap(flags: i32) {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on any child. Only called between measurements, when every child this program
+        // started itself has been waited for through its `Child` handle.
+        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
+        if pid <= 0 {
+            break;
+        }
+    }
+}
+
 /// CPU seconds (user + system) of this process's reaped children so far, from /proc/self/stat
 /// (`cutime` + `cstime`): the difference around a measurement is the CPU its process tree used,
 /// which other work on the machine disturbs much less than wall-clock time.
 fn children_cpu() -> f64 {
+    reap_orphans();
     static TICK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     let tick = *TICK.get_or_init(|| {
         Command::new("getconf")
@@ -610,6 +645,8 @@ fn run_prci(prci: &Path, repo: &Path, work: &Path, base: &str, head: &str) -> Re
     };
     let out = child.wait_with_output()?;
     let wall = secs(t);
+    // prci's warm tool processes die just after it: count them in its CPU time.
+    reap_all_orphans();
     let cpu = children_cpu() - cpu;
     done.store(true, Ordering::Relaxed);
     let _ = sampler.join();
