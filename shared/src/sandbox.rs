@@ -130,15 +130,7 @@ impl Sandbox {
         std::fs::create_dir_all(&cmd.scratch)?;
         let mut command = match self.isolation {
             Isolation::Namespaces => {
-                let mut c = Command::new("unshare");
-                c.args(UNSHARE_ARGS);
-                match &cmd.bind {
-                    Some((src, dst)) => {
-                        c.args(["/bin/sh", "-c", BIND_SCRIPT, "prci-sandbox"]);
-                        c.arg(src).arg(dst);
-                    }
-                    None => {}
-                }
+                let mut c = in_namespaces(cmd.bind.as_ref());
                 c.arg(&cmd.program);
                 die_with_parent(&mut c);
                 c
@@ -210,6 +202,18 @@ impl Sandbox {
         let code = std::os::unix::process::ExitStatusExt::signal(&status).map_or(status.code(), |_| None);
         Ok(ToolOutput { code, stdout, stderr, timed_out, elapsed: start.elapsed() })
     }
+}
+
+/// `unshare` with prci's namespaces, mounting `bind` (tree, scan path) as [`BIND_SCRIPT`] does; the program and
+/// its arguments come next.
+pub(crate) fn in_namespaces(bind: Option<&(PathBuf, PathBuf)>) -> Command {
+    let mut c = Command::new("unshare");
+    c.args(UNSHARE_ARGS);
+    if let Some((src, dst)) = bind {
+        c.args(["/bin/sh", "-c", BIND_SCRIPT, "prci-sandbox"]);
+        c.arg(src).arg(dst);
+    }
+    c
 }
 
 /// The environment every tool gets, built from nothing: `PATH` with the tools first, `HOME` and `TMPDIR` in scratch, a UTF-8 locale.

@@ -7,7 +7,7 @@
 //! (the next run starts a new one), exactly as a cold run is killed. Anything unexpected (no Python
 //! next to the tool, a server that does not come up or dies) falls back to a cold run.
 
-use crate::sandbox::{Isolation, Sandbox, ToolCommand, ToolOutput, UNSHARE_ARGS};
+use crate::sandbox::{Isolation, Sandbox, ToolCommand, ToolOutput};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -229,12 +229,7 @@ fn script_path() -> std::io::Result<PathBuf> {
 
 fn spawn(cmd: &ToolCommand, python: &Path) -> std::io::Result<Server> {
     std::fs::create_dir_all(&cmd.scratch)?;
-    let mut c = Command::new("unshare");
-    c.args(UNSHARE_ARGS);
-    if let Some((src, dst)) = &cmd.bind {
-        c.args(["/bin/sh", "-c", crate::sandbox::BIND_SCRIPT, "prci-sandbox"]);
-        c.arg(src).arg(dst);
-    }
+    let mut c = crate::sandbox::in_namespaces(cmd.bind.as_ref());
     c.arg(python).arg(script_path()?);
     crate::sandbox::scrubbed_env(&mut c, &cmd.bin_dir, &cmd.scratch);
     c.current_dir(&cmd.scratch).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());

@@ -146,20 +146,7 @@ pub fn plan(mirror: &Repository, old: Option<&Stamp>, wanted: &Stamp, categories
 
 /// Paths that differ between two trees (both sides of renames).
 fn tree_diff_paths(repo: &Repository, a: Oid, b: Oid) -> Result<Vec<String>, git2::Error> {
-    let ta = repo.find_tree(a)?;
-    let tb = repo.find_tree(b)?;
-    let diff = repo.diff_tree_to_tree(Some(&ta), Some(&tb), None)?;
-    let mut paths = Vec::new();
-    for delta in diff.deltas() {
-        for file in [delta.old_file(), delta.new_file()] {
-            if let Some(p) = file.path() {
-                paths.push(p.to_string_lossy().into_owned());
-            }
-        }
-    }
-    paths.sort();
-    paths.dedup();
-    Ok(paths)
+    crate::diff_paths(repo, &repo.find_tree(a)?, &repo.find_tree(b)?)
 }
 
 /// The packages (`cat/pkg`, sorted) the changed `paths` are in, or None when some path can affect more than its

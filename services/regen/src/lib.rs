@@ -209,7 +209,12 @@ pub fn merge(mirror: &Repository, base: Oid, head: Oid) -> Result<Result<Oid, Ve
 pub fn changed_paths(mirror: &Repository, a: Oid, b: Oid) -> Result<Vec<String>, RegenError> {
     let ta = mirror.find_commit(a)?.tree()?;
     let tb = mirror.find_commit(b)?.tree()?;
-    let diff = mirror.diff_tree_to_tree(Some(&ta), Some(&tb), None)?;
+    Ok(diff_paths(mirror, &ta, &tb)?)
+}
+
+/// Paths that differ between two trees (both sides of each change), sorted.
+pub(crate) fn diff_paths(repo: &Repository, ta: &git2::Tree, tb: &git2::Tree) -> Result<Vec<String>, git2::Error> {
+    let diff = repo.diff_tree_to_tree(Some(ta), Some(tb), None)?;
     let mut paths = Vec::new();
     for delta in diff.deltas() {
         for file in [delta.old_file(), delta.new_file()] {
@@ -374,7 +379,6 @@ pub fn tree_env(sandbox: &Sandbox, work_dir: &Path, tree: &Path, masters: &[Repo
 
 /// Run `pmaint regen` on one tree. Exit 1 (some ebuilds failed to source) is a QA matter pkgcheck reports again; anything else is an error.
 pub fn regen(sandbox: &Sandbox, tools: &Tools, env: &TreeEnv, jobs: u32, timeout: Duration) -> Result<f64, RegenError> {
-    let start = Instant::now();
     let cmd = ToolCommand {
         program: tools.pmaint.clone(),
         args: vec![
@@ -392,14 +396,21 @@ pub fn regen(sandbox: &Sandbox, tools: &Tools, env: &TreeEnv, jobs: u32, timeout
         stdin: None,
         env: vec![],
     };
-    let out = sandbox.run(&cmd)?;
+    run_regen_tool(sandbox, &cmd, "pmaint regen")
+}
+
+/// Run one regen tool and judge its exit. Exit 1 (some ebuilds failed to source) is a QA matter pkgcheck reports
+/// again; a timeout or anything else is an error. Returns the seconds it took.
+fn run_regen_tool(sandbox: &Sandbox, cmd: &ToolCommand, what: &str) -> Result<f64, RegenError> {
+    let start = Instant::now();
+    let out = sandbox.run(cmd)?;
     if out.timed_out {
-        return Err(RegenError::Timeout(format!("pmaint regen timed out after {} s and was killed", timeout.as_secs())));
+        return Err(RegenError::Timeout(format!("{what} timed out after {} s and was killed", cmd.timeout.as_secs())));
     }
     match out.code {
         Some(0) | Some(1) => Ok(start.elapsed().as_secs_f64()),
         code => Err(RegenError::Tool(format!(
-            "pmaint regen failed (exit {}): {}",
+            "{what} failed (exit {}): {}",
             code.map_or("signal".to_string(), |c| c.to_string()),
             out.last_stderr_line()
         ))),
@@ -413,7 +424,6 @@ const TARGETED_SCRIPT: &str = include_str!("targeted_regen.py");
 /// stale and missing entries of every version, no entry for versions that are gone or failed to source. Exit 1
 /// (some ebuilds failed to source) is a QA matter, as for [`regen`]; anything else is an error.
 pub fn regen_targeted(sandbox: &Sandbox, tools: &Tools, env: &TreeEnv, packages: &[String], jobs: u32, timeout: Duration) -> Result<f64, RegenError> {
-    let start = Instant::now();
     std::fs::create_dir_all(&env.scratch)?;
     let script = env.scratch.join("prci-targeted-regen.py");
     std::fs::write(&script, TARGETED_SCRIPT)?;
@@ -437,18 +447,7 @@ pub fn regen_targeted(sandbox: &Sandbox, tools: &Tools, env: &TreeEnv, packages:
         stdin: Some(stdin.into_bytes()),
         env: vec![],
     };
-    let out = sandbox.run(&cmd)?;
-    if out.timed_out {
-        return Err(RegenError::Timeout(format!("targeted regen timed out after {} s and was killed", timeout.as_secs())));
-    }
-    match out.code {
-        Some(0) | Some(1) => Ok(start.elapsed().as_secs_f64()),
-        code => Err(RegenError::Tool(format!(
-            "targeted regen failed (exit {}): {}",
-            code.map_or("signal".to_string(), |c| c.to_string()),
-            out.last_stderr_line()
-        ))),
-    }
+    run_regen_tool(sandbox, &cmd, "targeted regen")
 }
 
 /// Carry out `kind` (from [`incremental::plan`]) on one tree and stamp it `wanted` once its cache is valid.
