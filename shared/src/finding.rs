@@ -1,7 +1,7 @@
 //! A pkgcheck finding (the JsonStream object verbatim plus `level`), its level table, and its identity for diffing.
 
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 /// One finding: every key pkgcheck wrote, in its order, plus `level`.
@@ -43,23 +43,97 @@ pub struct Keyword {
     pub scope: &'static str,
     /// The check classes that can report it (empty for a base class no check reports directly).
     pub checks: Vec<&'static str>,
+    /// The list attribute of an aggregated keyword (one finding listing several independent items for one
+    /// location, e.g. `UnusedLicenses.licenses`): such findings are compared item by item.
+    pub items: Option<&'static str>,
 }
 
-/// The keyword table, parsed once.
-pub fn keywords() -> &'static HashMap<&'static str, Keyword> {
-    static TABLE: OnceLock<HashMap<&'static str, Keyword>> = OnceLock::new();
+/// The keyword table, its aliases and the optional checks, parsed once.
+#[derive(Debug)]
+pub struct Table {
+    pub keywords: HashMap<&'static str, Keyword>,
+    /// Names `--keywords` expands: levels (`error`, …) and base classes (`NonsolvableDeps`).
+    pub aliases: HashMap<&'static str, Vec<&'static str>>,
+    /// Checks pkgcheck runs only when asked (`--checks=+X`).
+    pub optional_checks: BTreeSet<&'static str>,
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
-        KEYWORDS_TSV
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(|l| {
-                let mut f = l.split('\t');
-                let (name, level, scope) = (f.next()?, f.next()?, f.next()?);
-                let checks = f.next().unwrap_or("-").split(',').filter(|c| *c != "-" && !c.is_empty()).collect();
-                Some((name, Keyword { level, scope, checks }))
-            })
-            .collect()
+        let mut t = Table { keywords: HashMap::new(), aliases: HashMap::new(), optional_checks: BTreeSet::new() };
+        let list = |s: &'static str| -> Vec<&'static str> { s.split(',').filter(|c| *c != "-" && !c.is_empty()).collect() };
+        for line in KEYWORDS_TSV.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let f: Vec<&'static str> = line.split('\t').collect();
+            match f.as_slice() {
+                ["@alias", name, members] => {
+                    t.aliases.insert(name, list(members));
+                }
+                ["@optional", checks] => t.optional_checks.extend(list(checks)),
+                [name, level, scope, rest @ ..] => {
+                    let checks = rest.first().map(|c| list(c)).unwrap_or_default();
+                    let items = rest.get(1).filter(|i| **i != "-").copied();
+                    t.keywords.insert(name, Keyword { level, scope, checks, items });
+                }
+                _ => {}
+            }
+        }
+        t
     })
+}
+
+/// The keyword table.
+pub fn keywords() -> &'static HashMap<&'static str, Keyword> {
+    &table().keywords
+}
+
+/// The keywords a `--keywords` name stands for: an alias's members, or the keyword itself; None when unknown.
+pub fn expand_keyword(name: &str) -> Option<Vec<&'static str>> {
+    if let Some(members) = table().aliases.get(name) {
+        return Some(members.clone());
+    }
+    keywords().get_key_value(name).map(|(k, _)| vec![*k])
+}
+
+/// Whether pkgcheck runs `check` only when asked for it.
+pub fn is_optional_check(check: &str) -> bool {
+    table().optional_checks.contains(check)
+}
+
+/// Every check class the keyword table names.
+pub fn all_checks() -> BTreeSet<&'static str> {
+    keywords().values().flat_map(|k| k.checks.iter().copied()).chain(table().optional_checks.iter().copied()).collect()
+}
+
+/// The keywords `check` can report.
+pub fn keywords_of_check(check: &str) -> Vec<&'static str> {
+    keywords().iter().filter(|(_, k)| k.checks.contains(&check)).map(|(n, _)| *n).collect()
+}
+
+/// The list attribute of an aggregated keyword.
+pub fn items_of(class: &str) -> Option<&'static str> {
+    keywords().get(class).and_then(|k| k.items)
+}
+
+/// Aggregated findings split into one finding per item (the list attribute holding just that item), so a
+/// pull request that adds one item to a list is reported as adding that item, and one that removes an
+/// item as fixing it. Other findings, and aggregated ones whose attribute is no list, are kept as they are.
+pub fn split_items(findings: &[Finding]) -> Vec<Finding> {
+    let mut out = Vec::with_capacity(findings.len());
+    for f in findings {
+        let items = items_of(class_of(f)).and_then(|attr| Some((attr, f.get(attr)?.as_array()?)));
+        match items {
+            Some((attr, list)) if !list.is_empty() => {
+                for item in list {
+                    let mut one = f.clone();
+                    one.insert(attr.to_owned(), Value::Array(vec![item.clone()]));
+                    out.push(one);
+                }
+            }
+            _ => out.push(f.clone()),
+        }
+    }
+    out
 }
 
 /// The pkgcheck version the keyword table was generated from.
@@ -194,6 +268,26 @@ mod tests {
         assert_eq!(level_of("DeprecatedEapi"), "warning");
         assert_eq!(level_of("MissingLicense"), "error");
         assert_eq!(keywords_version(), "0.10.37");
+        assert_eq!(items_of("UnusedLicenses"), Some("licenses"));
+        assert_eq!(items_of("DeprecatedEapi"), None);
+        assert_eq!(expand_keyword("NonsolvableDeps").map(|k| k.len()), Some(4));
+        assert_eq!(expand_keyword("error").map(|k| k.len()), Some(94));
+        assert!(expand_keyword("NoSuchKeyword").is_none());
+        assert!(is_optional_check("UnusedInMastersCheck"));
+        assert!(!is_optional_check("KeywordsCheck"));
+        assert!(keywords_of_check("LicenseCheck").contains(&"UnknownLicense"));
+    }
+
+    #[test]
+    fn aggregated_findings_split_into_one_per_item() {
+        let agg = f(r#"{"__class__": "UnusedLicenses", "licenses": ["A", "B"]}"#);
+        let other = f(r#"{"__class__": "DeprecatedEapi", "category": "a", "package": "b", "version": "1", "eapi": "6"}"#);
+        let split = split_items(&[agg, other.clone()]);
+        assert_eq!(split.len(), 3);
+        assert_eq!(split[0]["licenses"], serde_json::json!(["A"]));
+        assert_eq!(split[1]["licenses"], serde_json::json!(["B"]));
+        assert_eq!(split[1]["level"], "warning");
+        assert_eq!(split[2], other);
     }
 
     #[test]

@@ -358,3 +358,63 @@ fn extra_pkgcheck_arguments_apply_to_both_sides() {
     let out = Prci::new().run(&["check", "--repo", &path, "--base", "master", "--head", "pr", "--pkgcheck-arg=--reporter=FancyReporter"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A pkgcheck that hangs on `app-misc/slow` while `flag` exists and the scanned tree's ebuild carries the
+/// marker `# prci-test: slow` (only the base side's does): a host too busy to scan the base in time.
+fn pkgcheck_slow_on_marked_base(dir: &std::path::Path, flag: &std::path::Path) -> String {
+    let real = fixtures::pkgcheck_path();
+    let python = real.parent().unwrap().join("python3");
+    let shim = dir.join("pkgcheck");
+    let text = format!(
+        r##"#!{python}
+import os, subprocess, sys, time
+REAL = {real:?}
+args = sys.argv[1:]
+data = sys.stdin.buffer.read() if "-" in args else None
+if "scan" in args and "-r" in args and os.path.exists({flag:?}) and data and b"app-misc/slow" in data:
+    tree = args[args.index("-r") + 1]
+    try:
+        marked = "# prci-test: slow" in open(os.path.join(tree, "app-misc/slow/slow-1.0.ebuild")).read()
+    except OSError:
+        marked = False
+    if marked:
+        time.sleep(600)
+sys.exit(subprocess.run([REAL] + args, input=data).returncode)
+"##,
+        python = python.display(),
+        real = real.display().to_string(),
+        flag = flag.display().to_string(),
+    );
+    std::fs::write(&shim, text).unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    shim.display().to_string()
+}
+
+#[test]
+fn a_timed_out_base_scan_is_never_cached() {
+    let r = base_repo();
+    r.add_package("app-misc", "slow", "1.0", &Ebuild { body: "# prci-test: slow\n".into(), ..Ebuild::default() });
+    r.commit("app-misc/slow on master");
+    for pr in ["pr1", "pr2"] {
+        r.switch("master");
+        r.branch(pr);
+        r.switch(pr);
+        r.add_package("app-misc", "slow", "1.0", &Ebuild { body: format!("# touched by {pr}\n"), ..Ebuild::default() });
+        r.commit(&format!("app-misc/slow: {pr}"));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let flag = tmp.path().join("busy");
+    std::fs::write(&flag, "").unwrap();
+    let shim = pkgcheck_slow_on_marked_base(tmp.path(), &flag);
+    let prci = Prci::new().with_env("PRCI__TOOLS__PKGCHECK", &shim).with_env("PRCI__CHECKER__SCAN_TIMEOUT_SECS", "5");
+    // The first pull request on this base: the base scan of app-misc/slow runs past its limit.
+    let (_, report, log) = prci.check_logged(r.path(), "master", "pr1", &[]);
+    assert!(summary(&report, "fixed").contains(&"PrciScanTimeout@app-misc/slow".to_string()), "the base scan did not time out: {report}\n{log}");
+    assert!(log.contains("not cached"), "{log}");
+    // The host is not busy any more: the next pull request on the same base scans the base again.
+    std::fs::remove_file(&flag).unwrap();
+    let (code, report, log) = prci.check_logged(r.path(), "master", "pr2", &[]);
+    assert_eq!(code, 0, "{report}\n{log}");
+    assert!(summary(&report, "fixed").is_empty(), "a timeout became cached base truth: {report}");
+    assert!(summary(&report, "new").is_empty(), "{report}");
+}

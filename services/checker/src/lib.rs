@@ -5,12 +5,13 @@ pub mod index;
 pub mod plan;
 pub mod repo_scope;
 pub mod scan;
+pub mod selection;
 pub mod stage;
 
 use cache::BaseCache;
 use plan::Plan;
 use regen::{Side, TreeEnv};
-use scan::{ScanError, Scanner, Unit};
+use scan::{target_of, ScanError, Scanner, Unit};
 use shared::finding::{self, Finding};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -111,7 +112,14 @@ pub fn check(
     let units: Vec<Unit> = units_of(&plan)
         .into_iter()
         .filter_map(|u| match (u, &decision) {
-            (Unit::RepoPass, Some(d)) if !d.all => (!d.rerun.is_empty()).then(|| Unit::RepoChecks(d.rerun.iter().cloned().collect())),
+            (Unit::RepoPass, Some(d)) if !d.all => {
+                // Of the checks the change can affect, those the configured arguments let run.
+                let allowed = scanner.allowed_checks(&d.rerun);
+                if allowed.len() < d.rerun.len() {
+                    tracing::info!(checks = ?allowed, "repo pass: configured pkgcheck arguments narrow the checks to rerun");
+                }
+                (!allowed.is_empty()).then_some(Unit::RepoChecks(allowed))
+            }
             (other, _) => Some(other),
         })
         .collect();
@@ -281,18 +289,16 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
     Ok(BaseScan { all, whole_repo_pass, hits, misses })
 }
 
+/// Store base results, unless they hold a timeout: whether a scan runs past its limit depends on how
+/// busy the host was, so it is never cached base truth (a crash that recurred on its own is).
 fn store(cache: &BaseCache, key: &str, about: &str, findings: &[Finding]) {
+    if findings.iter().any(|f| finding::class_of(f) == finding::TIMEOUT_CLASS) {
+        tracing::info!(unit = about, "base results hold a timeout; not cached");
+        return;
+    }
     if let Err(e) = cache.put(key, about, findings) {
         tracing::warn!(error = %e, "could not store base results");
     }
-}
-
-/// The target a finding belongs to: `cat/pkg` or `eclass/X.eclass`.
-fn target_of(f: &Finding) -> Option<String> {
-    if let Some(cp) = finding::package_of(f) {
-        return Some(cp);
-    }
-    f.get("eclass").and_then(|e| e.as_str()).map(|e| format!("eclass/{e}.eclass"))
 }
 
 /// Count findings by identity.
@@ -328,10 +334,14 @@ fn confirm(
             continue; // narrowed down already; rescanning a hang costs a timeout
         }
         let rounds = if finding::is_flaky(class, &policy.flaky_keywords) { policy.flaky_rescans } else { policy.rescans };
-        let checks = finding::checks_of(class);
-        let unit = if !checks.is_empty() && checks.iter().all(|c| repo_scope::is_repo_pass_check(c)) {
-            // Found by the repo pass (some of those are version-scope, such as ConflictingChksums): rerun its checks.
-            Unit::RepoChecks(checks.iter().map(|c| c.to_string()).collect())
+        // Rescan what reported it, so both runs counted it the same way (`Unit::covers`).
+        let unit = if scan::is_repo_pass_finding(f) {
+            let checks: Vec<String> = finding::checks_of(class).iter().filter(|c| repo_scope::is_repo_pass_check(c)).map(|c| c.to_string()).collect();
+            match (checks.is_empty(), plan.full) {
+                (false, _) => Unit::RepoChecks(checks),
+                (true, true) => Unit::Full,
+                (true, false) => Unit::RepoPass,
+            }
         } else {
             match target_of(f) {
                 Some(t) => Unit::Targets(vec![t]),

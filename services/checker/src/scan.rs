@@ -6,6 +6,7 @@
 //! `PrciToolCrash` (or `PrciScanTimeout`) finding naming the check and the error, and every other
 //! target's results stand.
 
+use crate::selection::Selection;
 use regen::TreeEnv;
 use serde_json::{json, Value};
 use shared::finding::{self, Finding, CRASH_CLASS, TIMEOUT_CLASS};
@@ -28,6 +29,20 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// Whether a finding is one this unit is meant to report. Each finding belongs to exactly one kind of
+    /// unit: the repository pass (repository-, category- and profile-scope keywords, and those only
+    /// repository-pass checks report) or the target it is about. A run can report more (configured
+    /// arguments re-enable checks pkgcheck's `--scopes` had filtered out; a target scan can report on
+    /// another package): those findings are dropped, so a finding is counted once per side and every
+    /// scan of one tree, first or confirming, counts it the same way.
+    pub fn covers(&self, f: &Finding) -> bool {
+        match self {
+            Unit::Full => true,
+            Unit::RepoPass | Unit::RepoChecks(_) => is_repo_pass_finding(f),
+            Unit::Targets(targets) => !is_repo_pass_finding(f) && target_of(f).is_some_and(|t| targets.contains(&t)),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Unit::Full => "the whole repository".into(),
@@ -36,6 +51,26 @@ impl Unit {
             Unit::Targets(t) => t.join(" "),
         }
     }
+}
+
+/// Whether a finding belongs to the repository pass: its keyword has repository, category or profile scope,
+/// or only repository-pass checks report it (`ConflictingChksums`); an unknown class (prci's own) when it is
+/// about no target.
+pub fn is_repo_pass_finding(f: &Finding) -> bool {
+    match finding::keywords().get(finding::class_of(f)) {
+        Some(k) => {
+            crate::repo_scope::REPO_PASS_SCOPES.contains(&k.scope) || (!k.checks.is_empty() && k.checks.iter().all(|c| crate::repo_scope::is_repo_pass_check(c)))
+        }
+        None => target_of(f).is_none(),
+    }
+}
+
+/// The target a finding belongs to: `cat/pkg` or `eclass/X.eclass`.
+pub fn target_of(f: &Finding) -> Option<String> {
+    if let Some(cp) = finding::package_of(f) {
+        return Some(cp);
+    }
+    f.get("eclass").and_then(|e| e.as_str()).map(|e| format!("eclass/{e}.eclass"))
 }
 
 /// A failure that is not contained: the pipeline's, not the pull request's.
@@ -56,8 +91,10 @@ pub struct Scanner {
     pub tools: Tools,
     pub jobs: u32,
     pub timeout: Duration,
-    /// `checker.pkgcheck_args` and `--pkgcheck-arg`, appended to every scan.
+    /// `checker.pkgcheck_args` and `--pkgcheck-arg`: target scans get them verbatim.
     pub extra_args: Vec<String>,
+    /// What they select, interpreted (the repository pass gets its checks named by prci).
+    pub selection: Selection,
 }
 
 impl Scanner {
@@ -70,17 +107,15 @@ impl Scanner {
             tools: tools.clone(),
             jobs: settings.checker.effective_jobs(),
             timeout: Duration::from_secs(settings.checker.scan_timeout_secs),
+            selection: Selection::parse(&extra_args),
             extra_args,
         }
     }
 
-    /// Whether configured pkgcheck arguments change which checks run (then the repo pass is never reused in parts).
+    /// Whether configured pkgcheck arguments change which checks run in a way prci does not interpret
+    /// (then the repo pass is never reused in parts).
     pub fn custom_checks(&self) -> bool {
-        self.extra_args.iter().any(|a| {
-            let flag = a.split('=').next().unwrap_or(a);
-            matches!(flag, "--cache" | "--checks" | "--checksets" | "--scopes" | "--net" | "--keywords")
-                || (a.starts_with('-') && !a.starts_with("--") && a[1..].starts_with(['c', 'C', 's', 'k']))
-        })
+        self.selection.is_opaque()
     }
 
     /// The same scanner with `jobs` processes per scan.
@@ -95,6 +130,18 @@ impl Scanner {
 
     /// Scan `unit` on the tree of `env`, containing crashes and timeouts. Findings are sorted.
     pub fn scan(&self, env: &TreeEnv, unit: &Unit, label: &str) -> Result<Vec<Finding>, ScanError> {
+        let narrowed;
+        let unit = match unit {
+            Unit::RepoChecks(checks) => {
+                let allowed = self.allowed_checks(checks);
+                if allowed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                narrowed = Unit::RepoChecks(allowed);
+                &narrowed
+            }
+            other => other,
+        };
         let mut out = match unit {
             Unit::Targets(targets) => {
                 let present: Vec<String> = targets.iter().filter(|t| target_exists(&env.tree, t)).cloned().collect();
@@ -128,6 +175,7 @@ impl Scanner {
                 }
             },
         };
+        out.retain(|f| unit.covers(f) && self.selection.keeps(finding::class_of(f)));
         finding::sort_findings(&mut out);
         Ok(out)
     }
@@ -136,9 +184,25 @@ impl Scanner {
     fn scan_contained(&self, env: &TreeEnv, targets: &[String], label: &str) -> Result<Vec<Finding>, ScanError> {
         match self.run(env, &Unit::Targets(targets.to_vec()), targets, label)? {
             RunResult::Ok(f) => Ok(f),
-            RunResult::Failed(failure) if targets.len() == 1 => {
-                tracing::warn!(target = %targets[0], side = label, "pkgcheck failed on one target; contained");
+            RunResult::Failed(failure) if targets.len() == 1 && failure.timed_out => {
+                // Rescanning a hang costs another timeout; a timeout is never cached (it depends on load).
+                tracing::warn!(target = %targets[0], side = label, "pkgcheck ran past its time limit on one target; contained");
                 Ok(vec![failure_finding(&failure, Some(&targets[0]), &self.tools)])
+            }
+            RunResult::Failed(failure) if targets.len() == 1 => {
+                // A crash stands only when it recurs the same way on its own: then it is the target's, and may be cached.
+                match self.run(env, &Unit::Targets(targets.to_vec()), targets, label)? {
+                    RunResult::Ok(f) => {
+                        tracing::warn!(target = %targets[0], side = label, "pkgcheck crashed once on this target and not again; the second run stands");
+                        Ok(f)
+                    }
+                    RunResult::Failed(again) => {
+                        tracing::warn!(target = %targets[0], side = label, "pkgcheck failed on one target; contained");
+                        let first = failure_finding(&failure, Some(&targets[0]), &self.tools);
+                        let second = failure_finding(&again, Some(&targets[0]), &self.tools);
+                        Ok(vec![if finding::identity(&first) == finding::identity(&second) { first } else { second }])
+                    }
+                }
             }
             RunResult::Failed(_) => {
                 let (a, b) = targets.split_at(targets.len() / 2);
@@ -167,15 +231,22 @@ impl Scanner {
             env.visible.display().to_string(),
         ];
         match unit {
-            Unit::RepoPass => args.push("--scopes=repo,cat,profiles".into()),
+            Unit::RepoPass => {
+                args.push("--scopes=repo,cat,profiles".into());
+                args.extend(self.repo_pass_args());
+            }
             Unit::RepoChecks(checks) => {
                 args.push("--scopes=repo,cat,profiles".into());
                 args.push("-c".into());
                 args.push(checks.join(","));
+                if self.selection.is_opaque() {
+                    args.extend(self.extra_args.iter().cloned());
+                } else {
+                    args.extend(self.selection.passthrough.iter().cloned());
+                }
             }
-            _ => {}
+            _ => args.extend(self.extra_args.iter().cloned()),
         }
-        args.extend(self.extra_args.iter().cloned());
         let stdin = if targets.is_empty() {
             None
         } else {
@@ -197,6 +268,31 @@ impl Scanner {
         let out = self.sandbox.run(&cmd)?;
         classify(out, &env.visible)
     }
+}
+
+impl Scanner {
+    /// The configured arguments of a whole repository pass: the selection turned into the repository-pass
+    /// checks it allows (see `selection.rs`), or everything verbatim when prci cannot interpret it.
+    fn repo_pass_args(&self) -> Vec<String> {
+        if self.selection.is_opaque() {
+            return self.extra_args.clone();
+        }
+        let mut args = self.selection.passthrough.clone();
+        args.extend(self.selection.repo_pass_checks_arg(&repo_pass_checks()));
+        args
+    }
+
+    /// The checks of `checks` this scanner's selection lets run.
+    pub fn allowed_checks<'a>(&self, checks: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        checks.into_iter().filter(|c| self.selection.is_opaque() || self.selection.allows_check(c)).cloned().collect()
+    }
+}
+
+/// Every check the repository pass runs: those prci models, those it knows are inactive, and those of the
+/// keyword table it does not model.
+fn repo_pass_checks() -> std::collections::BTreeSet<&'static str> {
+    use crate::repo_scope::{unmodelled_checks, INACTIVE, MODELLED};
+    MODELLED.iter().chain(INACTIVE).copied().chain(unmodelled_checks()).collect()
 }
 
 enum RunResult {

@@ -11,6 +11,10 @@
 //!   is unchanged and the base copy is not reported as fixed. Pairs are made one to one, in version order.
 //!   A copy-bump that keeps `cat/pkg-A` (and its issue) and adds `cat/pkg-B` with the same issue does
 //!   add one: the new version's copy is new.
+//! - Aggregated keywords (one finding listing several independent items for one location, such as
+//!   `UnusedLicenses` or `UnknownLicenses`; marked in the keyword table) are compared item by item: each
+//!   is split into one finding per item first, so a pull request adding one unused licence adds that
+//!   licence's `UnusedLicenses`, and a list that only shrinks reports the removed items fixed, nothing new.
 //! - Verdict: `fail` when any new finding has a level in `fail_levels`, else `pass`.
 
 use shared::finding::{self, Finding};
@@ -27,12 +31,21 @@ pub struct Classified {
 
 /// Classify base and merged findings.
 pub fn classify(base: &[Finding], merge: &[Finding], unstable: &BTreeSet<String>) -> Classified {
+    // Aggregated findings are compared item by item; an item of an unstable finding is unstable.
+    let mut unstable = unstable.clone();
+    for f in base.iter().chain(merge) {
+        if finding::items_of(finding::class_of(f)).is_some() && unstable.contains(&finding::identity(f)) {
+            unstable.extend(finding::split_items(std::slice::from_ref(f)).iter().map(finding::identity));
+        }
+    }
+    let (base, merge) = (finding::split_items(base), finding::split_items(merge));
+    let unstable = &unstable;
     let mut by_id_base: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();
     let mut by_id_merge: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();
-    for f in base {
+    for f in &base {
         by_id_base.entry(finding::identity(f)).or_default().push(f);
     }
-    for f in merge {
+    for f in &merge {
         by_id_merge.entry(finding::identity(f)).or_default().push(f);
     }
     let mut out = Classified::default();
@@ -189,6 +202,25 @@ mod tests {
         assert_eq!(c.unchanged, vec![flap.clone()]);
         let c = classify(&[flap], &[], &unstable);
         assert!(c.fixed.is_empty());
+    }
+
+    #[test]
+    fn aggregated_findings_are_compared_item_by_item() {
+        let before = f(r#"{"__class__": "UnknownLicenses", "group": "FREE", "licenses": ["a", "b", "X"]}"#);
+        let after = f(r#"{"__class__": "UnknownLicenses", "group": "FREE", "licenses": ["a", "b"]}"#);
+        let c = classify(&[before.clone()], &[after.clone()], &BTreeSet::new());
+        assert!(c.new.is_empty(), "a list that only shrinks adds nothing: {:?}", c.new);
+        assert_eq!(c.fixed.len(), 1);
+        assert_eq!(c.fixed[0]["licenses"], serde_json::json!(["X"]));
+        assert_eq!(c.unchanged.len(), 2);
+        let c = classify(&[after], &[before.clone()], &BTreeSet::new());
+        assert_eq!(c.new.len(), 1);
+        assert_eq!(c.new[0]["licenses"], serde_json::json!(["X"]), "the report names the item the pull request added");
+        assert_eq!(verdict(&c, &levels()).0, Verdict::Fail);
+        // An unstable aggregated finding stays unstable item by item.
+        let unstable: BTreeSet<String> = [finding::identity(&before)].into();
+        let c = classify(&[], &[before], &unstable);
+        assert!(c.new.is_empty() && c.unchanged.len() == 3);
     }
 
     #[test]
