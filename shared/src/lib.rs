@@ -4,6 +4,7 @@ pub mod broker;
 pub mod bus;
 pub mod config;
 pub mod finding;
+pub mod layout;
 pub mod messages;
 pub mod pkgcore;
 pub mod report;

@@ -1,6 +1,7 @@
 //! Reads a tree's md5-cache: per package, the eclasses it inherits, the packages it depends on, and what repository-scope checks aggregate (licences, USE flags, mirrors).
 
 use sha2::{Digest, Sha256};
+pub use shared::layout::{is_version, split_pf};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -11,6 +12,8 @@ pub struct PackageMeta {
     pub eclasses: BTreeSet<String>,
     /// `cat/pkg` named by any dependency class of any version.
     pub deps: BTreeSet<String>,
+    /// The `cat/pkg` of `deps` named by at least one atom with a version operator (`>=`, `<`, `=`, `~`, …).
+    pub versioned_deps: BTreeSet<String>,
     /// Every licence name `LICENSE` mentions, in any branch (operators and USE conditionals left out).
     pub licenses: BTreeSet<String>,
     /// `IUSE` flags without their `+`/`-` default markers.
@@ -19,8 +22,27 @@ pub struct PackageMeta {
     pub mirrors: BTreeSet<String>,
     /// The versions (`PF`) that have an md5-cache entry.
     pub versions: BTreeSet<String>,
+    /// Per version (`PF`), what dependency resolution sees of it.
+    pub resolution: BTreeMap<String, Resolution>,
     /// A digest of every md5-cache entry of the package: equal digests, equal metadata.
     pub digest: String,
+}
+
+/// What dependency resolution sees of one version, from its md5-cache entry: whether a dependent's atom matches it
+/// (`SLOT`, subslot included), whether it is visible (`KEYWORDS`; masks live in `profiles/`), whether its USE flags
+/// can satisfy a USE dependency (`IUSE` with defaults, `REQUIRED_USE`), and under which rules (`EAPI`). `LICENSE`,
+/// `DESCRIPTION`, `SRC_URI`, `RESTRICT`, phase functions and the version's own dependencies are not part of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    /// `0` when the entry names none.
+    pub eapi: String,
+    pub keywords: BTreeSet<String>,
+    /// `SLOT` as written, with its subslot.
+    pub slot: String,
+    /// `IUSE` tokens with their `+`/`-` default markers.
+    pub iuse: BTreeSet<String>,
+    /// `REQUIRED_USE`, whitespace-normalised.
+    pub required_use: String,
 }
 
 /// `cat/pkg` → metadata, for every package with an md5-cache entry.
@@ -67,18 +89,34 @@ impl CacheIndex {
                 let text = std::fs::read_to_string(entry.path())?;
                 let meta = index.packages.entry(cp.clone()).or_default();
                 meta.versions.insert(pf.clone());
+                let mut resolution = Resolution { eapi: "0".to_owned(), ..Resolution::default() };
                 for line in text.lines() {
                     let Some((key, value)) = line.split_once('=') else { continue };
                     match key {
                         // name<TAB>checksum pairs
                         "_eclasses_" => meta.eclasses.extend(value.split('\t').step_by(2).filter(|s| !s.is_empty()).map(str::to_owned)),
                         "LICENSE" => meta.licenses.extend(value.split_whitespace().filter(|t| is_name_token(t)).map(str::to_owned)),
-                        "IUSE" => meta.iuse.extend(value.split_whitespace().map(|t| t.trim_start_matches(['+', '-']).to_owned())),
+                        "IUSE" => {
+                            meta.iuse.extend(value.split_whitespace().map(|t| t.trim_start_matches(['+', '-']).to_owned()));
+                            resolution.iuse.extend(value.split_whitespace().map(str::to_owned));
+                        }
                         "SRC_URI" => meta.mirrors.extend(value.split_whitespace().filter_map(mirror_name)),
-                        k if DEP_KEYS.contains(&k) => meta.deps.extend(dep_packages(value)),
+                        "EAPI" if !value.trim().is_empty() => resolution.eapi = value.trim().to_owned(),
+                        "KEYWORDS" => resolution.keywords.extend(value.split_whitespace().map(str::to_owned)),
+                        "SLOT" => resolution.slot = value.trim().to_owned(),
+                        "REQUIRED_USE" => resolution.required_use = value.split_whitespace().collect::<Vec<_>>().join(" "),
+                        k if DEP_KEYS.contains(&k) => {
+                            for (dep, versioned) in value.split_whitespace().filter_map(atom_dep) {
+                                if versioned {
+                                    meta.versioned_deps.insert(dep.clone());
+                                }
+                                meta.deps.insert(dep);
+                            }
+                        }
                         _ => {}
                     }
                 }
+                meta.resolution.insert(pf.clone(), resolution);
                 digests.entry(cp).or_default().push((pf, text));
             }
         }
@@ -107,6 +145,16 @@ impl CacheIndex {
     pub fn reverse_deps<'a>(&'a self, cp: &'a str) -> impl Iterator<Item = &'a String> + 'a {
         self.packages.iter().filter(move |(_, m)| m.deps.contains(cp)).map(|(k, _)| k)
     }
+
+    /// Whether some dependency atom of `dependent` on `cp` has a version operator.
+    pub fn depends_on_versions(&self, dependent: &str, cp: &str) -> bool {
+        self.packages.get(dependent).is_some_and(|m| m.versioned_deps.contains(cp))
+    }
+
+    /// Per version (`PF`) of `cp`, what dependency resolution sees (empty when the package has no md5-cache entry).
+    pub fn resolution_view(&self, cp: &str) -> BTreeMap<String, Resolution> {
+        self.packages.get(cp).map(|m| m.resolution.clone()).unwrap_or_default()
+    }
 }
 
 /// A name in a licence expression: not `||`, `(`, `)` or a `flag?` conditional.
@@ -121,59 +169,6 @@ fn mirror_name(uri: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
-/// Split `pkg-1.0-r1` into its package name.
-pub fn split_pf(pf: &str) -> Option<&str> {
-    let mut search = 0;
-    while let Some(i) = pf[search..].find('-').map(|i| i + search) {
-        if is_version(&pf[i + 1..]) {
-            return Some(&pf[..i]);
-        }
-        search = i + 1;
-    }
-    None
-}
-
-/// A Gentoo version: `1.2.3b_rc4_p5-r6`, optionally ending in `*` (for `=cat/pkg-1*`).
-pub fn is_version(v: &str) -> bool {
-    let v = v.strip_suffix('*').unwrap_or(v);
-    let (v, rev) = match v.rsplit_once("-r") {
-        Some((a, r)) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) => (a, Some(r)),
-        _ => (v, None),
-    };
-    let _ = rev;
-    let mut parts = v.split('_');
-    let Some(main) = parts.next() else { return false };
-    let mut chars = main.chars().peekable();
-    let mut numbers = 0;
-    loop {
-        let mut digits = 0;
-        while chars.peek().is_some_and(char::is_ascii_digit) {
-            chars.next();
-            digits += 1;
-        }
-        if digits == 0 {
-            return false;
-        }
-        numbers += 1;
-        match chars.peek() {
-            Some('.') => {
-                chars.next();
-            }
-            _ => break,
-        }
-    }
-    if chars.peek().is_some_and(char::is_ascii_lowercase) {
-        chars.next();
-    }
-    if numbers == 0 || chars.next().is_some() {
-        return false;
-    }
-    parts.all(|s| {
-        let name_len = s.bytes().take_while(u8::is_ascii_lowercase).count();
-        ["alpha", "beta", "pre", "rc", "p"].contains(&&s[..name_len]) && s[name_len..].bytes().all(|b| b.is_ascii_digit())
-    })
-}
-
 /// Every `cat/pkg` a dependency string names (blockers included; USE conditionals and groups skipped).
 pub fn dep_packages(deps: &str) -> impl Iterator<Item = String> + '_ {
     deps.split_whitespace().filter_map(atom_package)
@@ -181,6 +176,12 @@ pub fn dep_packages(deps: &str) -> impl Iterator<Item = String> + '_ {
 
 /// `cat/pkg` of one atom such as `>=dev-libs/foo-1.2:0/1=[bar?]`, or `None` for `||`, `(`, `use?` and the like.
 pub fn atom_package(token: &str) -> Option<String> {
+    atom_dep(token).map(|(cp, _)| cp)
+}
+
+/// `cat/pkg` of one atom, and whether the atom has a version operator (`>=`, `>`, `=`, `~`, `<`, `<=`; blockers
+/// included: `!<dev-libs/foo-2` is versioned, `!dev-libs/foo` and `dev-libs/foo:2[ssl]` are not).
+pub fn atom_dep(token: &str) -> Option<(String, bool)> {
     let t = token.trim_start_matches('!');
     let versioned = t.starts_with(['<', '>', '=', '~']);
     let t = t.trim_start_matches(['<', '>', '=', '~']);
@@ -190,7 +191,7 @@ pub fn atom_package(token: &str) -> Option<String> {
         return None;
     }
     let pkg = if versioned { split_pf(pkg)? } else { pkg };
-    Some(format!("{cat}/{pkg}"))
+    Some((format!("{cat}/{pkg}"), versioned))
 }
 
 #[cfg(test)]
@@ -215,8 +216,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("prci-index-{}", std::process::id()));
         let entry = |tree: &str, pf: &str, text: &str| {
             let p = dir.join(tree).join("metadata/md5-cache/app-misc");
-            std::fs::create_dir_all(&p).unwrap();
-            std::fs::write(p.join(pf), text).unwrap();
+            std::fs::create_dir_all(&p).expect("test fixture");
+            std::fs::write(p.join(pf), text).expect("test fixture");
         };
         entry("base", "x-1", "LICENSE=MIT\nRDEPEND=dev-libs/a\n");
         entry("base", "y-1", "LICENSE=GPL-2\n");
@@ -224,24 +225,80 @@ mod tests {
         entry("merge", "x-2", "LICENSE=BSD\n");
         entry("merge", "y-1", "LICENSE=GPL-2\n");
         entry("merge", "new-1", "IUSE=+ssl\n");
-        let base = CacheIndex::read(&dir.join("base")).unwrap();
+        let base = CacheIndex::read(&dir.join("base")).expect("test fixture");
         let touched: BTreeSet<String> = ["app-misc/x", "app-misc/gone", "app-misc/new"].iter().map(|s| s.to_string()).collect();
-        let derived = base.with_packages_from(&dir.join("merge"), &touched).unwrap();
-        let whole = CacheIndex::read(&dir.join("merge")).unwrap();
-        let summary = |i: &CacheIndex| format!("{:?}", i.packages.iter().map(|(k, m)| (k.clone(), m.versions.clone(), m.digest.clone(), m.licenses.clone(), m.iuse.clone(), m.deps.clone())).collect::<Vec<_>>());
+        let derived = base.with_packages_from(&dir.join("merge"), &touched).expect("test fixture");
+        let whole = CacheIndex::read(&dir.join("merge")).expect("test fixture");
+        let summary = |i: &CacheIndex| {
+            format!(
+                "{:?}",
+                i.packages
+                    .iter()
+                    .map(|(k, m)| (
+                        k.clone(),
+                        m.versions.clone(),
+                        m.digest.clone(),
+                        m.licenses.clone(),
+                        m.iuse.clone(),
+                        m.deps.clone(),
+                        m.versioned_deps.clone(),
+                        m.resolution.clone()
+                    ))
+                    .collect::<Vec<_>>()
+            )
+        };
         assert_eq!(summary(&derived), summary(&whole));
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("test fixture");
     }
 
     #[test]
-    fn versions() {
-        assert!(is_version("1.0"));
-        assert!(is_version("1.0-r3"));
-        assert!(is_version("2.3b_pre20240101_p2"));
-        assert!(is_version("9999"));
-        assert!(!is_version("compat"));
-        assert!(!is_version("1.0-foo"));
-        assert_eq!(split_pf("foo-bar-1.0-r1"), Some("foo-bar"));
-        assert_eq!(split_pf("pkg-00012-1.1"), Some("pkg-00012"));
+    fn atoms_with_and_without_version_operators() {
+        for (atom, versioned) in [
+            ("dev-libs/foo", false),
+            ("dev-libs/foo:2", false),
+            ("dev-libs/foo:=", false),
+            ("dev-libs/foo[ssl,-x?]", false),
+            ("!dev-libs/foo", false),
+            ("!!dev-libs/foo:0", false),
+            (">=dev-libs/foo-1", true),
+            (">dev-libs/foo-1", true),
+            ("<dev-libs/foo-1", true),
+            ("<=dev-libs/foo-1:0", true),
+            ("=dev-libs/foo-1*", true),
+            ("~dev-libs/foo-1", true),
+            ("!<dev-libs/foo-1", true),
+        ] {
+            assert_eq!(atom_dep(atom), Some(("dev-libs/foo".to_string(), versioned)), "{atom}");
+        }
+    }
+
+    #[test]
+    fn resolution_profiles_and_versioned_dependencies_are_read_per_version() {
+        let dir = std::env::temp_dir().join(format!("prci-index-resolution-{}", std::process::id()));
+        let entry = |pf: &str, text: &str| {
+            let p = dir.join("metadata/md5-cache/app-misc");
+            std::fs::create_dir_all(&p).expect("test fixture");
+            std::fs::write(p.join(pf), text).expect("test fixture");
+        };
+        entry("lib-1", "EAPI=8\nIUSE=+ssl  debug\nKEYWORDS=~amd64 amd64\nLICENSE=MIT\nREQUIRED_USE=|| (  ssl debug )\nSLOT=0/1\n");
+        entry("lib-2", "DESCRIPTION=other\nKEYWORDS=amd64 ~amd64\nIUSE=debug +ssl\nREQUIRED_USE=|| ( ssl debug )\nSLOT=0/1\nEAPI=8\nLICENSE=GPL-2\n");
+        entry("old-1", "SLOT=0\n");
+        entry("user-1", "EAPI=8\nRDEPEND=app-misc/lib:0= ssl? ( >=app-misc/old-1 ) !app-misc/gone\nDEPEND=app-misc/lib\n");
+        let index = CacheIndex::read(&dir).expect("test fixture");
+        std::fs::remove_dir_all(&dir).expect("test fixture");
+        let view = index.resolution_view("app-misc/lib");
+        assert_eq!(view.keys().collect::<Vec<_>>(), ["lib-1", "lib-2"]);
+        assert_eq!(view["lib-1"], view["lib-2"], "LICENSE, DESCRIPTION, order and spacing are not what resolution sees");
+        let lib = &view["lib-1"];
+        assert_eq!((lib.eapi.as_str(), lib.slot.as_str(), lib.required_use.as_str()), ("8", "0/1", "|| ( ssl debug )"));
+        assert_eq!(lib.iuse.iter().collect::<Vec<_>>(), ["+ssl", "debug"]);
+        assert_eq!(lib.keywords.iter().collect::<Vec<_>>(), ["amd64", "~amd64"]);
+        assert_eq!(index.resolution_view("app-misc/old")["old-1"].eapi, "0", "no EAPI is EAPI 0");
+        assert!(index.resolution_view("app-misc/none").is_empty());
+        assert_eq!(index.reverse_deps("app-misc/lib").collect::<Vec<_>>(), ["app-misc/user"]);
+        assert!(!index.depends_on_versions("app-misc/user", "app-misc/lib"));
+        assert!(index.depends_on_versions("app-misc/user", "app-misc/old"));
+        assert!(!index.depends_on_versions("app-misc/user", "app-misc/gone"));
+        assert!(!index.depends_on_versions("app-misc/nobody", "app-misc/old"));
     }
 }

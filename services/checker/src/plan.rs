@@ -1,16 +1,26 @@
 //! The scan plan: from the paths a pull request changes to the pkgcheck targets that can show its effect.
 //!
-//! Rules (ARCHITECTURE.md repeats them):
+//! Rules (ARCHITECTURE.md repeats them; paths are classified by [`shared::layout::classify_in_trees`]):
 //! - `cat/pkg/**` → `cat/pkg`;
+//! - `metadata/md5-cache/cat/PF` (repositories that commit their md5-cache) → `cat/PN`: an entry is the metadata of
+//!   its package, never a repository-wide input;
 //! - `eclass/X.eclass` → the eclass itself, and every package whose md5-cache `_eclasses_` names X in either tree;
-//! - every touched package → its reverse dependencies: packages whose DEPEND/RDEPEND/BDEPEND/PDEPEND/IDEPEND name it, in either tree
-//!   (removing a version, a keyword or a slot breaks them though the pull request never touched them);
-//! - `profiles/**`, `licenses/**`, `metadata/**` → the whole repository;
+//! - a touched package → its reverse dependencies (packages whose DEPEND/RDEPEND/BDEPEND/PDEPEND/IDEPEND name it, in
+//!   either tree) only when what dependency resolution sees of it differs between the two trees: its set of versions,
+//!   or a version's EAPI, KEYWORDS, SLOT (with subslot), IUSE or REQUIRED_USE (a [`Resolution`]). A version
+//!   without an md5-cache entry on either side (it failed to source) counts as a difference. LICENSE, DESCRIPTION,
+//!   SRC_URI, phase functions or metadata.xml changes pull in no dependent. One exemption, the version bump: when the
+//!   only difference is added versions and each has a twin (a version present in both trees with the same resolution
+//!   profile there, and the same as the added one's), a dependent whose atoms on the package are all unversioned
+//!   (`cat/pkg`, `cat/pkg:slot`, `cat/pkg[use]`, `!cat/pkg`) resolves as before and is not scanned; a dependent with a
+//!   version operator on it is. Reverse dependencies of eclass inheritors are not followed;
+//! - `profiles/**`, `licenses/**`, other `metadata/**` → the whole repository;
 //! - always a repo- and category-scope pass: cross-package results live there;
 //! - anything else (README, `.github/`, …) only reaches the repo-scope pass.
 
-use crate::index::CacheIndex;
-use std::collections::BTreeSet;
+use crate::index::{CacheIndex, Resolution};
+use shared::layout::{self, PathKind};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// What to scan, the same on both sides.
@@ -38,9 +48,6 @@ impl Plan {
     }
 }
 
-/// Top-level directories whose change reaches every package.
-const REPO_WIDE: [&str; 3] = ["profiles", "licenses", "metadata"];
-
 /// Categories named by `profiles/categories` of a tree.
 pub fn categories(tree: &Path) -> BTreeSet<String> {
     std::fs::read_to_string(tree.join("profiles/categories"))
@@ -58,21 +65,20 @@ pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &Cach
     let cats: BTreeSet<String> = categories(base_tree).into_iter().chain(categories(merge_tree)).collect();
     let mut touched = BTreeSet::new();
     for path in changed {
-        let parts: Vec<&str> = path.split('/').collect();
-        match parts.as_slice() {
-            [top, ..] if REPO_WIDE.contains(top) => {
+        match layout::classify_in_trees(path, &cats, &[base_tree, merge_tree]) {
+            PathKind::RepoWide => {
                 if !plan.full {
                     plan.reasons.push(format!("{path}: repository-wide file, full scan"));
                 }
                 plan.full = true;
             }
-            ["eclass", file] if file.ends_with(".eclass") => {
-                plan.eclasses.insert(file.trim_end_matches(".eclass").to_owned());
+            PathKind::Eclass { name } => {
+                plan.eclasses.insert(name);
             }
-            [cat, pkg, _, ..] if is_package_dir(cat, pkg, &cats, base_tree, merge_tree) => {
-                touched.insert(format!("{cat}/{pkg}"));
+            PathKind::Package { cp } | PathKind::Md5Cache { cp } => {
+                touched.insert(cp);
             }
-            _ => {}
+            PathKind::CategoryFile { .. } | PathKind::Other => {}
         }
     }
     for cp in &touched {
@@ -88,70 +94,309 @@ pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &Cach
         }
     }
     for cp in &touched {
-        for index in [base, merge] {
-            for rdep in index.reverse_deps(cp) {
-                if plan.packages.insert(rdep.clone()) {
-                    plan.reasons.push(format!("{rdep}: depends on {cp}"));
+        let rdeps: BTreeSet<&String> = base.reverse_deps(cp).chain(merge.reverse_deps(cp)).filter(|r| *r != cp).collect();
+        let versioned_only = match resolution_change(cp, base_tree, merge_tree, base, merge) {
+            ResolutionChange::None => {
+                if !rdeps.is_empty() {
+                    plan.reasons.push(format!(
+                        "{cp}: no change dependency resolution sees (versions, EAPI, KEYWORDS, SLOT, IUSE, REQUIRED_USE); reverse dependencies not scanned"
+                    ));
                 }
+                continue;
+            }
+            ResolutionChange::Changed(why) => {
+                if !rdeps.is_empty() {
+                    plan.reasons.push(format!("{cp}: {why}; reverse dependencies scanned"));
+                }
+                false
+            }
+            ResolutionChange::TwinsAdded(twins) => {
+                if !rdeps.is_empty() {
+                    let added: Vec<String> = twins.iter().map(|(pf, twin)| format!("{pf} (as {twin})")).collect();
+                    plan.reasons.push(format!(
+                        "{cp}: only versions resolving like an existing one added: {}; reverse dependencies with unversioned atoms on it not scanned",
+                        added.join(", ")
+                    ));
+                }
+                true
+            }
+        };
+        for rdep in rdeps {
+            if versioned_only && !base.depends_on_versions(rdep, cp) && !merge.depends_on_versions(rdep, cp) {
+                continue;
+            }
+            if plan.packages.insert(rdep.clone()) {
+                plan.reasons.push(format!("{rdep}: depends on {cp}"));
             }
         }
     }
     plan
 }
 
-/// `cat/pkg` is a package directory on either side (a category listed in `profiles/categories`, or a directory that exists).
-fn is_package_dir(cat: &str, pkg: &str, cats: &BTreeSet<String>, a: &Path, b: &Path) -> bool {
-    if cat.starts_with('.') || cat == "eclass" {
-        return false;
+/// How what dependency resolution sees of one package differs between the two trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ResolutionChange {
+    /// Same versions, each with the same [`Resolution`].
+    None,
+    /// Only versions added, each `(added PF, its twin's PF)`: the twin is in both trees, resolves the same in both, and
+    /// the same as the added version.
+    TwinsAdded(Vec<(String, String)>),
+    /// Anything else, and why.
+    Changed(String),
+}
+
+/// Compare the resolution view of `cp` (per version, its [`Resolution`]) between base and merge.
+fn resolution_change(cp: &str, base_tree: &Path, merge_tree: &Path, base: &CacheIndex, merge: &CacheIndex) -> ResolutionChange {
+    let (b, m) = (base.resolution_view(cp), merge.resolution_view(cp));
+    for (side, tree, view) in [("base", base_tree, &b), ("merge", merge_tree, &m)] {
+        let ebuilds = layout::ebuild_versions(tree, cp);
+        if let Some(pf) = ebuilds.iter().find(|pf| !view.contains_key(*pf)) {
+            return ResolutionChange::Changed(format!("{pf} has no md5-cache entry in the {side} tree (it failed to source)"));
+        }
+        if let Some(pf) = view.keys().find(|pf| !ebuilds.contains(*pf)) {
+            return ResolutionChange::Changed(format!("md5-cache entry {pf} has no ebuild in the {side} tree"));
+        }
     }
-    cats.contains(cat) || a.join(cat).join(pkg).is_dir() || b.join(cat).join(pkg).is_dir()
+    for (pf, r) in &b {
+        match m.get(pf) {
+            None => return ResolutionChange::Changed(format!("{pf} removed")),
+            Some(after) if after != r => return ResolutionChange::Changed(format!("{} of {pf} changed", differing_fields(r, after))),
+            Some(_) => {}
+        }
+    }
+    let added: BTreeMap<&String, &Resolution> = m.iter().filter(|(pf, _)| !b.contains_key(*pf)).collect();
+    if added.is_empty() {
+        return ResolutionChange::None;
+    }
+    let mut twins = Vec::new();
+    for (pf, r) in added {
+        // Every base version is in the merge tree with the same profile (checked above).
+        match b.iter().find(|(_, existing)| *existing == r) {
+            Some((twin, _)) => twins.push((pf.clone(), twin.clone())),
+            None => return ResolutionChange::Changed(format!("{pf} added, resolving unlike every existing version")),
+        }
+    }
+    ResolutionChange::TwinsAdded(twins)
+}
+
+/// `KEYWORDS, SLOT`: the fields in which two profiles differ.
+fn differing_fields(a: &Resolution, b: &Resolution) -> String {
+    let fields = [
+        ("EAPI", a.eapi != b.eapi),
+        ("KEYWORDS", a.keywords != b.keywords),
+        ("SLOT", a.slot != b.slot),
+        ("IUSE", a.iuse != b.iuse),
+        ("REQUIRED_USE", a.required_use != b.required_use),
+    ];
+    fields.iter().filter(|(_, differs)| *differs).map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::PackageMeta;
+    use std::path::PathBuf;
 
-    fn index(entries: &[(&str, &[&str], &[&str])]) -> CacheIndex {
-        let mut i = CacheIndex::default();
-        for (cp, eclasses, deps) in entries {
-            i.packages.insert(
-                cp.to_string(),
-                PackageMeta {
-                    eclasses: eclasses.iter().map(|s| s.to_string()).collect(),
-                    deps: deps.iter().map(|s| s.to_string()).collect(),
-                    ..PackageMeta::default()
-                },
-            );
-        }
-        i
+    /// A base and a merge tree (`profiles/categories`, ebuilds and their md5-cache entries) in a directory removed on drop.
+    struct Trees {
+        dir: PathBuf,
     }
 
-    fn changed(paths: &[&str]) -> Vec<String> {
-        paths.iter().map(|s| s.to_string()).collect()
+    impl Trees {
+        fn new(name: &str) -> Trees {
+            let dir = std::env::temp_dir().join(format!("prci-plan-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            for side in ["base", "merge"] {
+                std::fs::create_dir_all(dir.join(side).join("profiles")).expect("test fixture");
+                std::fs::write(dir.join(side).join("profiles/categories"), "app-misc\ndev-libs\n").expect("test fixture");
+            }
+            Trees { dir }
+        }
+
+        fn side(&self, side: &str) -> PathBuf {
+            self.dir.join(side)
+        }
+
+        /// `cat/pkg/PF.ebuild` and its md5-cache entry `lines` on `sides`.
+        fn version(&self, sides: &[&str], cp: &str, pf: &str, lines: &str) -> &Trees {
+            for side in sides {
+                self.ebuild_only(side, cp, pf);
+                let (cat, _) = cp.split_once('/').expect("test fixture");
+                let cache = self.side(side).join("metadata/md5-cache").join(cat);
+                std::fs::create_dir_all(&cache).expect("test fixture");
+                std::fs::write(cache.join(pf), lines.replace("; ", "\n") + "\n").expect("test fixture");
+            }
+            self
+        }
+
+        /// An ebuild without an md5-cache entry (it failed to source).
+        fn ebuild_only(&self, side: &str, cp: &str, pf: &str) -> &Trees {
+            let dir = self.side(side).join(cp);
+            std::fs::create_dir_all(&dir).expect("test fixture");
+            std::fs::write(dir.join(format!("{pf}.ebuild")), "").expect("test fixture");
+            self
+        }
+
+        fn plan(&self, changed: &[&str]) -> Plan {
+            let (b, m) = (self.side("base"), self.side("merge"));
+            let changed: Vec<String> = changed.iter().map(|s| s.to_string()).collect();
+            plan(&changed, &b, &m, &CacheIndex::read(&b).expect("test fixture"), &CacheIndex::read(&m).expect("test fixture"))
+        }
+    }
+
+    impl Drop for Trees {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    const LIB: &str = "EAPI=8; KEYWORDS=~amd64; SLOT=0/1; IUSE=+ssl; REQUIRED_USE=ssl; LICENSE=MIT";
+    const BOTH: &[&str] = &["base", "merge"];
+
+    /// `dev-libs/lib-1` (LIB) on both sides, `app-misc/user` depending on it unversioned, `app-misc/vuser` with `>=`.
+    fn with_dependents(name: &str) -> Trees {
+        let t = Trees::new(name);
+        t.version(BOTH, "app-misc/user", "user-1", "EAPI=8; RDEPEND=dev-libs/lib:0= ssl? ( dev-libs/lib[ssl] ) !dev-libs/lib-compat");
+        t.version(BOTH, "app-misc/vuser", "vuser-1", "EAPI=8; DEPEND=dev-libs/lib; RDEPEND=>=dev-libs/lib-1:0");
+        t
+    }
+
+    fn packages(p: &Plan) -> Vec<&str> {
+        p.packages.iter().map(String::as_str).collect()
     }
 
     #[test]
     fn package_files_map_to_their_package() {
         let dir = std::env::temp_dir();
-        let p = plan(&changed(&["app-misc/foo/foo-1.ebuild", "app-misc/foo/files/x.patch"]), &dir, &dir, &index(&[]), &index(&[]));
+        let p = plan(
+            &["app-misc/foo/foo-1.ebuild".to_string(), "app-misc/foo/files/x.patch".to_string()],
+            &dir,
+            &dir,
+            &CacheIndex::default(),
+            &CacheIndex::default(),
+        );
         // No profiles/categories in temp_dir and no such directory: it is not taken for a package.
         assert!(p.packages.is_empty());
     }
 
     #[test]
     fn eclass_change_pulls_inheritors_from_both_trees_and_reverse_deps() {
-        let tmp = std::env::temp_dir().join(format!("prci-plan-{}", std::process::id()));
-        std::fs::create_dir_all(tmp.join("profiles")).unwrap();
-        std::fs::write(tmp.join("profiles/categories"), "app-misc\ndev-libs\n").unwrap();
-        let base = index(&[("app-misc/a", &["e"], &[]), ("app-misc/b", &[], &["dev-libs/lib"]), ("app-misc/c", &[], &[])]);
-        let merge = index(&[("app-misc/d", &["e"], &[]), ("app-misc/c", &[], &["dev-libs/lib"])]);
-        let p = plan(&changed(&["eclass/e.eclass", "dev-libs/lib/lib-2.ebuild", "README.md"]), &tmp, &tmp, &base, &merge);
+        let t = Trees::new("eclass");
+        t.version(&["base"], "app-misc/a", "a-1", "_eclasses_=e\tabc");
+        t.version(&["merge"], "app-misc/d", "d-1", "_eclasses_=e\tabc");
+        t.version(&["base"], "app-misc/b", "b-1", "RDEPEND=dev-libs/lib");
+        t.version(&["merge"], "app-misc/c", "c-1", "RDEPEND=dev-libs/lib");
+        t.version(&["merge"], "dev-libs/lib", "lib-2", LIB);
+        let p = t.plan(&["eclass/e.eclass", "dev-libs/lib/lib-2.ebuild", "README.md"]);
         assert!(!p.full);
         assert_eq!(p.eclasses.iter().collect::<Vec<_>>(), ["e"]);
-        assert_eq!(p.packages.iter().map(String::as_str).collect::<Vec<_>>(), ["app-misc/a", "app-misc/b", "app-misc/c", "app-misc/d", "dev-libs/lib"]);
-        let p = plan(&changed(&["licenses/MIT"]), &tmp, &tmp, &base, &merge);
+        assert_eq!(packages(&p), ["app-misc/a", "app-misc/b", "app-misc/c", "app-misc/d", "dev-libs/lib"], "a new package: every dependent");
+        assert!(t.plan(&["licenses/MIT"]).full);
+    }
+
+    #[test]
+    fn an_md5_cache_entry_is_its_packages_metadata_and_other_metadata_is_repository_wide() {
+        let t = with_dependents("md5");
+        t.version(BOTH, "dev-libs/lib", "lib-1", LIB);
+        t.version(&["merge"], "dev-libs/lib", "lib-2", LIB);
+        let p = t.plan(&["dev-libs/lib/lib-2.ebuild", "metadata/md5-cache/dev-libs/lib-2"]);
+        assert!(!p.full, "{:?}", p.reasons);
+        assert_eq!(packages(&p), ["app-misc/vuser", "dev-libs/lib"]);
+        // A committed cache entry changed alone still names its package.
+        assert_eq!(packages(&t.plan(&["metadata/md5-cache/dev-libs/lib-2"])), ["app-misc/vuser", "dev-libs/lib"]);
+        let p = t.plan(&["metadata/md5-cache/dev-libs/lib-2", "metadata/layout.conf"]);
         assert!(p.full);
-        std::fs::remove_dir_all(&tmp).unwrap();
+        assert_eq!(p.reasons[0], "metadata/layout.conf: repository-wide file, full scan");
+    }
+
+    #[test]
+    fn a_change_resolution_does_not_see_scans_no_dependent() {
+        let t = with_dependents("license");
+        t.version(&["base"], "dev-libs/lib", "lib-1", LIB);
+        t.version(&["merge"], "dev-libs/lib", "lib-1", &format!("{}; DESCRIPTION=new; SRC_URI=https://x/y.tar.gz; RESTRICT=test", LIB.replace("MIT", "GPL-2")));
+        let p = t.plan(&["dev-libs/lib/lib-1.ebuild", "dev-libs/lib/metadata.xml"]);
+        assert_eq!(packages(&p), ["dev-libs/lib"]);
+        assert!(p.reasons.iter().any(|r| r.starts_with("dev-libs/lib: ") && r.ends_with("reverse dependencies not scanned")), "{:?}", p.reasons);
+    }
+
+    #[test]
+    fn a_change_resolution_sees_scans_every_dependent() {
+        let cases = [
+            ("keywords", LIB.replace("~amd64", ""), "KEYWORDS of lib-1 changed"),
+            ("slot", LIB.replace("SLOT=0/1", "SLOT=1"), "SLOT of lib-1 changed"),
+            ("subslot", LIB.replace("SLOT=0/1", "SLOT=0/2"), "SLOT of lib-1 changed"),
+            ("iuse", LIB.replace("+ssl", "ssl"), "IUSE of lib-1 changed"),
+            ("eapi", LIB.replace("EAPI=8", "EAPI=7"), "EAPI of lib-1 changed"),
+            ("required-use", LIB.replace("REQUIRED_USE=ssl", "REQUIRED_USE=!ssl"), "REQUIRED_USE of lib-1 changed"),
+        ];
+        for (name, merge, why) in cases {
+            let t = with_dependents(name);
+            t.version(&["base"], "dev-libs/lib", "lib-1", LIB);
+            t.version(&["merge"], "dev-libs/lib", "lib-1", &merge);
+            let p = t.plan(&["dev-libs/lib/lib-1.ebuild"]);
+            assert_eq!(packages(&p), ["app-misc/user", "app-misc/vuser", "dev-libs/lib"], "{name}");
+            assert!(p.reasons.contains(&format!("dev-libs/lib: {why}; reverse dependencies scanned")), "{name}: {:?}", p.reasons);
+            assert!(p.reasons.contains(&"app-misc/user: depends on dev-libs/lib".to_string()), "{name}: {:?}", p.reasons);
+        }
+        // A removed version.
+        let t = with_dependents("removed");
+        t.version(BOTH, "dev-libs/lib", "lib-2", LIB);
+        t.version(&["base"], "dev-libs/lib", "lib-1", LIB);
+        let p = t.plan(&["dev-libs/lib/lib-1.ebuild"]);
+        assert_eq!(packages(&p), ["app-misc/user", "app-misc/vuser", "dev-libs/lib"]);
+        assert!(p.reasons.contains(&"dev-libs/lib: lib-1 removed; reverse dependencies scanned".to_string()), "{:?}", p.reasons);
+    }
+
+    #[test]
+    fn a_version_bump_resolving_like_an_existing_version_scans_only_versioned_dependents() {
+        let t = with_dependents("bump");
+        t.version(BOTH, "dev-libs/lib", "lib-1", LIB);
+        t.version(&["merge"], "dev-libs/lib", "lib-1.1", &LIB.replace("MIT", "GPL-2"));
+        let p = t.plan(&["dev-libs/lib/lib-1.1.ebuild"]);
+        assert_eq!(packages(&p), ["app-misc/vuser", "dev-libs/lib"], "{:?}", p.reasons);
+        assert!(
+            p.reasons.iter().any(|r| r.starts_with("dev-libs/lib: only versions resolving like an existing one added: lib-1.1 (as lib-1)")),
+            "{:?}",
+            p.reasons
+        );
+        assert!(p.reasons.contains(&"app-misc/vuser: depends on dev-libs/lib".to_string()));
+    }
+
+    #[test]
+    fn a_version_bump_without_a_twin_scans_every_dependent() {
+        type Setup<'a> = &'a dyn Fn(&Trees);
+        let cases: [(&str, Setup); 3] = [
+            // The new version resolves unlike every existing one.
+            ("unlike", &|t| {
+                t.version(BOTH, "dev-libs/lib", "lib-1", LIB);
+                t.version(&["merge"], "dev-libs/lib", "lib-2", &LIB.replace("~amd64", "~amd64 ~arm64"));
+            }),
+            // Its twin changed too.
+            ("twin-changed", &|t| {
+                t.version(&["base"], "dev-libs/lib", "lib-1", LIB);
+                t.version(&["merge"], "dev-libs/lib", "lib-1", &LIB.replace("+ssl", "ssl"));
+                t.version(&["merge"], "dev-libs/lib", "lib-2", &LIB.replace("+ssl", "ssl"));
+            }),
+            // It failed to source: no md5-cache entry.
+            ("unsourced", &|t| {
+                t.version(BOTH, "dev-libs/lib", "lib-1", LIB);
+                t.ebuild_only("merge", "dev-libs/lib", "lib-2");
+            }),
+        ];
+        for (name, setup) in cases {
+            let t = with_dependents(name);
+            setup(&t);
+            let p = t.plan(&["dev-libs/lib/lib-2.ebuild"]);
+            assert_eq!(packages(&p), ["app-misc/user", "app-misc/vuser", "dev-libs/lib"], "{name}: {:?}", p.reasons);
+        }
+        let t = with_dependents("unsourced-base");
+        t.version(BOTH, "dev-libs/lib", "lib-1", LIB);
+        t.ebuild_only("base", "dev-libs/lib", "lib-0");
+        t.ebuild_only("merge", "dev-libs/lib", "lib-0");
+        let p = t.plan(&["dev-libs/lib/metadata.xml"]);
+        assert!(
+            p.reasons.contains(&"dev-libs/lib: lib-0 has no md5-cache entry in the base tree (it failed to source); reverse dependencies scanned".to_string()),
+            "{:?}",
+            p.reasons
+        );
     }
 }

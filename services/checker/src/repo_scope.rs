@@ -20,7 +20,9 @@
 //! | LicenseGroupsCheck, ProjectMetadataCheck, RepoManifestHashCheck | `profiles/`, `metadata/` |
 //! | RepoDirCheck, ProfilesCheck | never run under `--cache=-git` (they need pkgcheck's git cache) |
 //!
-//! `profiles/`, `licenses/` and `metadata/` changes make the plan a full scan, so they never get here.
+//! `profiles/`, `licenses/` and `metadata/` changes make the plan a full scan, so they never get here; an md5-cache
+//! entry (`metadata/md5-cache/<cat>/<PF>`, in repositories that commit their cache) is its package's metadata, never
+//! repository-wide (`shared::layout`), and is compared with that package's other inputs.
 //! For the rest, a check is scanned (on both sides, like every target) when an input it reads
 //! differs between the two trees; for the three "unused" checks, when the unused set itself
 //! (computed here from the md5-cache) differs. A check whose inputs are the same on both sides
@@ -32,6 +34,7 @@
 use crate::index::{CacheIndex, PackageMeta};
 use crate::plan::categories;
 use shared::finding::{self, Finding};
+use shared::layout::{self, PathKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -179,18 +182,22 @@ pub fn decide(changed: &[String], base: Tree, merge: Tree, ctx: &Context) -> Dec
                 d.rerun("EmptyDirsCheck", format!("top-level directory {} added or removed", parts[0]));
             }
         }
-        match parts.as_slice() {
-            [top, ..] if ["profiles", "licenses", "metadata"].contains(top) => d.everything(format!("{path} is repository-wide")),
-            ["eclass", file] if file.ends_with(".eclass") => {
+        match layout::classify_in_trees(path, &cats, &[base.path, merge.path]) {
+            PathKind::RepoWide => d.everything(format!("{path} is repository-wide")),
+            PathKind::Eclass { .. } => {
                 if base.path.join(path).is_file() != merge.path.join(path).is_file() {
                     d.rerun("UnusedEclassesCheck", format!("{path} added or removed"));
                 }
             }
-            [cat, "metadata.xml"] => d.rerun("CategoryMetadataXmlCheck", format!("{cat}/metadata.xml changed")),
-            [cat, pkg, _, ..] if cats.contains(*cat) && !cat.starts_with('.') => {
-                packages.insert(format!("{cat}/{pkg}"));
+            // An md5-cache entry is its package's metadata: compared below with the package's other inputs.
+            PathKind::Package { cp } | PathKind::Md5Cache { cp } => {
+                packages.insert(cp);
             }
-            _ => {}
+            PathKind::CategoryFile { .. } | PathKind::Other => {
+                if let [cat, "metadata.xml"] = parts.as_slice() {
+                    d.rerun("CategoryMetadataXmlCheck", format!("{cat}/metadata.xml changed"));
+                }
+            }
         }
     }
     // Packages whose metadata changed without their files changing (an eclass change reaches its inheritors).
@@ -232,11 +239,7 @@ struct Meta {
 impl Contribution {
     fn read(tree: Tree, cp: &str) -> Contribution {
         let dir = tree.path.join(cp);
-        let ebuilds = std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".ebuild")).map(str::to_owned)).collect()
-            })
-            .unwrap_or_default();
+        let ebuilds = layout::ebuild_versions(tree.path, cp);
         let meta = tree.index.packages.get(cp).map(Meta::of).unwrap_or_default();
         let xml = std::fs::read_to_string(dir.join("metadata.xml")).unwrap_or_default();
         let manifest = std::fs::read_to_string(dir.join("Manifest")).unwrap_or_default();
@@ -531,6 +534,33 @@ mod tests {
     }
 
     #[test]
+    fn an_md5_cache_entry_is_compared_as_its_package_and_other_metadata_is_repository_wide() {
+        let dir = std::env::temp_dir().join(format!("prci-repo-scope-md5-{}", std::process::id()));
+        let (b, m) = (dir.join("base"), dir.join("merge"));
+        for t in [&b, &m] {
+            std::fs::create_dir_all(t.join("profiles")).expect("test fixture");
+            std::fs::write(t.join("profiles/categories"), "app-misc\n").expect("test fixture");
+            std::fs::create_dir_all(t.join("app-misc/foo")).expect("test fixture");
+            std::fs::write(t.join("app-misc/foo/foo-1.ebuild"), "").expect("test fixture");
+            std::fs::create_dir_all(t.join("metadata/md5-cache/app-misc")).expect("test fixture");
+            std::fs::write(t.join("metadata/md5-cache/app-misc/foo-1"), "LICENSE=MIT\n").expect("test fixture");
+        }
+        std::fs::write(m.join("app-misc/foo/foo-1.1.ebuild"), "").expect("test fixture");
+        std::fs::write(m.join("metadata/md5-cache/app-misc/foo-1.1"), "LICENSE=MIT\n").expect("test fixture");
+        let (bi, mi) = (CacheIndex::read(&b).expect("test fixture"), CacheIndex::read(&m).expect("test fixture"));
+        let decide_for = |changed: &[&str]| {
+            let changed: Vec<String> = changed.iter().map(|s| s.to_string()).collect();
+            decide(&changed, Tree { path: &b, index: &bi }, Tree { path: &m, index: &mi }, &Context::default())
+        };
+        let bump = decide_for(&["app-misc/foo/foo-1.1.ebuild", "metadata/md5-cache/app-misc/foo-1.1"]);
+        let layout = decide_for(&["metadata/layout.conf"]);
+        std::fs::remove_dir_all(&dir).expect("test fixture");
+        assert!(!bump.all, "{:?}", bump.reasons);
+        assert!(bump.reasons.iter().all(|r| !r.contains("repository-wide")), "{:?}", bump.reasons);
+        assert!(layout.all, "{:?}", layout.reasons);
+    }
+
+    #[test]
     fn use_blocks_and_flag_names() {
         let xml = r#"<pkgmetadata><maintainer><email>a@b</email></maintainer>
 <use>
@@ -546,12 +576,12 @@ mod tests {
     fn dist_lines_are_normalised() {
         let lines = dist_lines("DIST a.tar.gz 12  BLAKE2B aa SHA512 bb\nEBUILD x 1\n");
         assert_eq!(lines.iter().collect::<Vec<_>>(), ["DIST a.tar.gz 12 BLAKE2B aa SHA512 bb"]);
-        assert_eq!(dist_name_size(lines.first().unwrap()), Some(("a.tar.gz", "12")));
+        assert_eq!(dist_name_size(lines.first().expect("test fixture")), Some(("a.tar.gz", "12")));
     }
 
     #[test]
     fn findings_are_selected_by_the_checks_that_report_them() {
-        let f = |class: &str| -> Finding { serde_json::from_str(&format!(r#"{{"__class__":"{class}"}}"#)).unwrap() };
+        let f = |class: &str| -> Finding { serde_json::from_str(&format!(r#"{{"__class__":"{class}"}}"#)).expect("test fixture") };
         let picked = of_checks(&[f("UnusedLicenses"), f("UnusedEclasses"), f("PrciToolCrash")], &["UnusedLicensesCheck".to_string()].into());
         assert_eq!(picked.len(), 1);
         assert_eq!(finding::class_of(&picked[0]), "UnusedLicenses");
@@ -563,8 +593,8 @@ mod tests {
             expect: vec![Expectation { check: "UnusedLicensesCheck", keyword: "UnusedLicenses", attr: "licenses", values: ["X".to_string()].into() }],
             ..Decision::default()
         };
-        let ok: Finding = serde_json::from_str(r#"{"__class__":"UnusedLicenses","licenses":["X"]}"#).unwrap();
-        let other: Finding = serde_json::from_str(r#"{"__class__":"UnusedLicenses","licenses":["X","Y"]}"#).unwrap();
+        let ok: Finding = serde_json::from_str(r#"{"__class__":"UnusedLicenses","licenses":["X"]}"#).expect("test fixture");
+        let other: Finding = serde_json::from_str(r#"{"__class__":"UnusedLicenses","licenses":["X","Y"]}"#).expect("test fixture");
         assert!(d.broken_expectations(&[ok]).is_empty());
         assert_eq!(d.broken_expectations(&[other]).into_iter().collect::<Vec<_>>(), ["UnusedLicensesCheck"]);
         assert_eq!(d.broken_expectations(&[]).len(), 1, "an expected finding that is missing breaks the model");

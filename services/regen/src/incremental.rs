@@ -7,6 +7,7 @@
 use crate::RegenError;
 use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
+use shared::layout::{self, PathKind};
 use shared::tools::Tools;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -16,9 +17,6 @@ pub const STAMP_FILE: &str = "prci-regen.json";
 
 /// Above this many changed packages a full regen is used (it walks the tree once instead of loading pkgcore per package set).
 pub const TARGETED_MAX_PACKAGES: usize = 200;
-
-/// Top-level directories whose changes can change every cache entry (eclasses, layout, categories) or that are no packages.
-const SPECIAL_DIRS: [&str; 4] = ["eclass", "metadata", "profiles", "licenses"];
 
 /// What the md5-cache of one checkout is valid for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,18 +148,19 @@ fn tree_diff_paths(repo: &Repository, a: Oid, b: Oid) -> Result<Vec<String>, git
 }
 
 /// The packages (`cat/pkg`, sorted) the changed `paths` are in, or None when some path can affect more than its
-/// package (eclasses, metadata, profiles, licences, top-level files, files of a category, unknown directories).
+/// package (eclasses, profiles, licences, `metadata/` other than md5-cache entries, top-level files, files of a
+/// category, unknown directories). An md5-cache entry (`metadata/md5-cache/<cat>/<PF>`, committed by many
+/// repositories) names its package: a targeted regen of that package rewrites or deletes it.
 pub fn changed_packages(paths: &[String], categories: &BTreeSet<String>) -> Option<Vec<String>> {
     if categories.is_empty() {
         return None; // pkgcore would take every directory for a category: be conservative
     }
     let mut pkgs = BTreeSet::new();
     for path in paths {
-        let parts: Vec<&str> = path.split('/').collect();
-        if parts.len() < 3 || SPECIAL_DIRS.contains(&parts[0]) || !categories.contains(parts[0]) || parts[1].is_empty() || parts[1].starts_with('.') {
-            return None;
-        }
-        pkgs.insert(format!("{}/{}", parts[0], parts[1]));
+        match layout::classify(path, categories) {
+            PathKind::Package { cp } | PathKind::Md5Cache { cp } => pkgs.insert(cp),
+            _ => return None,
+        };
     }
     Some(pkgs.into_iter().collect())
 }
@@ -194,8 +193,30 @@ mod tests {
     }
 
     #[test]
+    fn md5_cache_entries_name_their_packages() {
+        let got = changed_packages(
+            &paths(&["app-misc/foo/foo-1.1.ebuild", "metadata/md5-cache/app-misc/foo-1.1", "metadata/md5-cache/dev-libs/foo-bar-2.0_rc1-r3"]),
+            &cats(),
+        );
+        assert_eq!(got, Some(vec!["app-misc/foo".to_string(), "dev-libs/foo-bar".to_string()]));
+        // A deleted entry of a removed package: the targeted regen deletes what is left of it.
+        assert_eq!(changed_packages(&paths(&["metadata/md5-cache/dev-libs/gone-1"]), &cats()), Some(vec!["dev-libs/gone".to_string()]));
+    }
+
+    #[test]
     fn anything_else_means_a_full_regen() {
-        for p in ["eclass/foo.eclass", "metadata/layout.conf", "profiles/categories", "licenses/MIT", "README.md", "app-misc/metadata.xml", "sci-misc/foo/foo-1.ebuild", "app-misc/.git/x"] {
+        for p in [
+            "eclass/foo.eclass",
+            "metadata/layout.conf",
+            "metadata/md5-cache/sci-misc/foo-1.0",
+            "metadata/md5-cache/app-misc/noversion",
+            "profiles/categories",
+            "licenses/MIT",
+            "README.md",
+            "app-misc/metadata.xml",
+            "sci-misc/foo/foo-1.ebuild",
+            "app-misc/.git/x",
+        ] {
             assert_eq!(changed_packages(&paths(&["app-misc/foo/foo-1.0.ebuild", p]), &cats()), None, "{p}");
         }
         assert_eq!(changed_packages(&paths(&["app-misc/foo/foo-1.0.ebuild"]), &BTreeSet::new()), None, "no categories known");
@@ -203,28 +224,28 @@ mod tests {
 
     #[test]
     fn categories_come_from_every_tree() {
-        let a = tempfile::tempdir().unwrap();
-        let b = tempfile::tempdir().unwrap();
+        let a = tempfile::tempdir().expect("test fixture");
+        let b = tempfile::tempdir().expect("test fixture");
         for (d, text) in [(&a, "app-misc\n\n"), (&b, "# comment\ndev-libs\napp-misc\n")] {
-            std::fs::create_dir_all(d.path().join("profiles")).unwrap();
-            std::fs::write(d.path().join("profiles/categories"), text).unwrap();
+            std::fs::create_dir_all(d.path().join("profiles")).expect("test fixture");
+            std::fs::write(d.path().join("profiles/categories"), text).expect("test fixture");
         }
         assert_eq!(categories(&[a.path(), b.path()]), cats());
     }
 
     #[test]
     fn a_stamp_is_removed_written_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test fixture");
         assert!(read_stamp(dir.path()).is_none());
         assert!(write_stamp(dir.path(), &stamp("t")).is_err(), "not a checkout");
-        Repository::init(dir.path()).unwrap();
-        write_stamp(dir.path(), &stamp("t")).unwrap();
+        Repository::init(dir.path()).expect("test fixture");
+        write_stamp(dir.path(), &stamp("t")).expect("test fixture");
         assert!(dir.path().join(".git").join(STAMP_FILE).is_file());
         assert_eq!(read_stamp(dir.path()), Some(stamp("t")));
-        remove_stamp(dir.path()).unwrap();
-        remove_stamp(dir.path()).unwrap();
+        remove_stamp(dir.path()).expect("test fixture");
+        remove_stamp(dir.path()).expect("test fixture");
         assert!(read_stamp(dir.path()).is_none());
-        std::fs::write(dir.path().join(".git").join(STAMP_FILE), "{").unwrap();
+        std::fs::write(dir.path().join(".git").join(STAMP_FILE), "{").expect("test fixture");
         assert!(read_stamp(dir.path()).is_none(), "a torn stamp is no stamp");
     }
 
@@ -234,8 +255,8 @@ mod tests {
 
     #[test]
     fn the_plan_follows_the_stamp() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = Repository::init(dir.path()).unwrap();
+        let dir = tempfile::tempdir().expect("test fixture");
+        let repo = Repository::init(dir.path()).expect("test fixture");
         assert_eq!(plan(&repo, None, &stamp("t"), &cats()), RegenKind::Full);
         assert_eq!(plan(&repo, Some(&stamp("t")), &stamp("t"), &cats()), RegenKind::Unchanged);
         let mut other_tools = stamp("t");
@@ -245,8 +266,8 @@ mod tests {
         other_master.masters[0].1 = "n".into();
         assert_eq!(plan(&repo, Some(&other_master), &stamp("t"), &cats()), RegenKind::Full);
         // A tree that is not in the repository: full.
-        let missing = Oid::from_str("0123456789012345678901234567890123456789").unwrap().to_string();
-        let empty = repo.treebuilder(None).unwrap().write().unwrap().to_string();
+        let missing = Oid::from_str("0123456789012345678901234567890123456789").expect("test fixture").to_string();
+        let empty = repo.treebuilder(None).expect("test fixture").write().expect("test fixture").to_string();
         assert_eq!(plan(&repo, Some(&stamp(&missing)), &stamp(&empty), &cats()), RegenKind::Full);
     }
 }

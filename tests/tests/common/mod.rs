@@ -62,9 +62,8 @@ impl Prci {
         let out = cmd.output().expect("run prci");
         let code = out.status.code().unwrap_or(-1);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!("prci check printed no report ({e}); exit {code}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
-        });
+        let report: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("prci check printed no report ({e}); exit {code}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
         (code, report, String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
