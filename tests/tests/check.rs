@@ -406,7 +406,7 @@ fn a_timed_out_base_scan_is_never_cached() {
     let flag = tmp.path().join("busy");
     std::fs::write(&flag, "").unwrap();
     let shim = pkgcheck_slow_on_marked_base(tmp.path(), &flag);
-    let prci = Prci::new().with_env("PRCI__TOOLS__PKGCHECK", &shim).with_env("PRCI__CHECKER__SCAN_TIMEOUT_SECS", "5");
+    let prci = Prci::new().with_env("PRCI__TOOLS__PKGCHECK", &shim).with_env("PRCI__CHECKER__SCAN_TIMEOUT_SECS", "30");
     // The first pull request on this base: the base scan of app-misc/slow runs past its limit.
     let (_, report, log) = prci.check_logged(r.path(), "master", "pr1", &[]);
     assert!(summary(&report, "fixed").contains(&"PrciScanTimeout@app-misc/slow".to_string()), "the base scan did not time out: {report}\n{log}");

@@ -84,6 +84,21 @@ fn check_reports(reports: &Path) {
 }
 
 #[test]
+fn configured_pkgcheck_arguments_keep_every_verdict_in_the_pipeline() {
+    // Checks that run by default anyway, named through the configuration: pkgcheck then also runs them in
+    // the repository pass, which must neither hide the new issue of PR 2 nor the fix of PR 3.
+    let r = repo_with_pulls();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), r.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[checker]\npkgcheck_args = [\"--checks=+KeywordsCheck,+LicenseCheck\", \"--keywords=-DoubleEmptyLine\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(prci_bin()).args(["--config", &config.display().to_string(), "run", "--until-idle"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    check_reports(&dir.path().join("reports"));
+}
+
+#[test]
 fn single_process_mode_processes_every_pull_request() {
     let r = repo_with_pulls();
     let dir = tempfile::tempdir().unwrap();

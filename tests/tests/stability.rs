@@ -115,3 +115,20 @@ fn a_noop_pr_on_flapping_packages_is_stable_20_times_in_a_row() {
         assert_eq!(code, 0, "run {run}: {report}");
     }
 }
+
+#[test]
+fn a_noop_pr_on_flapping_packages_is_stable_under_configured_arguments() {
+    let r = flappy_repo();
+    noop_pr(&r);
+    let shim_dir = tempfile::tempdir().unwrap();
+    let shim = flapping_pkgcheck(shim_dir.path());
+    // `--checks=+InheritsCheck` names the flapping check itself (pkgcheck then runs it in the repo pass too).
+    // (Through the environment a list is comma-separated, so one argument without commas.)
+    let prci = Prci::new().with_env("PRCI__TOOLS__PKGCHECK", &shim).with_env("PRCI__CHECKER__PKGCHECK_ARGS", "--checks=+InheritsCheck");
+    for run in 1..=20 {
+        let (code, report) = prci.check(r.path(), "master", "pr", &[]);
+        assert_eq!(summary(&report, "new"), Vec::<String>::new(), "run {run}: {report}");
+        assert_eq!(summary(&report, "fixed"), Vec::<String>::new(), "run {run}: {report}");
+        assert_eq!(code, 0, "run {run}: {report}");
+    }
+}

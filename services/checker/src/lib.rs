@@ -74,19 +74,17 @@ pub fn check(
     let mut timings = Vec::new();
     let t = Instant::now();
     let base_index = index::CacheIndex::read(&base_env.tree)?;
-    // Both md5-caches are valid for their trees: where the pull request changed neither an eclass nor
-    // `metadata/`, they differ only in the packages it changed.
-    let merge_index = if changed.iter().any(|p| p.starts_with("eclass/") || p.starts_with("metadata/")) {
-        index::CacheIndex::read(&merge_env.tree)?
-    } else {
-        let touched: BTreeSet<String> = changed.iter().filter_map(|p| {
-            let mut parts = p.splitn(3, '/');
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some(cat), Some(pkg), Some(_)) => Some(format!("{cat}/{pkg}")),
-                _ => None,
-            }
-        }).collect();
+    // Both md5-caches are valid for their trees: where the pull request changed neither an eclass nor a
+    // repository-wide file, they differ only in the packages it changed (an md5-cache entry is its package's).
+    let package_paths_only = changed.iter().all(|p| {
+        let md5_entry = p.starts_with("metadata/md5-cache/") && shared::layout::package_of_path(p).is_some();
+        md5_entry || !(p.starts_with("eclass/") || p.starts_with("metadata/"))
+    });
+    let merge_index = if package_paths_only {
+        let touched: BTreeSet<String> = changed.iter().filter_map(|p| shared::layout::package_of_path(p)).collect();
         base_index.with_packages_from(&merge_env.tree, &touched)?
+    } else {
+        index::CacheIndex::read(&merge_env.tree)?
     };
     let plan = plan::plan(changed, &base_env.tree, &merge_env.tree, &base_index, &merge_index);
     for reason in &plan.reasons {
