@@ -334,7 +334,12 @@ fn confirm(
         let rounds = if finding::is_flaky(class, &policy.flaky_keywords) { policy.flaky_rescans } else { policy.rescans };
         // Rescan what reported it, so both runs counted it the same way (`Unit::covers`).
         let unit = if scan::is_repo_pass_finding(f) {
-            let checks: Vec<String> = finding::checks_of(class).iter().filter(|c| repo_scope::is_repo_pass_check(c)).map(|c| c.to_string()).collect();
+            // Checks that never run under `--cache=-git` (ProfilesCheck also reports ProfileError) cannot be named.
+            let checks: Vec<String> = finding::checks_of(class)
+                .iter()
+                .filter(|c| repo_scope::is_repo_pass_check(c) && !repo_scope::INACTIVE.contains(c))
+                .map(|c| c.to_string())
+                .collect();
             match (checks.is_empty(), plan.full) {
                 (false, _) => Unit::RepoChecks(checks),
                 (true, true) => Unit::Full,
@@ -404,7 +409,7 @@ fn merge_units(units: impl Iterator<Item = Unit>) -> Vec<Unit> {
 fn rescan(scanner: &Scanner, env: &TreeEnv, units: &[Unit], side: Side) -> Result<Vec<Finding>, ScanError> {
     let mut all = Vec::new();
     for unit in units {
-        all.extend(scanner.scan(env, unit, side.name())?);
+        all.extend(scan_unit(scanner, env, unit, side)?);
     }
     Ok(all)
 }
