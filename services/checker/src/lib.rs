@@ -122,12 +122,20 @@ pub fn check(
         })
         .collect();
     let t = Instant::now();
+    // Where the base side is answered from the cache, the merge side has every core (both sides otherwise
+    // scan at once, `checker.jobs` each). `-j` changes the order of pkgcheck's output, never its content.
+    let merge_scanner = if units.iter().all(|u| base_cached(cache, base_id, &scanner.fingerprint(), u)) {
+        tracing::info!(jobs = scanner.jobs * 2, "the base side is cached: the merge side scans with every core");
+        scanner.with_jobs(scanner.jobs * 2)
+    } else {
+        scanner.clone()
+    };
     let (base, merge) = std::thread::scope(|s| {
         let b = s.spawn(|| scan_base(scanner, cache, base_id, base_env, &units));
         let m = s.spawn(|| -> Result<Vec<Finding>, ScanError> {
             let mut all = Vec::new();
             for unit in &units {
-                all.extend(scan_unit(scanner, merge_env, unit, Side::Merge)?);
+                all.extend(scan_unit(&merge_scanner, merge_env, unit, Side::Merge)?);
             }
             Ok(all)
         });
@@ -285,6 +293,16 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
         tracing::info!(hits, misses, "base results cache");
     }
     Ok(BaseScan { all, whole_repo_pass, hits, misses })
+}
+
+/// Whether the base side of `unit` is answered from the cache (the same lookups `scan_base` makes).
+fn base_cached(cache: &BaseCache, id: &BaseId, fp: &str, unit: &Unit) -> bool {
+    let has = |u: &Unit| cache.get(&BaseCache::key(&id.tree, fp, &unit_key(u)).0).is_some();
+    match unit {
+        Unit::Targets(t) => t.iter().all(|x| has(&Unit::Targets(vec![x.clone()]))),
+        Unit::RepoChecks(_) => has(unit) || has(&Unit::RepoPass),
+        other => has(other),
+    }
 }
 
 /// Store base results, unless they hold a timeout: whether a scan runs past its limit depends on how

@@ -73,6 +73,9 @@ pub fn target_of(f: &Finding) -> Option<String> {
     f.get("eclass").and_then(|e| e.as_str()).map(|e| format!("eclass/{e}.eclass"))
 }
 
+/// Below this many package targets they are always named (a whole-tree run of a small tree is no saving).
+const WHOLE_TREE_MIN_TARGETS: usize = 50;
+
 /// A failure that is not contained: the pipeline's, not the pull request's.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -145,18 +148,10 @@ impl Scanner {
         let mut out = match unit {
             Unit::Targets(targets) => {
                 let present: Vec<String> = targets.iter().filter(|t| target_exists(&env.tree, t)).cloned().collect();
-                // pkgcheck 0.10.37 reports metadata errors (SourcingError, …) of a multi-target scan for
-                // the last target only (its sources are shared and keep the last runner's callback), so a
-                // package whose metadata failed to generate is scanned on its own.
-                let (alone, grouped): (Vec<String>, Vec<String>) = present.into_iter().partition(|t| !metadata_complete(&env.tree, t));
-                let mut out = Vec::new();
-                if !grouped.is_empty() {
-                    out.extend(self.scan_contained(env, &grouped, label)?);
+                match self.whole_tree_run(env, &present, label)? {
+                    Some(findings) => findings,
+                    None => self.scan_targets(env, present, label)?,
                 }
-                for target in &alone {
-                    out.extend(self.scan_contained(env, std::slice::from_ref(target), label)?);
-                }
-                out
             }
             Unit::RepoPass | Unit::RepoChecks(_) | Unit::Full => match self.run(env, unit, &[], label)? {
                 RunResult::Ok(findings) => findings,
@@ -178,6 +173,41 @@ impl Scanner {
         out.retain(|f| unit.covers(f) && self.selection.keeps(finding::class_of(f)));
         finding::sort_findings(&mut out);
         Ok(out)
+    }
+
+    /// Package targets, grouped; on a crash or timeout narrowed down to the culprit.
+    fn scan_targets(&self, env: &TreeEnv, present: Vec<String>, label: &str) -> Result<Vec<Finding>, ScanError> {
+        // pkgcheck 0.10.37 reports metadata errors (SourcingError, …) of a multi-target scan for
+        // the last target only (its sources are shared and keep the last runner's callback), so a
+        // package whose metadata failed to generate is scanned on its own.
+        let (alone, grouped): (Vec<String>, Vec<String>) = present.into_iter().partition(|t| !metadata_complete(&env.tree, t));
+        let mut out = Vec::new();
+        if !grouped.is_empty() {
+            out.extend(self.scan_contained(env, &grouped, label)?);
+        }
+        for target in &alone {
+            out.extend(self.scan_contained(env, std::slice::from_ref(target), label)?);
+        }
+        Ok(out)
+    }
+
+    /// When the targets are most of the tree (an eclass every package inherits), one run over the whole tree
+    /// costs less than naming them; the caller keeps only the targets' findings (`Unit::covers`). None when
+    /// the targets are few, or when that run fails (the targets are then scanned the contained way).
+    fn whole_tree_run(&self, env: &TreeEnv, targets: &[String], label: &str) -> Result<Option<Vec<Finding>>, ScanError> {
+        let packages = targets.iter().filter(|t| !t.starts_with("eclass/")).count();
+        if packages < WHOLE_TREE_MIN_TARGETS {
+            return Ok(None);
+        }
+        let in_tree = all_targets(&env.tree).len();
+        if packages * 3 < in_tree * 2 {
+            return Ok(None);
+        }
+        tracing::info!(side = label, targets = packages, packages = in_tree, "most of the tree is targeted: one run over the whole tree instead");
+        match self.run(env, &Unit::Full, &[], label)? {
+            RunResult::Ok(findings) => Ok(Some(findings)),
+            RunResult::Failed(_) => Ok(None),
+        }
     }
 
     /// Scan `targets`; on a crash or timeout split them until the culprits are single targets.
