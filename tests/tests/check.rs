@@ -360,7 +360,8 @@ fn extra_pkgcheck_arguments_apply_to_both_sides() {
 }
 
 /// A pkgcheck that hangs on `app-misc/slow` while `flag` exists and the scanned tree's ebuild carries the
-/// marker `# prci-test: slow` (only the base side's does): a host too busy to scan the base in time.
+/// marker `# prci-test: slow` (only the base side's does): a host too busy to scan the base in time. A flag
+/// holding `once` is removed by the run that hangs: the host was busy for one scan only.
 fn pkgcheck_slow_on_marked_base(dir: &std::path::Path, flag: &std::path::Path) -> String {
     let real = fixtures::pkgcheck_path();
     let python = real.parent().unwrap().join("python3");
@@ -378,6 +379,8 @@ if "scan" in args and "-r" in args and os.path.exists({flag:?}) and data and b"a
     except OSError:
         marked = False
     if marked:
+        if open({flag:?}).read() == "once":
+            os.remove({flag:?})
         time.sleep(600)
 sys.exit(subprocess.run([REAL] + args, input=data).returncode)
 "##,
@@ -390,8 +393,8 @@ sys.exit(subprocess.run([REAL] + args, input=data).returncode)
     shim.display().to_string()
 }
 
-#[test]
-fn a_timed_out_base_scan_is_never_cached() {
+/// A repository where `app-misc/slow` carries the marker on master, and pull requests `pr1` and `pr2` touch it.
+fn slow_repo() -> Repo {
     let r = base_repo();
     r.add_package("app-misc", "slow", "1.0", &Ebuild { body: "# prci-test: slow\n".into(), ..Ebuild::default() });
     r.commit("app-misc/slow on master");
@@ -402,6 +405,27 @@ fn a_timed_out_base_scan_is_never_cached() {
         r.add_package("app-misc", "slow", "1.0", &Ebuild { body: format!("# touched by {pr}\n"), ..Ebuild::default() });
         r.commit(&format!("app-misc/slow: {pr}"));
     }
+    r
+}
+
+#[test]
+fn a_base_scan_slowed_by_load_once_is_scanned_again_and_blames_nothing() {
+    let r = slow_repo();
+    let tmp = tempfile::tempdir().unwrap();
+    let flag = tmp.path().join("busy");
+    std::fs::write(&flag, "once").unwrap();
+    let shim = pkgcheck_slow_on_marked_base(tmp.path(), &flag);
+    let prci = Prci::new().with_env("PRCI__TOOLS__PKGCHECK", &shim).with_env("PRCI__CHECKER__SCAN_TIMEOUT_SECS", "30");
+    let (code, report, log) = prci.check_logged(r.path(), "master", "pr1", &[]);
+    assert!(!flag.exists(), "the base scan never hung: this test would prove nothing\n{log}");
+    assert!(log.contains("scanning the base side again"), "{log}");
+    assert_eq!(code, 0, "{report}\n{log}");
+    assert!(summary(&report, "fixed").is_empty() && summary(&report, "new").is_empty(), "{report}");
+}
+
+#[test]
+fn a_timed_out_base_scan_is_never_cached() {
+    let r = slow_repo();
     let tmp = tempfile::tempdir().unwrap();
     let flag = tmp.path().join("busy");
     std::fs::write(&flag, "").unwrap();

@@ -47,6 +47,9 @@ impl Drop for Host {
     }
 }
 
+/// The port the second host reaches the broker on.
+const BROKER_FORWARD_PORT: u16 = 5673;
+
 struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -55,7 +58,8 @@ impl Drop for Killed {
     }
 }
 
-/// Forward `listen` to RabbitMQ on loopback (the broker only listens there; `guest` may only log in from there).
+/// Forward `listen` to RabbitMQ on loopback (`guest` may only log in from there). The forwarder has a port of its
+/// own: a broker listening on every address (RabbitMQ's default) already holds 5672 on the host's side of the link.
 fn forward_broker(listen: (Ipv4Addr, u16)) {
     let listener = TcpListener::bind(listen).expect("bind the broker forwarder");
     std::thread::spawn(move || {
@@ -78,7 +82,7 @@ fn forward_broker(listen: (Ipv4Addr, u16)) {
 #[test]
 fn a_checker_on_a_second_host_does_the_scanning() {
     let host = Host::new();
-    forward_broker((host.here, 5672));
+    forward_broker((host.here, BROKER_FORWARD_PORT));
     let r = Repo::standalone("demo");
     r.add_package("app-misc", "hello", "1.0", &Ebuild::default());
     r.commit("base");
@@ -131,7 +135,7 @@ fn a_checker_on_a_second_host_does_the_scanning() {
     let there = Killed(
         Command::new("ip")
             .args(["netns", "exec", &host.name, &prci_bin().display().to_string(), "--config", &config.display().to_string(), "run", "--stage", "checker"])
-            .env("PRCI__BROKER__URL", format!("amqp://guest:guest@{}:5672/%2f", host.here))
+            .env("PRCI__BROKER__URL", format!("amqp://guest:guest@{}:{BROKER_FORWARD_PORT}/%2f", host.here))
             .env("PRCI__BROKER__PREFIX", &prefix)
             .env("PRCI__REPOSITORY__URL", git_url(r.path()))
             .env("PRCI__TREES__URL", git_url(&trees))

@@ -155,7 +155,8 @@ pub fn check(
             finding::sort_findings(&mut merge);
         }
     }
-    let (base, hits, misses) = (base.all, base.hits, base.misses);
+    let (mut base, hits, misses) = (base.all, base.hits, base.misses);
+    retry_base_timeouts(scanner, base_env, &mut base, &merge)?;
     timings.push(("scan".to_string(), t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
@@ -293,6 +294,27 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
         tracing::info!(hits, misses, "base results cache");
     }
     Ok(BaseScan { all, whole_repo_pass, hits, misses })
+}
+
+/// A target whose base scan ran past its limit while its merge scan did not: the base side was most likely
+/// slowed by load (both sides scan at once). Scan that target's base side once more, alone, so a busy host
+/// does not turn into a spurious "fixed PrciScanTimeout" and the merge's findings there into "new" ones.
+/// A second timeout stands (it is never cached either way).
+fn retry_base_timeouts(scanner: &Scanner, base_env: &TreeEnv, base: &mut Vec<Finding>, merge: &[Finding]) -> Result<(), ScanError> {
+    let timed_out = |list: &[Finding]| -> BTreeSet<String> {
+        list.iter().filter(|f| finding::class_of(f) == finding::TIMEOUT_CLASS).filter_map(target_of).collect()
+    };
+    let merge_timeouts = timed_out(merge);
+    let retry: Vec<String> = timed_out(base).into_iter().filter(|t| !merge_timeouts.contains(t)).collect();
+    for target in retry {
+        tracing::warn!(%target, "the base scan of this target ran past its limit and the merge's did not; scanning the base side again");
+        let unit = Unit::Targets(vec![target]);
+        let again = scanner.scan(base_env, &unit, Side::Base.name())?;
+        base.retain(|f| !unit.covers(f));
+        base.extend(again);
+    }
+    finding::sort_findings(base);
+    Ok(())
 }
 
 /// Whether the base side of `unit` is answered from the cache (the same lookups `scan_base` makes).

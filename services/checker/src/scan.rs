@@ -127,8 +127,10 @@ impl Scanner {
     }
 
     /// The arguments that go into the base-results cache key: everything that changes what a scan reports.
+    /// `results=2`: entries hold only the findings their unit covers (`Unit::covers`); entries written before
+    /// that rule could hold a repository pass's copies of package findings and are never read.
     pub fn fingerprint(&self) -> String {
-        format!("pkgcheck={} pkgcore={} args={:?}", self.tools.pkgcheck_version, self.tools.pkgcore_version, self.extra_args)
+        format!("pkgcheck={} pkgcore={} args={:?} results=2", self.tools.pkgcheck_version, self.tools.pkgcore_version, self.extra_args)
     }
 
     /// Scan `unit` on the tree of `env`, containing crashes and timeouts. Findings are sorted.
