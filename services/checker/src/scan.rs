@@ -357,6 +357,11 @@ fn classify(out: ToolOutput, visible: &Path) -> Result<RunResult, ScanError> {
         Some(code) => {
             let line = out.last_stderr_line();
             let line = line.trim_start_matches("pkgcheck scan: error: ").to_owned();
+            if line.starts_with("no matching checks available") {
+                // The configured selection leaves no check for this kind of target (`-c SourcingCheck` and an
+                // eclass target): nothing to report, the same on both sides.
+                return Ok(RunResult::Ok(Vec::new()));
+            }
             if line.contains("repo") || line.contains("profile") || line.contains("layout") {
                 Err(ScanError::Unloadable(line))
             } else {
