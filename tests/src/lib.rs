@@ -1,8 +1,10 @@
 //! Test fixtures for prci: small Gentoo-style ebuild repositories in git work
 //! trees (`Repo`, `Ebuild`), a deterministic bulk generator for benchmarks, and
-//! helpers running the real `pmaint regen` / `pkgcheck scan` as the "slow truth".
+//! helpers running the real `pmaint regen` / `pkgcheck scan` as the "slow truth", and a Gentoo-size
+//! tree built from a real snapshot for `prci-bench --real` (`real_tree`).
 
 pub mod ebuild;
+pub mod real_tree;
 pub mod repo;
 pub mod tools;
 

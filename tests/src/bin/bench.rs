@@ -8,6 +8,9 @@
 //!
 //! Layout under the benchmark directory: `repo/` (the generated repository, reused when it is already
 //! there), `packages` (how many packages `repo/` was generated with), `work/` (prci's work dir).
+//!
+//! `--real` measures on real ebuilds instead: a Gentoo-size tree built from the real snapshot in
+//! `../shared/data/` (see `bench_real/mod.rs` and `fixtures::real_tree`).
 
 use anyhow::{bail, Context as _, Result};
 use fixtures::{generated_atom, PkgcoreConfig, Repo};
@@ -21,8 +24,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "bench_real/mod.rs"]
+mod real;
+
 const USAGE: &str = "\
 usage: prci-bench [--packages N] [--dir D] [--runs K] [--change license|bump] [--prci PATH]
+       prci-bench --real [--copies N] [--dir D] [--runs K] [--only TYPE[,TYPE]]
+                  [--variant committed|uncommitted|both] [--args none|disabled|both]
+                  [--tarball PATH] [--rescan] [--prci PATH]
 
 Times `prci check` of one-package pull requests (a different one every run: the first on a base
 with a cold base-results cache, then the next one) against a full-tree `pkgcheck scan` (the
@@ -37,6 +46,27 @@ baseline) and the bare pkgcheck runs prci makes for each (the floor).
                  licence that does not exist: one new error, so prci confirms it by rescanning)
                  or `bump` (renames pkg-1.0 to pkg-1.1: a clean pull request). Default license.
   --prci PATH    the prci binary (default: `prci` next to this program)
+
+--real: the same comparison on real ebuilds. Builds a Gentoo-size tree from the real snapshot
+(its categories repeated --copies times under new names, each copy depending on its original;
+one `pmaint regen`), committed twice (md5-cache committed, and ignored as in Gentoo's git), and
+times one full-tree `pkgcheck scan -j <cores> --checks=-MetadataVarCheck` of it (Gentoo CI's
+method). The trees and that time are cached under the benchmark directory, so a rerun costs only
+the pull requests. Building takes about 20 minutes on 2 cores for --copies 14 (the full scan
+alone about 12). Then, per variant and argument set, on a fresh prci work dir: the first pull
+request on a new base (cold), then --runs pull requests of each type on that base, each next to
+its floor; prints a markdown table with the issue's targets marked PASS/MISS.
+
+  --copies N     copies of the snapshot's categories (default 14: 18,645 ebuilds)
+  --dir D        benchmark directory (default ~/.cache/prci-bench/real); the tree is kept in
+                 D/<tarball stem>-c<N>/ and prci's work dirs in D/<...>/work/
+  --runs K       pull requests of each type per case (default 1 with --real)
+  --only T,...   pull request types: metadata, keyword-drop, bump, new-package, eclass (default all)
+  --variant V    committed, uncommitted or both (default both)
+  --args A       none (no configured pkgcheck arguments), disabled
+                 (--pkgcheck-arg=--checks=-MetadataVarCheck) or both (default both)
+  --tarball PATH the snapshot (default ../shared/data/portage-stable-*.tar.xz of the workspace)
+  --rescan       time the full-tree scan again (its cached time was taken on a busy machine, say)
 ";
 
 /// Name of the generated repository.
@@ -61,6 +91,8 @@ struct Args {
     runs: usize,
     change: Change,
     prci: Option<PathBuf>,
+    /// `--real` and its options.
+    real: Option<real::Options>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -70,7 +102,11 @@ fn parse_args() -> Result<Args> {
         runs: 3,
         change: Change::License,
         prci: None,
+        real: None,
     };
+    let mut real = real::Options::default();
+    let (mut is_real, mut runs_given, mut synthetic_only, mut real_only) =
+        (false, false, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -89,10 +125,32 @@ fn parse_args() -> Result<Args> {
                     .with_context(|| format!("{name} needs a value\n\n{USAGE}")),
             }
         };
+        if matches!(name.as_str(), "--packages" | "--change") {
+            synthetic_only = Some(name.clone());
+        }
+        if matches!(
+            name.as_str(),
+            "--copies" | "--only" | "--variant" | "--args" | "--tarball"
+        ) {
+            real_only = Some(name.clone());
+        }
         match name.as_str() {
+            "--real" => is_real = true,
+            "--rescan" => {
+                real.rescan = true;
+                real_only = Some(name.clone());
+            }
+            "--copies" => real.copies = value()?.parse().context("--copies: not a number")?,
+            "--only" => real.set_only(&value()?)?,
+            "--variant" => real.set_variant(&value()?)?,
+            "--args" => real.set_args(&value()?)?,
+            "--tarball" => real.tarball = Some(PathBuf::from(value()?)),
             "--packages" => args.packages = value()?.parse().context("--packages: not a number")?,
             "--dir" => args.dir = Some(PathBuf::from(value()?)),
-            "--runs" => args.runs = value()?.parse().context("--runs: not a number")?,
+            "--runs" => {
+                args.runs = value()?.parse().context("--runs: not a number")?;
+                runs_given = true;
+            }
             "--change" => {
                 args.change = match value()?.as_str() {
                     "license" => Change::License,
@@ -103,6 +161,20 @@ fn parse_args() -> Result<Args> {
             "--prci" => args.prci = Some(PathBuf::from(value()?)),
             _ => bail!("unknown argument `{flag}`\n\n{USAGE}"),
         }
+    }
+    if is_real {
+        if let Some(flag) = synthetic_only {
+            bail!("{flag} is an option of the synthetic benchmark, not of --real");
+        }
+        if !runs_given {
+            args.runs = 1;
+        }
+        if real.copies == 0 {
+            bail!("--copies must be at least 1");
+        }
+        args.real = Some(real);
+    } else if let Some(flag) = real_only {
+        bail!("{flag} needs --real");
     }
     if args.packages < 11 {
         bail!("--packages must be at least 11 (the pull request's package needs a reverse dependency)");
@@ -127,6 +199,9 @@ fn progress(msg: &str) {
 
 fn run() -> Result<()> {
     let args = parse_args()?;
+    if args.real.is_some() {
+        return real::run(&args);
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // prci's default: base and merge scanned at once, each with half the cores.
     let prci_jobs: usize = match std::env::var("PRCI__CHECKER__JOBS")
@@ -137,20 +212,7 @@ fn run() -> Result<()> {
         _ => (cores / 2).max(1),
     };
     let baseline_jobs = cores;
-    let prci = match &args.prci {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("no parent of current exe")?
-            .join("prci"),
-    };
-    if !prci.is_file() {
-        bail!("{} not found: build it with `cargo build --release -p prci -p prci-tests` (or pass --prci)", prci.display());
-    }
-    let pkgcheck = fixtures::pkgcheck_path();
-    if !fixtures::tools_available() {
-        bail!("pkgcheck/pmaint not found at {} (install the pinned tools with `bash .ci/install-tools`)", pkgcheck.display());
-    }
+    let (prci, pkgcheck) = binaries(&args)?;
 
     // ------------------------------------------------------------------ the repository
     let tmp;
@@ -217,7 +279,10 @@ fn run() -> Result<()> {
         if k == 0 {
             what = w;
         }
-        progress(&format!("pull request {branch} {}: {atom} ({rdep} depends on it)", &head[..12]));
+        progress(&format!(
+            "pull request {branch} {}: {atom} ({rdep} depends on it)",
+            &head[..12]
+        ));
         prs.push((branch, atom, rdep));
     }
     let rdep = prs[0].2.clone();
@@ -225,7 +290,7 @@ fn run() -> Result<()> {
 
     // ------------------------------------------------------------------ warm-up (not timed in the table)
     progress("warm-up: prci check master..master (mirror, checkouts, md5-cache of both trees)");
-    let warm = run_prci(&prci, &repo_path, &work, "master", "master")?;
+    let warm = run_prci(&prci, &repo_path, &work, "master", "master", &[])?;
     setup.push((
         "prci check master..master (first job: mirror, checkouts, full regen of both trees)".into(),
         warm.wall,
@@ -276,31 +341,51 @@ fn run() -> Result<()> {
                 .with_context(|| format!("remove {}", cache.display()))?;
         }
         let (cold_pr, warm_pr) = (&prs[2 * round - 2].0, &prs[2 * round - 1].0);
-        cold.push(run_prci(&prci, &repo_path, &work, "master", cold_pr)?);
+        cold.push(run_prci(&prci, &repo_path, &work, "master", cold_pr, &[])?);
         let b = Side {
             tree: &base_tree,
             config: base_cfg.path(),
+            extra: &[],
+            failures: None,
+            cache_dir: None,
         };
         let m = Side {
             tree: &merge_tree,
             config: merge_cfg.path(),
+            extra: &[],
+            failures: None,
+            cache_dir: None,
         };
         progress(&format!(
             "round {round}/{}: floor of that run (its bare pkgcheck runs, both sides at once)",
             args.runs
         ));
-        floor_both.push(floor(&pkgcheck, &b, &m, prci_jobs, cold.last().expect("pushed"), true)?);
+        floor_both.push(floor(
+            &pkgcheck,
+            &b,
+            &m,
+            prci_jobs,
+            cold.last().expect("pushed"),
+            true,
+        )?);
 
         progress(&format!(
             "round {round}/{}: prci check of the next pull request, warm base cache",
             args.runs
         ));
-        hot.push(run_prci(&prci, &repo_path, &work, "master", warm_pr)?);
+        hot.push(run_prci(&prci, &repo_path, &work, "master", warm_pr, &[])?);
         progress(&format!(
             "round {round}/{}: floor of that run (no base repo pass: it is cached)",
             args.runs
         ));
-        floor_merge.push(floor(&pkgcheck, &b, &m, prci_jobs, hot.last().expect("pushed"), false)?);
+        floor_merge.push(floor(
+            &pkgcheck,
+            &b,
+            &m,
+            prci_jobs,
+            hot.last().expect("pushed"),
+            false,
+        )?);
 
         progress(&format!(
             "round {round}/{}: full-tree pkgcheck scan -j {baseline_jobs}",
@@ -309,6 +394,9 @@ fn run() -> Result<()> {
         let side = Side {
             tree: &repo_path,
             config: repo_cfg.path(),
+            extra: &[],
+            failures: None,
+            cache_dir: None,
         };
         let cpu = children_cpu();
         let (scan_secs, results) = pkgcheck_run(&pkgcheck, &side, baseline_jobs, Pass::Full)?;
@@ -338,6 +426,25 @@ fn run() -> Result<()> {
     Ok(())
 }
 
+/// The prci binary (`--prci`, else next to this program) and pkgcheck, checked to exist.
+fn binaries(args: &Args) -> Result<(PathBuf, PathBuf)> {
+    let prci = match &args.prci {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no parent of current exe")?
+            .join("prci"),
+    };
+    if !prci.is_file() {
+        bail!("{} not found: build it with `cargo build --release -p prci -p prci-tests` (or pass --prci)", prci.display());
+    }
+    let pkgcheck = fixtures::pkgcheck_path();
+    if !fixtures::tools_available() {
+        bail!("pkgcheck/pmaint not found at {} (install the pinned tools with `bash .ci/install-tools`)", pkgcheck.display());
+    }
+    Ok((prci, pkgcheck))
+}
+
 fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
@@ -357,7 +464,11 @@ fn pick_packages(n: usize, count: usize) -> Vec<(usize, usize)> {
     for k in 0..count {
         // Alternate above and below the middle so small repositories still have room.
         let step = 5 * k.div_ceil(2);
-        let j = if k % 2 == 1 { i.checked_add(step) } else { i.checked_sub(step) };
+        let j = if k % 2 == 1 {
+            i.checked_add(step)
+        } else {
+            i.checked_sub(step)
+        };
         match j {
             Some(j) if j + 7 < n && j >= 3 => out.push((j, j + 7)),
             _ => break,
@@ -612,13 +723,22 @@ impl RepoWork {
     }
 }
 
-fn run_prci(prci: &Path, repo: &Path, work: &Path, base: &str, head: &str) -> Result<PrciRun> {
+/// `prci check --repo <repo> --base <base> --head <head> --json`, with `--pkgcheck-arg=<a>` for each of `pkgcheck_args`.
+fn run_prci(
+    prci: &Path,
+    repo: &Path,
+    work: &Path,
+    base: &str,
+    head: &str,
+    pkgcheck_args: &[String],
+) -> Result<PrciRun> {
     let cpu = children_cpu();
     let t = Instant::now();
     let child = Command::new(prci)
         .args(["check", "--repo"])
         .arg(repo)
         .args(["--base", base, "--head", head, "--json"])
+        .args(pkgcheck_args.iter().map(|a| format!("--pkgcheck-arg={a}")))
         .env("PRCI__WORK__DIR", work)
         .env("PRCI_LOG", "info")
         .stdin(Stdio::null())
@@ -688,6 +808,13 @@ fn vm_hwm(status: &str) -> Option<u64> {
 struct Side<'a> {
     tree: &'a Path,
     config: &'a Path,
+    /// Configured pkgcheck arguments, appended to every scan (as prci appends `checker.pkgcheck_args`).
+    extra: &'a [String],
+    /// When set, a pkgcheck run that fails (a crash in a check) is counted here instead of being an
+    /// error; its time still counts.
+    failures: Option<&'a AtomicU64>,
+    /// pkgcheck's `--cache-dir`, kept between runs (a warm profiles cache); `None`: a fresh one per run.
+    cache_dir: Option<&'a Path>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -703,7 +830,8 @@ enum Pass<'a> {
 }
 
 /// One hermetic `pkgcheck scan` (pkgcheck.md's invocation; the same clean environment prci's sandbox
-/// gives, minus the namespaces), with a fresh cache dir. Returns seconds and the number of results.
+/// gives, minus the namespaces), with a fresh cache dir unless the side keeps one. Returns seconds
+/// and the number of results.
 fn pkgcheck_run(pkgcheck: &Path, side: &Side, jobs: usize, pass: Pass) -> Result<(f64, usize)> {
     let scratch = tempfile::Builder::new()
         .prefix("prci-bench-scan-")
@@ -715,7 +843,9 @@ fn pkgcheck_run(pkgcheck: &Path, side: &Side, jobs: usize, pass: Pass) -> Result
         .args(["scan", "--config", "no"])
         .arg(format!(
             "--cache-dir={}",
-            scratch.path().join("pkgcheck-cache").display()
+            side.cache_dir
+                .map_or_else(|| scratch.path().join("pkgcheck-cache"), Path::to_path_buf)
+                .display()
         ))
         .args([
             "--cache=-git",
@@ -733,7 +863,9 @@ fn pkgcheck_run(pkgcheck: &Path, side: &Side, jobs: usize, pass: Pass) -> Result
             cmd.arg("--scopes=repo,cat,profiles");
         }
         Pass::RepoChecks(checks) => {
-            cmd.arg("--scopes=repo,cat,profiles").arg("-c").arg(checks.join(","));
+            cmd.arg("--scopes=repo,cat,profiles")
+                .arg("-c")
+                .arg(checks.join(","));
         }
         Pass::Targets(targets) => {
             cmd.arg("-");
@@ -750,6 +882,7 @@ fn pkgcheck_run(pkgcheck: &Path, side: &Side, jobs: usize, pass: Pass) -> Result
             stdin = Some(list);
         }
     }
+    cmd.args(side.extra);
     cmd.env_clear()
         .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
         .env("HOME", scratch.path())
@@ -774,7 +907,19 @@ fn pkgcheck_run(pkgcheck: &Path, side: &Side, jobs: usize, pass: Pass) -> Result
     }
     let out = child.wait_with_output()?;
     let elapsed = secs(t);
-    if !out.status.success() {
+    if let (false, Some(failures)) = (out.status.success(), side.failures) {
+        failures.fetch_add(1, Ordering::Relaxed);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        progress(&format!(
+            "pkgcheck failed ({}) in a floor scan; its time counts, its results are partial: {}",
+            out.status,
+            stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+        ));
+    } else if !out.status.success() {
         bail!(
             "{cmd:?} failed ({}):\n{}",
             out.status,
@@ -797,7 +942,13 @@ struct SideTimes {
 
 /// What prci's first scan of one side runs, bare: its part of the repo pass, then the eclass targets
 /// (if any), then the package targets (those that exist on this side), one after the other.
-fn floor_side(pkgcheck: &Path, side: &Side, jobs: usize, repo: &RepoWork, targets: &[String]) -> Result<SideTimes> {
+fn floor_side(
+    pkgcheck: &Path,
+    side: &Side,
+    jobs: usize,
+    repo: &RepoWork,
+    targets: &[String],
+) -> Result<SideTimes> {
     let t = Instant::now();
     let repo_pass = match repo {
         RepoWork::Nothing => 0.0,
@@ -827,16 +978,34 @@ fn floor_side(pkgcheck: &Path, side: &Side, jobs: usize, repo: &RepoWork, target
 /// The floor of one prci run: the pkgcheck runs its plan asks for, bare, both sides at once, on
 /// prci's checkouts as that run left them: the repo-pass checks prci's log names (on the base side
 /// only when its results were not cached, `cold`), then the targets.
-fn floor(pkgcheck: &Path, b: &Side, m: &Side, jobs: usize, run: &PrciRun, cold: bool) -> Result<FloorRun> {
+fn floor(
+    pkgcheck: &Path,
+    b: &Side,
+    m: &Side,
+    jobs: usize,
+    run: &PrciRun,
+    cold: bool,
+) -> Result<FloorRun> {
     let report = &run.report;
     if report["scan"]["full"].as_bool() == Some(true) {
-        bail!("prci planned a full scan for a one-package pull request: {}", report["scan"]);
+        bail!(
+            "prci planned a full scan for a one-package pull request: {}",
+            report["scan"]
+        );
     }
     let targets: Vec<String> = report["scan"]["targets"]
         .as_array()
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
-    let base_repo = if cold { run.merge_repo.clone() } else { RepoWork::Nothing };
+    let base_repo = if cold {
+        run.merge_repo.clone()
+    } else {
+        RepoWork::Nothing
+    };
     let cpu = children_cpu();
     let t = Instant::now();
     let (rb, rm) = std::thread::scope(|s| {
@@ -1015,10 +1184,7 @@ fn print_results(r: &Results) {
         "a. prci check, cold base-results cache (first PR on a base)",
         &cold,
     );
-    row(
-        "b. prci check of the next PR, same base (warm cache)",
-        &hot,
-    );
+    row("b. prci check of the next PR, same base (warm cache)", &hot);
     row(
         &format!(
             "c. baseline: full-tree pkgcheck scan -j {}, one tree",
@@ -1042,10 +1208,7 @@ fn print_results(r: &Results) {
         "      of d: merge side's repo-pass checks (prci's log)",
         &parts(r.floor_both, |f| f.repo_pass),
     );
-    row(
-        "   d': floor of b (no base repo pass: cached)",
-        &fm,
-    );
+    row("   d': floor of b (no base repo pass: cached)", &fm);
     row(
         "      of d': merge side's repo-pass checks (prci's log)",
         &parts(r.floor_merge, |f| f.repo_pass),
@@ -1105,7 +1268,11 @@ fn print_results(r: &Results) {
             r.floor_merge[i].repo_pass,
             r.floor_merge[i].targets
         );
-        println!("       repo-pass checks scanned: a. {}   b. {}", r.cold[i].merge_repo.describe(), r.hot[i].merge_repo.describe());
+        println!(
+            "       repo-pass checks scanned: a. {}   b. {}",
+            r.cold[i].merge_repo.describe(),
+            r.hot[i].merge_repo.describe()
+        );
     }
 
     println!();
