@@ -124,12 +124,22 @@ fn a_change_dependency_resolution_sees_scans_the_dependents() {
         (
             "keyword drop",
             |r| r.add_package("dev-libs", "lib", "1.0", &Ebuild { keywords: String::new(), ..Ebuild::default() }),
-            "KEYWORDS of lib-1.0 changed",
+            "only KEYWORDS changed, on amd64; reverse dependencies keyworded there (and virtuals) scanned",
             true,
         ),
-        ("slot change", |r| r.add_package("dev-libs", "lib", "1.0", &Ebuild { slot: "1".into(), ..Ebuild::default() }), "SLOT of lib-1.0 changed", false),
-        ("version removal", |r| r.remove("dev-libs/lib/lib-1.0.ebuild"), "lib-1.0 removed", true),
-        ("IUSE change", |r| r.add_package("dev-libs", "lib", "1.0", &Ebuild { iuse: "ssl".into(), ..Ebuild::default() }), "IUSE of lib-1.0 changed", false),
+        (
+            "slot change",
+            |r| r.add_package("dev-libs", "lib", "1.0", &Ebuild { slot: "1".into(), ..Ebuild::default() }),
+            "SLOT of lib-1.0 changed; reverse dependencies scanned",
+            false,
+        ),
+        ("version removal", |r| r.remove("dev-libs/lib/lib-1.0.ebuild"), "lib-1.0 removed; reverse dependencies scanned", true),
+        (
+            "IUSE change",
+            |r| r.add_package("dev-libs", "lib", "1.0", &Ebuild { iuse: "ssl".into(), ..Ebuild::default() }),
+            "IUSE of lib-1.0 changed; reverse dependencies scanned",
+            false,
+        ),
     ];
     for (name, change, why, cache) in cases {
         let what = format!("{name}, {}", variant(cache));
@@ -146,8 +156,13 @@ fn a_change_dependency_resolution_sees_scans_the_dependents() {
         assert_ne!(code, 2, "{what}: {report}\n{log}");
         assert_eq!(report["scan"]["full"], false, "{what}: {log}");
         assert_eq!(targets(&report), ["app-misc/user", "dev-libs/lib"], "{what}: {log}");
-        assert!(log_says(&log, &format!("plan: dev-libs/lib: {why}; reverse dependencies scanned")), "{what}: {log}");
+        assert!(log_says(&log, &format!("plan: dev-libs/lib: {why}")), "{what}: {log}");
         assert!(log_says(&log, "plan: app-misc/user: depends on dev-libs/lib"), "{what}: {log}");
+        // The dependent is scanned with the checks that read other packages, on the changed arch for a keyword change.
+        let narrowed = "plan: 1 reverse dependencies scanned with the checks that read other packages only";
+        let on_arch = format!("{narrowed}, on amd64");
+        assert_eq!(log_says(&log, &on_arch), name == "keyword drop", "{what}: {log}");
+        assert!(log_says(&log, narrowed), "{what}: {log}");
         if name == "keyword drop" {
             // As `removing_or_dekeywording_a_library_breaks_its_dependents` (check.rs): the dependent is broken.
             assert_eq!(code, 1, "{what}: {report}");

@@ -151,6 +151,17 @@ impl CacheIndex {
         self.packages.get(dependent).is_some_and(|m| m.versioned_deps.contains(cp))
     }
 
+    /// Whether some version of `cp` is keyworded (`arch` or `~arch`; a wildcard such as `~*` counts) on one of
+    /// `arches`: the arches whose profiles pkgcheck evaluates its dependencies on.
+    pub fn keyworded_on(&self, cp: &str, arches: &BTreeSet<String>) -> bool {
+        self.packages.get(cp).is_some_and(|m| {
+            m.resolution.values().flat_map(|r| &r.keywords).any(|k| {
+                let arch = k.trim_start_matches('~');
+                !k.starts_with('-') && (arches.contains(arch) || arch == "*" || k == "**")
+            })
+        })
+    }
+
     /// Per version (`PF`) of `cp`, what dependency resolution sees (empty when the package has no md5-cache entry).
     pub fn resolution_view(&self, cp: &str) -> BTreeMap<String, Resolution> {
         self.packages.get(cp).map(|m| m.resolution.clone()).unwrap_or_default()

@@ -107,7 +107,7 @@ pub fn check(
             tracing::info!("repo pass reruns {reason}");
         }
     }
-    let units: Vec<Unit> = units_of(&plan)
+    let units: Vec<Unit> = units_of(&plan, scanner.dependents_narrowing())
         .into_iter()
         .filter_map(|u| match (u, &decision) {
             (Unit::RepoPass, Some(d)) if !d.all => {
@@ -160,7 +160,7 @@ pub fn check(
     timings.push(("scan".to_string(), t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    let (unstable, rescans) = confirm(scanner, &plan, base_env, merge_env, &base, &merge, policy)?;
+    let (unstable, rescans) = confirm(scanner, &plan, &units, base_env, merge_env, &base, &merge, policy)?;
     timings.push(("confirm".to_string(), t.elapsed().as_secs_f64()));
     Ok(Outcome { plan, base, merge, unstable, cache_hits: hits, cache_misses: misses, rescans, timings })
 }
@@ -182,8 +182,9 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, ScanError>>) -> Resu
     h.join().unwrap_or_else(|_| Err(ScanError::Tool("a scan thread panicked".into())))
 }
 
-/// The scans a plan needs: everything, or the repo pass plus eclass and package targets.
-pub fn units_of(plan: &Plan) -> Vec<Unit> {
+/// The scans a plan needs: everything, or the repo pass plus eclass and package targets, and the packages there
+/// only as reverse dependencies narrowed as `narrowing` allows (see [`DependentsNarrowing`]).
+pub fn units_of(plan: &Plan, narrowing: DependentsNarrowing) -> Vec<Unit> {
     if plan.full {
         return vec![Unit::Full];
     }
@@ -192,10 +193,36 @@ pub fn units_of(plan: &Plan) -> Vec<Unit> {
     if !eclasses.is_empty() {
         units.push(Unit::Targets(eclasses));
     }
-    if !plan.packages.is_empty() {
-        units.push(Unit::Targets(plan.packages.iter().cloned().collect()));
+    let narrowed = |cp: &String| narrowing != DependentsNarrowing::None && plan.dependents.contains(cp);
+    let whole: Vec<String> = plan.packages.iter().filter(|cp| !narrowed(cp)).cloned().collect();
+    if !whole.is_empty() {
+        units.push(Unit::Targets(whole));
+    }
+    let dependents: Vec<String> = plan.packages.iter().filter(|cp| narrowed(cp)).cloned().collect();
+    if !dependents.is_empty() {
+        units.push(dependents_unit(plan, narrowing, dependents));
     }
     units
+}
+
+/// How far the configured pkgcheck arguments let prci narrow the scan of reverse dependencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DependentsNarrowing {
+    /// Arguments prci does not interpret: every check.
+    None,
+    /// The cross-package checks, on every arch (the arguments choose arches themselves).
+    Checks,
+    /// The cross-package checks, on the changed arches when the change was a keyword change.
+    ChecksAndArches,
+}
+
+/// The unit that scans `targets` as reverse dependencies the way `plan` and `narrowing` say.
+fn dependents_unit(plan: &Plan, narrowing: DependentsNarrowing, targets: Vec<String>) -> Unit {
+    let arches = match narrowing {
+        DependentsNarrowing::ChecksAndArches => plan.dependent_arches.iter().cloned().collect(),
+        _ => Vec::new(),
+    };
+    Unit::Dependents { targets, arches }
 }
 
 /// Cache key unit name of a single target or pass.
@@ -205,6 +232,7 @@ fn unit_key(unit: &Unit) -> String {
         Unit::RepoPass => "repo-pass".into(),
         Unit::RepoChecks(c) => format!("repo-checks:{}", c.join(",")),
         Unit::Targets(t) => t.join(","),
+        Unit::Dependents { targets, arches } => format!("dependents[{}]:{}", arches.join(","), targets.join(",")),
     }
 }
 
@@ -225,7 +253,7 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
     let mut whole_repo_pass = None;
     for unit in units {
         let singles: Vec<Unit> = match unit {
-            Unit::Targets(t) => t.iter().map(|x| Unit::Targets(vec![x.clone()])).collect(),
+            Unit::Targets(t) | Unit::Dependents { targets: t, .. } => t.iter().map(|x| unit.with_targets(vec![x.clone()])).collect(),
             other => vec![other.clone()],
         };
         let mut missing = Vec::new();
@@ -257,9 +285,9 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
         }
         misses += missing.len();
         match unit {
-            Unit::Targets(_) => {
-                let targets: Vec<String> = missing.iter().flat_map(|u| if let Unit::Targets(t) = u { t.clone() } else { vec![] }).collect();
-                let found = scanner.scan(env, &Unit::Targets(targets.clone()), Side::Base.name())?;
+            Unit::Targets(_) | Unit::Dependents { .. } => {
+                let targets: Vec<String> = missing.iter().flat_map(|u| u.targets().to_vec()).collect();
+                let found = scanner.scan(env, &unit.with_targets(targets.clone()), Side::Base.name())?;
                 let mut by_target: BTreeMap<&str, Vec<Finding>> = targets.iter().map(|t| (t.as_str(), Vec::new())).collect();
                 let mut attributed = true;
                 for f in &found {
@@ -270,7 +298,7 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
                 }
                 if attributed {
                     for (target, list) in &by_target {
-                        let (key, about) = BaseCache::key(&id.tree, &fp, target);
+                        let (key, about) = BaseCache::key(&id.tree, &fp, &unit_key(&unit.with_targets(vec![target.to_string()])));
                         store(cache, &key, &about, list);
                     }
                 } else {
@@ -321,7 +349,7 @@ fn retry_base_timeouts(scanner: &Scanner, base_env: &TreeEnv, base: &mut Vec<Fin
 fn base_cached(cache: &BaseCache, id: &BaseId, fp: &str, unit: &Unit) -> bool {
     let has = |u: &Unit| cache.get(&BaseCache::key(&id.tree, fp, &unit_key(u)).0).is_some();
     match unit {
-        Unit::Targets(t) => t.iter().all(|x| has(&Unit::Targets(vec![x.clone()]))),
+        Unit::Targets(t) | Unit::Dependents { targets: t, .. } => t.iter().all(|x| has(&unit.with_targets(vec![x.clone()]))),
         Unit::RepoChecks(_) => has(unit) || has(&Unit::RepoPass),
         other => has(other),
     }
@@ -350,9 +378,11 @@ pub fn counts(findings: &[Finding]) -> BTreeMap<String, usize> {
 
 /// Re-scan the targets of every candidate difference on both sides; an identity whose count moves
 /// between scans of the same tree is unstable. Known-flaky keywords get more rounds.
+#[allow(clippy::too_many_arguments)]
 fn confirm(
     scanner: &Scanner,
     plan: &Plan,
+    units: &[Unit],
     base_env: &TreeEnv,
     merge_env: &TreeEnv,
     base: &[Finding],
@@ -386,8 +416,12 @@ fn confirm(
                 (true, false) => Unit::RepoPass,
             }
         } else {
+            // The kind of unit that scanned it first: a reverse dependency again with the cross-package checks.
             match target_of(f) {
-                Some(t) => Unit::Targets(vec![t]),
+                Some(t) => match units.iter().find(|u| u.targets().contains(&t)) {
+                    Some(first) => first.with_targets(vec![t]),
+                    None => Unit::Targets(vec![t]),
+                },
                 None if plan.full => Unit::Full,
                 None => Unit::RepoPass,
             }
@@ -424,15 +458,16 @@ fn confirm(
     Ok((unstable, round))
 }
 
-/// Group single-target units into one target list; keep passes as they are.
+/// Group single-target units of one kind into one target list; keep passes as they are.
 fn merge_units(units: impl Iterator<Item = Unit>) -> Vec<Unit> {
-    let mut targets = BTreeSet::new();
+    // unit kind (with no targets) → targets
+    let mut targets: BTreeMap<Unit, BTreeSet<String>> = BTreeMap::new();
     let mut passes = BTreeSet::new();
     for u in units {
-        match u {
-            Unit::Targets(t) => targets.extend(t),
-            other => {
-                passes.insert(other);
+        match &u {
+            Unit::Targets(t) | Unit::Dependents { targets: t, .. } => targets.entry(u.with_targets(vec![])).or_default().extend(t.iter().cloned()),
+            _ => {
+                passes.insert(u);
             }
         }
     }
@@ -440,9 +475,7 @@ fn merge_units(units: impl Iterator<Item = Unit>) -> Vec<Unit> {
     if out.contains(&Unit::Full) {
         return vec![Unit::Full];
     }
-    if !targets.is_empty() {
-        out.push(Unit::Targets(targets.into_iter().collect()));
-    }
+    out.extend(targets.into_iter().map(|(kind, t)| kind.with_targets(t.into_iter().collect())));
     out
 }
 

@@ -13,7 +13,17 @@
 //!   only difference is added versions and each has a twin (a version present in both trees with the same resolution
 //!   profile there, and the same as the added one's), a dependent whose atoms on the package are all unversioned
 //!   (`cat/pkg`, `cat/pkg:slot`, `cat/pkg[use]`, `!cat/pkg`) resolves as before and is not scanned; a dependent with a
-//!   version operator on it is. Reverse dependencies of eclass inheritors are not followed;
+//!   version operator on it is. A second narrowing, the keyword change: when the only difference is the KEYWORDS
+//!   of versions present in both trees, only the arches whose keywords changed matter: pkgcheck evaluates a
+//!   dependent's dependencies only on the profiles of the arches the dependent is keyworded for (`arch` or `~arch`),
+//!   so a dependent keyworded on none of them (in either tree) resolves as before and is not scanned; virtuals are
+//!   (`VirtualKeywordsUpdate` compares a virtual's keywords with its providers' whatever it is keyworded for).
+//!   Reverse dependencies of eclass inheritors are not followed;
+//! - a package in the plan only as a reverse dependency (its own files, eclasses and md5-cache entry are the same in
+//!   both trees) can only see a difference through the checks that read other packages' metadata
+//!   ([`CROSS_PACKAGE_CHECKS`]): it is scanned with those alone (`Plan::dependents`), on both sides, first scan and
+//!   confirmation alike, and where every change that pulled dependents in was a keyword change, on the changed
+//!   arches alone (`Plan::dependent_arches`, pkgcheck's `--arches`);
 //! - `profiles/**`, `licenses/**`, other `metadata/**` → the whole repository;
 //! - always a repo- and category-scope pass: cross-package results live there;
 //! - anything else (README, `.github/`, …) only reaches the repo-scope pass.
@@ -23,13 +33,35 @@ use shared::layout::{self, PathKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// The package-level checks that read other packages' metadata (dependency resolution, slots, keywords of
+/// providers, package references in metadata.xml, Python/Ruby targets of dependencies): the only ones whose results
+/// on an unchanged package can change when one of its dependencies changes. Read from pkgcheck 0.10.37's checks
+/// (every package-scope check that queries the repository for other packages); `OutdatedBlockersCheck` also does,
+/// but it needs the git cache prci runs without, so it never runs.
+pub const CROSS_PACKAGE_CHECKS: [&str; 8] = [
+    "DependencyCheck",
+    "KeywordsCheck",
+    "MissingSlotDepCheck",
+    "PackageMetadataXmlCheck",
+    "PythonCompatCheck",
+    "RubyCompatCheck",
+    "VirtualProvidersCheck",
+    "VisibilityCheck",
+];
+
 /// What to scan, the same on both sides.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Scan the whole repository.
     pub full: bool,
-    /// `cat/pkg` targets.
+    /// `cat/pkg` targets (dependents included).
     pub packages: BTreeSet<String>,
+    /// The packages of `packages` that are there only as reverse dependencies: scanned with
+    /// [`CROSS_PACKAGE_CHECKS`] alone.
+    pub dependents: BTreeSet<String>,
+    /// When every change that pulled dependents in changed only KEYWORDS: the arches it changed them on (the
+    /// dependents are then scanned on those arches' profiles alone). Empty: every arch.
+    pub dependent_arches: BTreeSet<String>,
     /// Eclass names (scanned as `eclass/<name>.eclass`).
     pub eclasses: BTreeSet<String>,
     /// Why each package is in the plan, for the log.
@@ -93,8 +125,12 @@ pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &Cach
             }
         }
     }
+    let mut dependents = BTreeSet::new();
+    // None: some change that pulled dependents in was not a keyword change (every arch matters).
+    let mut dependent_arches: Option<BTreeSet<String>> = Some(BTreeSet::new());
     for cp in &touched {
         let rdeps: BTreeSet<&String> = base.reverse_deps(cp).chain(merge.reverse_deps(cp)).filter(|r| *r != cp).collect();
+        let mut arches: Option<BTreeSet<String>> = None;
         let versioned_only = match resolution_change(cp, base_tree, merge_tree, base, merge) {
             ResolutionChange::None => {
                 if !rdeps.is_empty() {
@@ -108,6 +144,17 @@ pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &Cach
                 if !rdeps.is_empty() {
                     plan.reasons.push(format!("{cp}: {why}; reverse dependencies scanned"));
                 }
+                false
+            }
+            ResolutionChange::Keywords(changed) => {
+                if !rdeps.is_empty() {
+                    let list: Vec<&str> = changed.iter().map(String::as_str).collect();
+                    plan.reasons.push(format!(
+                        "{cp}: only KEYWORDS changed, on {}; reverse dependencies keyworded there (and virtuals) scanned",
+                        list.join(", ")
+                    ));
+                }
+                arches = Some(changed);
                 false
             }
             ResolutionChange::TwinsAdded(twins) => {
@@ -125,10 +172,33 @@ pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &Cach
             if versioned_only && !base.depends_on_versions(rdep, cp) && !merge.depends_on_versions(rdep, cp) {
                 continue;
             }
+            if let Some(arches) = &arches {
+                let virtual_ = rdep.starts_with("virtual/");
+                if !virtual_ && !base.keyworded_on(rdep, arches) && !merge.keyworded_on(rdep, arches) {
+                    continue;
+                }
+            }
+            match (&mut dependent_arches, &arches) {
+                (Some(all), Some(these)) => all.extend(these.iter().cloned()),
+                (all, _) => *all = None,
+            }
+            dependents.insert(rdep.clone());
             if plan.packages.insert(rdep.clone()) {
                 plan.reasons.push(format!("{rdep}: depends on {cp}"));
             }
         }
+    }
+    // A package touched or inheriting a changed eclass is scanned with every check, dependent or not.
+    let inheritors: BTreeSet<String> = plan.eclasses.iter().flat_map(|e| base.inheritors(e).chain(merge.inheritors(e))).cloned().collect();
+    plan.dependents = dependents.into_iter().filter(|d| !touched.contains(d) && !inheritors.contains(d)).collect();
+    if !plan.dependents.is_empty() {
+        plan.dependent_arches = dependent_arches.unwrap_or_default();
+        let arches: Vec<&str> = plan.dependent_arches.iter().map(String::as_str).collect();
+        plan.reasons.push(format!(
+            "{} reverse dependencies scanned with the checks that read other packages only{}",
+            plan.dependents.len(),
+            if arches.is_empty() { String::new() } else { format!(", on {}", arches.join(", ")) }
+        ));
     }
     plan
 }
@@ -138,6 +208,8 @@ pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &Cach
 enum ResolutionChange {
     /// Same versions, each with the same [`Resolution`].
     None,
+    /// The same versions, differing only in KEYWORDS: the arches (without `~`/`-`) whose keyword changed.
+    Keywords(BTreeSet<String>),
     /// Only versions added, each `(added PF, its twin's PF)`: the twin is in both trees, resolves the same in both, and
     /// the same as the added version.
     TwinsAdded(Vec<(String, String)>),
@@ -157,14 +229,30 @@ fn resolution_change(cp: &str, base_tree: &Path, merge_tree: &Path, base: &Cache
             return ResolutionChange::Changed(format!("md5-cache entry {pf} has no ebuild in the {side} tree"));
         }
     }
+    let mut keyword_arches = BTreeSet::new();
+    let mut keywords_changed = Vec::new();
     for (pf, r) in &b {
         match m.get(pf) {
             None => return ResolutionChange::Changed(format!("{pf} removed")),
-            Some(after) if after != r => return ResolutionChange::Changed(format!("{} of {pf} changed", differing_fields(r, after))),
+            Some(after) if after != r => {
+                let only_keywords = Resolution { keywords: r.keywords.clone(), ..after.clone() } == *r;
+                if !only_keywords {
+                    return ResolutionChange::Changed(format!("{} of {pf} changed", differing_fields(r, after)));
+                }
+                keyword_arches.extend(r.keywords.symmetric_difference(&after.keywords).map(|k| keyword_arch(k).to_owned()));
+                keywords_changed.push(pf);
+            }
             Some(_) => {}
         }
     }
     let added: BTreeMap<&String, &Resolution> = m.iter().filter(|(pf, _)| !b.contains_key(*pf)).collect();
+    if !keywords_changed.is_empty() {
+        if !added.is_empty() {
+            let pfs: Vec<&str> = keywords_changed.iter().map(|s| s.as_str()).collect();
+            return ResolutionChange::Changed(format!("KEYWORDS of {} changed and versions added", pfs.join(", ")));
+        }
+        return ResolutionChange::Keywords(keyword_arches);
+    }
     if added.is_empty() {
         return ResolutionChange::None;
     }
@@ -177,6 +265,11 @@ fn resolution_change(cp: &str, base_tree: &Path, merge_tree: &Path, base: &Cache
         }
     }
     ResolutionChange::TwinsAdded(twins)
+}
+
+/// The arch of a keyword token: `~amd64`, `-amd64` and `amd64` are all `amd64`.
+fn keyword_arch(token: &str) -> &str {
+    token.trim_start_matches(['~', '-'])
 }
 
 /// `KEYWORDS, SLOT`: the fields in which two profiles differ.
@@ -265,6 +358,14 @@ mod tests {
     }
 
     #[test]
+    fn the_cross_package_checks_are_checks_pkgcheck_has() {
+        let known = shared::finding::all_checks();
+        for check in CROSS_PACKAGE_CHECKS {
+            assert!(known.contains(check), "{check} is not in the keyword table");
+        }
+    }
+
+    #[test]
     fn package_files_map_to_their_package() {
         let dir = std::env::temp_dir();
         let p = plan(
@@ -290,6 +391,8 @@ mod tests {
         assert!(!p.full);
         assert_eq!(p.eclasses.iter().collect::<Vec<_>>(), ["e"]);
         assert_eq!(packages(&p), ["app-misc/a", "app-misc/b", "app-misc/c", "app-misc/d", "dev-libs/lib"], "a new package: every dependent");
+        assert_eq!(p.dependents.iter().collect::<Vec<_>>(), ["app-misc/b", "app-misc/c"], "inheritors get every check");
+        assert!(p.dependent_arches.is_empty(), "a new package is not a keyword change: every arch");
         assert!(t.plan(&["licenses/MIT"]).full);
     }
 
@@ -321,7 +424,6 @@ mod tests {
     #[test]
     fn a_change_resolution_sees_scans_every_dependent() {
         let cases = [
-            ("keywords", LIB.replace("~amd64", ""), "KEYWORDS of lib-1 changed"),
             ("slot", LIB.replace("SLOT=0/1", "SLOT=1"), "SLOT of lib-1 changed"),
             ("subslot", LIB.replace("SLOT=0/1", "SLOT=0/2"), "SLOT of lib-1 changed"),
             ("iuse", LIB.replace("+ssl", "ssl"), "IUSE of lib-1 changed"),
@@ -344,6 +446,49 @@ mod tests {
         let p = t.plan(&["dev-libs/lib/lib-1.ebuild"]);
         assert_eq!(packages(&p), ["app-misc/user", "app-misc/vuser", "dev-libs/lib"]);
         assert!(p.reasons.contains(&"dev-libs/lib: lib-1 removed; reverse dependencies scanned".to_string()), "{:?}", p.reasons);
+    }
+
+    #[test]
+    fn a_keyword_change_scans_the_dependents_keyworded_on_its_arches_and_virtuals() {
+        for (name, merge, arch) in [
+            ("keyword-dropped", LIB.replace("~amd64", ""), "amd64"),
+            ("keyword-stabilised", LIB.replace("~amd64", "amd64"), "amd64"),
+            ("keyword-added", LIB.replace("~amd64", "~amd64 ~arm64"), "arm64"),
+        ] {
+            let t = Trees::new(name);
+            t.version(BOTH, "app-misc/amd", "amd-1", "KEYWORDS=~amd64 -arm64; RDEPEND=dev-libs/lib");
+            t.version(&["merge"], "app-misc/arm", "arm-1", "KEYWORDS=-amd64 arm64; RDEPEND=dev-libs/lib");
+            t.version(BOTH, "app-misc/wild", "wild-1", "KEYWORDS=~*; RDEPEND=dev-libs/lib");
+            t.version(BOTH, "app-misc/none", "none-1", "KEYWORDS=; RDEPEND=>=dev-libs/lib-1");
+            t.version(BOTH, "virtual/lib", "lib-0", "KEYWORDS=; RDEPEND=dev-libs/lib");
+            t.version(&["base"], "dev-libs/lib", "lib-1", LIB);
+            t.version(&["merge"], "dev-libs/lib", "lib-1", &merge);
+            let p = t.plan(&["dev-libs/lib/lib-1.ebuild"]);
+            let expected: &[&str] = if arch == "amd64" {
+                &["app-misc/amd", "app-misc/wild", "dev-libs/lib", "virtual/lib"]
+            } else {
+                &["app-misc/arm", "app-misc/wild", "dev-libs/lib", "virtual/lib"]
+            };
+            assert_eq!(packages(&p), expected, "{name}: {:?}", p.reasons);
+            assert_eq!(p.dependents.iter().map(String::as_str).collect::<Vec<_>>(), [expected[0], expected[1], expected[3]], "{name}");
+            assert_eq!(p.dependent_arches.iter().collect::<Vec<_>>(), [arch], "{name}");
+            let why = format!("dev-libs/lib: only KEYWORDS changed, on {arch}; reverse dependencies keyworded there (and virtuals) scanned");
+            assert!(p.reasons.contains(&why), "{name}: {:?}", p.reasons);
+        }
+        // KEYWORDS and another field: every dependent.
+        let t = with_dependents("keywords-and-slot");
+        t.version(&["base"], "dev-libs/lib", "lib-1", LIB);
+        t.version(&["merge"], "dev-libs/lib", "lib-1", &LIB.replace("~amd64", "").replace("SLOT=0/1", "SLOT=1"));
+        let p = t.plan(&["dev-libs/lib/lib-1.ebuild"]);
+        assert_eq!(packages(&p), ["app-misc/user", "app-misc/vuser", "dev-libs/lib"], "{:?}", p.reasons);
+        assert!(p.reasons.contains(&"dev-libs/lib: KEYWORDS, SLOT of lib-1 changed; reverse dependencies scanned".to_string()), "{:?}", p.reasons);
+        assert!(p.dependent_arches.is_empty(), "not a keyword change alone: every arch");
+        // A dependent that is touched too is scanned with every check.
+        let t = with_dependents("touched-dependent");
+        t.version(&["base"], "dev-libs/lib", "lib-1", LIB);
+        t.version(&["merge"], "dev-libs/lib", "lib-1", &LIB.replace("SLOT=0/1", "SLOT=1"));
+        let p = t.plan(&["dev-libs/lib/lib-1.ebuild", "app-misc/user/metadata.xml"]);
+        assert_eq!(p.dependents.iter().collect::<Vec<_>>(), ["app-misc/vuser"]);
     }
 
     #[test]

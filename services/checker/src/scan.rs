@@ -26,6 +26,9 @@ pub enum Unit {
     RepoChecks(Vec<String>),
     /// Package atoms (`cat/pkg`) and eclasses (`eclass/X.eclass`).
     Targets(Vec<String>),
+    /// Packages in a plan only as reverse dependencies: scanned with the checks that read other packages
+    /// ([`crate::plan::CROSS_PACKAGE_CHECKS`]) alone, on `arches` alone when there are any (`--arches`).
+    Dependents { targets: Vec<String>, arches: Vec<String> },
 }
 
 impl Unit {
@@ -39,7 +42,26 @@ impl Unit {
         match self {
             Unit::Full => true,
             Unit::RepoPass | Unit::RepoChecks(_) => is_repo_pass_finding(f),
-            Unit::Targets(targets) => !is_repo_pass_finding(f) && target_of(f).is_some_and(|t| targets.contains(&t)),
+            Unit::Targets(targets) | Unit::Dependents { targets, .. } => {
+                !is_repo_pass_finding(f) && target_of(f).is_some_and(|t| targets.contains(&t))
+            }
+        }
+    }
+
+    /// The same kind of unit for other targets (a pass stays itself).
+    pub fn with_targets(&self, targets: Vec<String>) -> Unit {
+        match self {
+            Unit::Targets(_) => Unit::Targets(targets),
+            Unit::Dependents { arches, .. } => Unit::Dependents { targets, arches: arches.clone() },
+            other => other.clone(),
+        }
+    }
+
+    /// The targets of a target unit (none for a pass).
+    pub fn targets(&self) -> &[String] {
+        match self {
+            Unit::Targets(targets) | Unit::Dependents { targets, .. } => targets,
+            _ => &[],
         }
     }
 
@@ -49,6 +71,8 @@ impl Unit {
             Unit::RepoPass => "the repository (repo and category scopes)".into(),
             Unit::RepoChecks(c) => format!("the repository ({})", c.join(", ")),
             Unit::Targets(t) => t.join(" "),
+            Unit::Dependents { targets, arches } if arches.is_empty() => format!("{} (cross-package checks)", targets.join(" ")),
+            Unit::Dependents { targets, arches } => format!("{} (cross-package checks on {})", targets.join(" "), arches.join(", ")),
         }
     }
 }
@@ -121,6 +145,18 @@ impl Scanner {
         self.selection.is_opaque()
     }
 
+    /// How far reverse dependencies may be narrowed under the configured arguments: not at all when prci cannot
+    /// interpret them, to the cross-package checks on every arch when they choose arches (`-a`, `--arches`).
+    pub fn dependents_narrowing(&self) -> crate::DependentsNarrowing {
+        if self.selection.is_opaque() {
+            crate::DependentsNarrowing::None
+        } else if self.extra_args.iter().any(|a| a.starts_with("--arches") || (a.starts_with("-a") && !a.starts_with("--"))) {
+            crate::DependentsNarrowing::Checks
+        } else {
+            crate::DependentsNarrowing::ChecksAndArches
+        }
+    }
+
     /// The same scanner with `jobs` processes per scan.
     pub fn with_jobs(&self, jobs: u32) -> Scanner {
         Scanner { jobs: jobs.max(1), ..self.clone() }
@@ -152,8 +188,15 @@ impl Scanner {
                 let present: Vec<String> = targets.iter().filter(|t| target_exists(&env.tree, t)).cloned().collect();
                 match self.whole_tree_run(env, &present, label)? {
                     Some(findings) => findings,
-                    None => self.scan_targets(env, present, label)?,
+                    None => self.scan_targets(env, unit, present, label)?,
                 }
+            }
+            Unit::Dependents { targets, .. } => {
+                if self.allowed_checks(crate::plan::CROSS_PACKAGE_CHECKS.map(String::from).iter()).is_empty() {
+                    return Ok(Vec::new());
+                }
+                let present: Vec<String> = targets.iter().filter(|t| target_exists(&env.tree, t)).cloned().collect();
+                self.scan_targets(env, unit, present, label)?
             }
             Unit::RepoPass | Unit::RepoChecks(_) | Unit::Full => match self.run(env, unit, &[], label)? {
                 RunResult::Ok(findings) => findings,
@@ -164,7 +207,7 @@ impl Scanner {
                             RunResult::Ok(f) => f,
                             RunResult::Failed(f) => vec![failure_finding(&f, None, &self.tools)],
                         };
-                        all.extend(self.scan_contained(env, &all_targets(&env.tree), label)?);
+                        all.extend(self.scan_contained(env, &Unit::Targets(vec![]), &all_targets(&env.tree), label)?);
                         all
                     } else {
                         vec![failure_finding(&failure, None, &self.tools)]
@@ -178,17 +221,17 @@ impl Scanner {
     }
 
     /// Package targets, grouped; on a crash or timeout narrowed down to the culprit.
-    fn scan_targets(&self, env: &TreeEnv, present: Vec<String>, label: &str) -> Result<Vec<Finding>, ScanError> {
+    fn scan_targets(&self, env: &TreeEnv, unit: &Unit, present: Vec<String>, label: &str) -> Result<Vec<Finding>, ScanError> {
         // pkgcheck 0.10.37 reports metadata errors (SourcingError, …) of a multi-target scan for
         // the last target only (its sources are shared and keep the last runner's callback), so a
         // package whose metadata failed to generate is scanned on its own.
         let (alone, grouped): (Vec<String>, Vec<String>) = present.into_iter().partition(|t| !metadata_complete(&env.tree, t));
         let mut out = Vec::new();
         if !grouped.is_empty() {
-            out.extend(self.scan_contained(env, &grouped, label)?);
+            out.extend(self.scan_contained(env, unit, &grouped, label)?);
         }
         for target in &alone {
-            out.extend(self.scan_contained(env, std::slice::from_ref(target), label)?);
+            out.extend(self.scan_contained(env, unit, std::slice::from_ref(target), label)?);
         }
         Ok(out)
     }
@@ -213,8 +256,9 @@ impl Scanner {
     }
 
     /// Scan `targets`; on a crash or timeout split them until the culprits are single targets.
-    fn scan_contained(&self, env: &TreeEnv, targets: &[String], label: &str) -> Result<Vec<Finding>, ScanError> {
-        match self.run(env, &Unit::Targets(targets.to_vec()), targets, label)? {
+    fn scan_contained(&self, env: &TreeEnv, kind: &Unit, targets: &[String], label: &str) -> Result<Vec<Finding>, ScanError> {
+        let unit = kind.with_targets(targets.to_vec());
+        match self.run(env, &unit, targets, label)? {
             RunResult::Ok(f) => Ok(f),
             RunResult::Failed(failure) if targets.len() == 1 && failure.timed_out => {
                 // Rescanning a hang costs another timeout; a timeout is never cached (it depends on load).
@@ -223,7 +267,7 @@ impl Scanner {
             }
             RunResult::Failed(failure) if targets.len() == 1 => {
                 // A crash stands only when it recurs the same way on its own: then it is the target's, and may be cached.
-                match self.run(env, &Unit::Targets(targets.to_vec()), targets, label)? {
+                match self.run(env, &unit, targets, label)? {
                     RunResult::Ok(f) => {
                         tracing::warn!(target = %targets[0], side = label, "pkgcheck crashed once on this target and not again; the second run stands");
                         Ok(f)
@@ -238,8 +282,8 @@ impl Scanner {
             }
             RunResult::Failed(_) => {
                 let (a, b) = targets.split_at(targets.len() / 2);
-                let mut out = self.scan_contained(env, a, label)?;
-                out.extend(self.scan_contained(env, b, label)?);
+                let mut out = self.scan_contained(env, kind, a, label)?;
+                out.extend(self.scan_contained(env, kind, b, label)?);
                 Ok(out)
             }
         }
@@ -277,7 +321,15 @@ impl Scanner {
                     args.extend(self.selection.passthrough.iter().cloned());
                 }
             }
-            _ => args.extend(self.extra_args.iter().cloned()),
+            Unit::Dependents { arches, .. } => {
+                args.push("-c".into());
+                args.push(self.allowed_checks(crate::plan::CROSS_PACKAGE_CHECKS.map(String::from).iter()).join(","));
+                if !arches.is_empty() {
+                    args.push(format!("--arches={}", arches.join(",")));
+                }
+                args.extend(self.selection.passthrough.iter().cloned());
+            }
+            Unit::Targets(_) | Unit::Full => args.extend(self.extra_args.iter().cloned()),
         }
         let stdin = if targets.is_empty() {
             None
