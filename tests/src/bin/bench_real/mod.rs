@@ -298,9 +298,11 @@ fn measure(
         }
     };
     progress(&format!(
-        "  prci {:.1} s: verdict {}, {} targets{}, repo pass: {}",
+        "  prci {:.1} s: verdict {} (new: {}; fixed: {}), {} targets{}, repo pass: {}",
         run.wall,
         run.report["verdict"].as_str().unwrap_or("?"),
+        classes(&run.report["new"]),
+        classes(&run.report["fixed"]),
         run.report["scan"]["targets"].as_array().map_or(0, Vec::len),
         if run.report["scan"]["full"].as_bool() == Some(true) {
             " (full scan)"
@@ -479,10 +481,13 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
 
     // ------------------------------------------------------------------ measurement
+    // Every (variant, arguments) pair is a block with its own prci work dir. The first PR on each
+    // new base comes first; then the pull request types, cheapest first, each on every block, so
+    // that a run cut short still has complete rows for the cheap types.
     let started = Instant::now();
     let mut cases: Vec<Case> = Vec::new();
+    let mut blocks: Vec<(Variant, ArgSet, PathBuf, PathBuf, usize)> = Vec::new();
     for variant in &opts.variants {
-        let repo = tree.repo(*variant);
         for argset in &opts.arg_sets {
             let work = tree
                 .dir
@@ -506,7 +511,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             let m = measure(
                 &prci,
                 &pkgcheck,
-                &repo,
+                &tree.repo(*variant),
                 &work,
                 &floor_cache,
                 branch,
@@ -532,36 +537,48 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                     runs: vec![],
                 });
             }
-            for r in 0..runs {
-                for (i, kind) in opts.only.iter().enumerate() {
-                    let list = list_of(*kind);
-                    let index = if *kind == PrKind::Metadata { r + 1 } else { r };
-                    let Some((branch, change)) = list.get(index).or_else(|| list.last()) else {
-                        continue;
-                    };
-                    progress(&format!(
-                        "{}, args {}, run {}/{runs}: {} {branch} ({})",
-                        variant.name(),
-                        argset.label(),
-                        r + 1,
-                        kind.name(),
-                        change.describe()
-                    ));
-                    let m = measure(
-                        &prci,
-                        &pkgcheck,
-                        &repo,
-                        &work,
-                        &floor_cache,
-                        branch,
-                        change,
-                        *argset,
-                        false,
-                        prci_jobs,
-                    );
-                    cases[first + i].runs.push(m);
-                }
+            blocks.push((*variant, *argset, work, floor_cache, first));
+        }
+    }
+    let mut order = opts.only.clone();
+    order.sort_by_key(|k| PrKind::CHEAPEST_FIRST.iter().position(|c| c == k));
+    for r in 0..runs {
+        for kind in &order {
+            let Some(i) = opts.only.iter().position(|k| k == kind) else {
+                continue;
+            };
+            let list = list_of(*kind);
+            let index = if *kind == PrKind::Metadata { r + 1 } else { r };
+            let Some((branch, change)) = list.get(index).or_else(|| list.last()) else {
+                continue;
+            };
+            for (variant, argset, work, floor_cache, first) in &blocks {
+                progress(&format!(
+                    "{}, args {}, run {}/{runs}: {} {branch} ({})",
+                    variant.name(),
+                    argset.label(),
+                    r + 1,
+                    kind.name(),
+                    change.describe()
+                ));
+                let m = measure(
+                    &prci,
+                    &pkgcheck,
+                    &tree.repo(*variant),
+                    work,
+                    floor_cache,
+                    branch,
+                    change,
+                    *argset,
+                    false,
+                    prci_jobs,
+                );
+                cases[first + i].runs.push(m);
             }
+            progress(&format!(
+                "results so far (the report at the end repeats them):\n{}",
+                table(&cases, full)
+            ));
         }
     }
     let measure_secs = secs(started);
@@ -694,6 +711,49 @@ fn plan(case: &Case) -> String {
     format!("{n} targets; {repo}")
 }
 
+/// The markdown table: one row per case.
+fn table(cases: &[Case], full: f64) -> String {
+    let mut out = String::new();
+    out.push_str("| variant | PR | configured args | prci s | floor s | full scan s | full / prci | prci / floor | verdict new/fixed | plan (first run) | targets |\n");
+    out.push_str("|---|---|---|---:|---:|---:|---:|---:|---|---|---|\n");
+    for c in cases {
+        let prci = c.prci_secs();
+        let floor = c.floor_secs();
+        let partial = c.runs.iter().any(|m| m.floor_failures > 0);
+        let floor_text = if floor.is_nan() {
+            if plan(c) == "full scan" {
+                "full plan: not run".into()
+            } else {
+                "—".into()
+            }
+        } else if partial {
+            format!("≥ {} (pkgcheck crashed)", fmt_secs(floor))
+        } else {
+            fmt_secs(floor)
+        };
+        let kind = if c.cold {
+            "first PR on a new base (metadata)".to_owned()
+        } else {
+            c.kind.name().to_owned()
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            c.variant.name(),
+            kind,
+            c.args.label(),
+            fmt_secs(prci),
+            floor_text,
+            fmt_secs(full),
+            fmt_ratio(full / prci),
+            fmt_ratio(prci / floor),
+            verdict(c),
+            plan(c),
+            targets(c, full)
+        ));
+    }
+    out
+}
+
 fn print_report(r: &Report) {
     let tools = r
         .cases
@@ -757,43 +817,7 @@ fn print_report(r: &Report) {
         a.copies
     );
     println!();
-    println!("| variant | PR | configured args | prci s | floor s | full scan s | full / prci | prci / floor | verdict new/fixed | plan (first run) | targets |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|---|---|---|");
-    for c in r.cases {
-        let prci = c.prci_secs();
-        let floor = c.floor_secs();
-        let partial = c.runs.iter().any(|m| m.floor_failures > 0);
-        let floor_text = if floor.is_nan() {
-            if plan(c) == "full scan" {
-                "full plan: not run".into()
-            } else {
-                "—".into()
-            }
-        } else if partial {
-            format!("≥ {} (pkgcheck crashed)", fmt_secs(floor))
-        } else {
-            fmt_secs(floor)
-        };
-        let kind = if c.cold {
-            "first PR on a new base (metadata)".to_owned()
-        } else {
-            c.kind.name().to_owned()
-        };
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            c.variant.name(),
-            kind,
-            c.args.label(),
-            fmt_secs(prci),
-            floor_text,
-            fmt_secs(r.full),
-            fmt_ratio(r.full / prci),
-            fmt_ratio(prci / floor),
-            verdict(c),
-            plan(c),
-            targets(c, r.full)
-        );
-    }
+    print!("{}", table(r.cases, r.full));
     println!();
     println!("per run (seconds; prci = checkout + regen + plan + scan + confirm + rest)");
     for c in r.cases {
