@@ -442,3 +442,76 @@ fn a_timed_out_base_scan_is_never_cached() {
     assert!(summary(&report, "fixed").is_empty(), "a timeout became cached base truth: {report}");
     assert!(summary(&report, "new").is_empty(), "{report}");
 }
+
+/// Every file under `dir` with its content, for comparing a directory before and after.
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())).flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            } else {
+                out.insert(e.path(), std::fs::read(e.path()).expect("read a cache file"));
+            }
+        }
+    }
+    out
+}
+
+/// The directories `prci` keeps pkgcheck's caches in, beside its checkouts.
+fn kept_tool_caches(work: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![work.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if e.file_name().to_string_lossy().ends_with(".pkgcheck-cache") {
+                    found.push(e.path());
+                } else {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn the_merge_checkouts_kept_pkgcheck_cache_is_never_written_by_a_scan_of_a_pull_request() {
+    let r = base_repo();
+    r.add_package("app-misc", "inheritor", "1.0", &Ebuild { inherit: vec!["testlib".into()], body: "src_compile() {\n\ttestlib_hello\n}\n".into(), ..Ebuild::default() });
+    r.commit("app-misc/inheritor: new package");
+    let prci = Prci::new();
+    // A pull request that changes no profile, eclass or repository metadata: the kept cache is brought up to date.
+    r.branch("licence");
+    r.switch("licence");
+    r.add_package("app-misc", "foo", "1.0", &ebuild_with_license("GPL-2"));
+    r.commit("app-misc/foo: GPL-2");
+    let (code, report) = prci.check(r.path(), "master", "licence", &[]);
+    assert_eq!(code, 0, "{report}");
+    let kept = kept_tool_caches(prci.work.path());
+    let merge = kept.iter().find(|p| p.ends_with("merge.pkgcheck-cache")).unwrap_or_else(|| panic!("no kept merge cache: {kept:?}"));
+    let before = snapshot(merge);
+    assert!(before.keys().any(|p| p.to_string_lossy().contains("eclass")), "{before:?}", before = before.keys().collect::<Vec<_>>());
+    // A pull request that deprecates an eclass: its findings come from pkgcheck's eclass cache, which the
+    // merge side's scan rebuilds in its own copy; the kept one stays as the base's profiles and eclasses made it.
+    r.switch("master");
+    r.branch("deprecate");
+    r.switch("deprecate");
+    let eclass = r.read("eclass/testlib.eclass");
+    assert!(eclass.contains("# @ECLASS: testlib.eclass\n"), "{eclass}");
+    r.write("eclass/testlib.eclass", &eclass.replace("# @ECLASS: testlib.eclass\n", "# @ECLASS: testlib.eclass\n# @DEPRECATED: none\n"));
+    r.commit("testlib.eclass: deprecated");
+    let (code, report) = prci.check(r.path(), "master", "deprecate", &[]);
+    assert_eq!(code, 1, "warnings fail by default: {report}");
+    let new = summary(&report, "new");
+    assert!(new.contains(&"DeprecatedEclass@app-misc/inheritor-1.0".to_string()), "{new:?}");
+    assert!(new.contains(&"DeprecatedEclass@sys-test/seed-1.0".to_string()), "{new:?}");
+    assert_eq!(snapshot(merge), before, "a scan of the merge tree wrote the kept cache");
+    // The first pull request again: the kept cache (base eclasses) gives the same verdict.
+    let (code, again) = prci.check(r.path(), "master", "licence", &[]);
+    assert_eq!(code, 0, "{again}");
+    assert!(summary(&again, "new").is_empty(), "{again}");
+}

@@ -72,6 +72,13 @@ pub fn check(
     policy: &ConfirmPolicy,
 ) -> Result<Outcome, ScanError> {
     let mut timings = Vec::new();
+    // pkgcheck's profile and eclass caches, kept beside each checkout (see `merge_tool_cache`); the merge side's
+    // is brought up to date while the plan is made.
+    let base_env = &TreeEnv { pkgcheck_cache: tool_cache_dir(&base_env.tree), ..base_env.clone() };
+    let merge_cache = {
+        let (scanner, env, trusted) = (scanner.clone(), merge_env.clone(), tool_cache_inputs_unchanged(changed));
+        std::thread::spawn(move || merge_tool_cache(&scanner, &env, trusted))
+    };
     let t = Instant::now();
     let base_index = index::CacheIndex::read(&base_env.tree)?;
     // Both md5-caches are valid for their trees: where the pull request changed neither an eclass nor a
@@ -122,6 +129,11 @@ pub fn check(
         })
         .collect();
     let t = Instant::now();
+    if merge_cache.join().is_err() {
+        tracing::warn!("preparing the merge side's pkgcheck cache panicked; it starts empty");
+    }
+    timings.push(("tool_cache".to_string(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
     // Where the base side is answered from the cache, the merge side has every core (both sides otherwise
     // scan at once, `checker.jobs` each). `-j` changes the order of pkgcheck's output, never its content.
     let merge_scanner = if units.iter().all(|u| base_cached(cache, base_id, &scanner.fingerprint(), u)) {
@@ -163,6 +175,59 @@ pub fn check(
     let (unstable, rescans) = confirm(scanner, &plan, &units, base_env, merge_env, &base, &merge, policy)?;
     timings.push(("confirm".to_string(), t.elapsed().as_secs_f64()));
     Ok(Outcome { plan, base, merge, unstable, cache_hits: hits, cache_misses: misses, rescans, timings })
+}
+
+/// Where pkgcheck's caches of a checkout are kept between jobs: beside it, never inside it.
+pub fn tool_cache_dir(tree: &Path) -> std::path::PathBuf {
+    let name = tree.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    tree.with_file_name(format!("{name}.pkgcheck-cache"))
+}
+
+/// Whether the pull request leaves every input of pkgcheck's profile and eclass caches as the base has it:
+/// it changes nothing under `profiles/`, `eclass/` or `metadata/` (md5-cache entries aside).
+fn tool_cache_inputs_unchanged(changed: &[String]) -> bool {
+    changed.iter().all(|p| {
+        let md5_entry = p.starts_with("metadata/md5-cache/");
+        md5_entry || !(p.starts_with("profiles/") || p.starts_with("eclass/") || p.starts_with("metadata/"))
+    })
+}
+
+/// Give the merge side a private copy of the cache kept beside its checkout, first brought up to date when the
+/// pull request changed none of its inputs. pkgcheck's caches are pickles that every later scan loads, and a
+/// scan can run a pull request's code (pkgcheck sources an ebuild that has no md5-cache entry), so the kept
+/// cache is written only by `pkgcheck cache --update` on profiles, eclasses and metadata that are the base's,
+/// never by a scan of the merge tree. pkgcheck checks every cache entry against its files' mtimes and
+/// contents, so a stale copy costs time, never results. The base side's cache is its own (upstream's code only).
+fn merge_tool_cache(scanner: &Scanner, env: &TreeEnv, trusted: bool) {
+    let kept = tool_cache_dir(&env.tree);
+    if trusted {
+        let updating = TreeEnv { pkgcheck_cache: kept.clone(), ..env.clone() };
+        if let Err(e) = scanner.update_tool_cache(&updating) {
+            tracing::warn!(error = %e, "could not update the merge checkout's pkgcheck cache; dropping it");
+            let _ = std::fs::remove_dir_all(&kept);
+        }
+    }
+    if kept.is_dir() {
+        if let Err(e) = copy_dir(&kept, &env.pkgcheck_cache) {
+            tracing::warn!(error = %e, "could not copy the merge checkout's pkgcheck cache; the scan builds its own");
+            let _ = std::fs::remove_dir_all(&env.pkgcheck_cache);
+        }
+    }
+}
+
+/// Copy a directory of regular files and directories (symlinks and anything else are left out).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()))?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Scan one unit of one side. Selected repo-pass checks that pkgcheck refuses to run alone (a check

@@ -297,7 +297,7 @@ impl Scanner {
             "scan".into(),
             "--config".into(),
             "no".into(),
-            format!("--cache-dir={}", env.scratch.join("pkgcheck-cache").display()),
+            format!("--cache-dir={}", env.pkgcheck_cache.display()),
             "--cache=-git".into(),
             "-j".into(),
             self.jobs.to_string(),
@@ -355,6 +355,36 @@ impl Scanner {
 }
 
 impl Scanner {
+    /// Bring pkgcheck's profile and eclass caches in `env.pkgcheck_cache` up to date with the tree
+    /// (`pkgcheck cache --update`): they only read `profiles/`, `eclass/` and the repository's metadata.
+    pub fn update_tool_cache(&self, env: &TreeEnv) -> Result<(), ScanError> {
+        let args = vec![
+            "--config".to_string(),
+            env.config_dir.display().to_string(),
+            "cache".into(),
+            format!("--cache-dir={}", env.pkgcheck_cache.display()),
+            "--update".into(),
+            "--type=profiles,eclass".into(),
+            "-r".into(),
+            env.visible.display().to_string(),
+        ];
+        let cmd = ToolCommand {
+            program: self.tools.pkgcheck.clone(),
+            args,
+            bin_dir: self.tools.bin_dir.clone(),
+            scratch: env.scratch.join("home"),
+            bind: env.bind.clone(),
+            timeout: self.timeout,
+            stdin: None,
+            env: vec![],
+        };
+        let out = self.sandbox.run(&cmd)?;
+        match out.code {
+            Some(0) => Ok(()),
+            _ => Err(ScanError::Tool(format!("pkgcheck cache --update: {}", out.last_stderr_line()))),
+        }
+    }
+
     /// The configured arguments of a whole repository pass: the selection turned into the repository-pass
     /// checks it allows (see `selection.rs`), or everything verbatim when prci cannot interpret it.
     fn repo_pass_args(&self) -> Vec<String> {

@@ -352,6 +352,9 @@ pub struct TreeEnv {
     pub config_dir: PathBuf,
     pub scratch: PathBuf,
     pub bind: Option<(PathBuf, PathBuf)>,
+    /// pkgcheck's `--cache-dir` (its profile and eclass caches): the job's own, unless the checker gives the
+    /// side a trusted one.
+    pub pkgcheck_cache: PathBuf,
 }
 
 /// Prepare the pkgcore config and scratch dir for running tools on `tree`.
@@ -374,7 +377,8 @@ pub fn tree_env(sandbox: &Sandbox, work_dir: &Path, tree: &Path, masters: &[Repo
     let config_dir = scratch.join("pkgcore");
     pkgcore::write_config(&config_dir, &main, masters, profile.as_deref())?;
     let bind = sandbox.can_bind().then(|| (tree.to_path_buf(), visible.clone()));
-    Ok(TreeEnv { tree: tree.to_path_buf(), visible, config_dir, scratch: scratch.to_path_buf(), bind })
+    let pkgcheck_cache = scratch.join("pkgcheck-cache");
+    Ok(TreeEnv { tree: tree.to_path_buf(), visible, config_dir, scratch: scratch.to_path_buf(), bind, pkgcheck_cache })
 }
 
 /// Run `pmaint regen` on one tree. Exit 1 (some ebuilds failed to source) is a QA matter pkgcheck reports again; anything else is an error.
@@ -635,7 +639,8 @@ fn tree_env_real(tree: &Path, masters: &[RepoView], scratch: &Path) -> Result<Tr
     let profile = pkgcore::first_profile(&trees).map(|(i, p)| trees[i].join("profiles").join(p));
     let config_dir = scratch.join("pkgcore");
     pkgcore::write_config(&config_dir, &main, masters, profile.as_deref())?;
-    Ok(TreeEnv { tree: tree.to_path_buf(), visible: tree.to_path_buf(), config_dir, scratch: scratch.to_path_buf(), bind: None })
+    let pkgcheck_cache = scratch.join("pkgcheck-cache");
+    Ok(TreeEnv { tree: tree.to_path_buf(), visible: tree.to_path_buf(), config_dir, scratch: scratch.to_path_buf(), bind: None, pkgcheck_cache })
 }
 
 /// Mirror and check out each master at the tip of its branch.
