@@ -224,6 +224,21 @@ mod tests {
     }
 
     #[test]
+    fn a_dependency_made_unsolvable_is_new_and_the_ones_before_stay_unchanged() {
+        // A keyword drop in a dependency adds it to a dependent's list of unsolvable dependencies on a profile.
+        let nonsolvable = |deps: &str| {
+            f(&format!(
+                r#"{{"__class__": "NonsolvableDepsInStable", "category": "a", "package": "foo", "version": "1.0", "attr": "rdepend", "keyword": "alpha", "profile": "default/linux/alpha/17.0", "deps": [{deps}], "profile_status": "stable", "profile_deprecated": false, "num_profiles": 10}}"#
+            ))
+        };
+        let c = classify(&[nonsolvable(r#""sys-libs/ncurses:0""#)], &[nonsolvable(r#""sys-devel/gettext", "sys-libs/ncurses:0""#)], &BTreeSet::new());
+        assert!(c.fixed.is_empty(), "{:?}", c.fixed);
+        assert_eq!(c.new.len(), 1);
+        assert_eq!(c.new[0]["deps"], serde_json::json!(["sys-devel/gettext"]));
+        assert_eq!(c.unchanged.len(), 1);
+    }
+
+    #[test]
     fn style_only_news_pass_unless_configured() {
         let style = f(r#"{"__class__": "DoubleEmptyLine", "category": "a", "package": "foo", "version": "1.0", "lines": [3]}"#);
         let c = classify(&[], &[style], &BTreeSet::new());
