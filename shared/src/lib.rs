@@ -13,6 +13,7 @@ pub mod sandbox;
 pub mod stage;
 pub mod telemetry;
 pub mod tools;
+pub mod version;
 pub mod warm;
 
 pub use config::{ConfigError, Settings};

@@ -82,11 +82,12 @@ fn a_version_bump_scans_its_package_and_not_the_tree() {
 }
 
 #[test]
-fn a_version_bump_scans_the_dependents_with_a_version_operator_on_it() {
+fn a_version_bump_scans_the_dependents_whose_version_operators_tell_it_from_its_twin() {
     let r = Repo::standalone("test");
     r.add_package("dev-libs", "lib", "1.0", &Ebuild::default());
     r.add_package("app-misc", "user", "1.0", &Ebuild::default().with_rdepend("dev-libs/lib"));
     r.add_package("app-misc", "vuser", "1.0", &Ebuild::default().with_rdepend(">=dev-libs/lib-1.0"));
+    r.add_package("app-misc", "ouser", "1.0", &Ebuild::default().with_rdepend("<dev-libs/lib-1.1"));
     r.commit("Add packages");
     start_pr(&r);
     r.add_package("dev-libs", "lib", "1.1", &Ebuild::default());
@@ -94,8 +95,10 @@ fn a_version_bump_scans_the_dependents_with_a_version_operator_on_it() {
     let (code, report, log) = Prci::new().check_logged(r.path(), "master", "pr", &[]);
     assert_ne!(code, 2, "{report}\n{log}");
     assert_eq!(report["scan"]["full"], false, "{log}");
-    assert_eq!(targets(&report), ["app-misc/vuser", "dev-libs/lib"], "{log}");
-    assert!(log_says(&log, "plan: app-misc/vuser: depends on dev-libs/lib"), "{log}");
+    // `>=dev-libs/lib-1.0` matches 1.1 as it matches 1.0; `<dev-libs/lib-1.1` matches 1.0 only.
+    assert_eq!(targets(&report), ["app-misc/ouser", "dev-libs/lib"], "{log}");
+    assert!(log_says(&log, "plan: app-misc/ouser: depends on dev-libs/lib"), "{log}");
+    assert!(log_says(&log, "plan: app-misc/vuser: its version operators on dev-libs/lib match each added version as they match its twin; not scanned"), "{log}");
 }
 
 #[test]

@@ -14,6 +14,8 @@ pub struct PackageMeta {
     pub deps: BTreeSet<String>,
     /// The `cat/pkg` of `deps` named by at least one atom with a version operator (`>=`, `<`, `=`, `~`, …).
     pub versioned_deps: BTreeSet<String>,
+    /// Per `cat/pkg` of `versioned_deps`, each such atom's `(operator, version)` (`(">=", "1.2-r1")`).
+    pub versioned_atoms: BTreeMap<String, BTreeSet<(String, String)>>,
     /// Every licence name `LICENSE` mentions, in any branch (operators and USE conditionals left out).
     pub licenses: BTreeSet<String>,
     /// `IUSE` flags without their `+`/`-` default markers.
@@ -106,9 +108,13 @@ impl CacheIndex {
                         "SLOT" => resolution.slot = value.trim().to_owned(),
                         "REQUIRED_USE" => resolution.required_use = value.split_whitespace().collect::<Vec<_>>().join(" "),
                         k if DEP_KEYS.contains(&k) => {
-                            for (dep, versioned) in value.split_whitespace().filter_map(atom_dep) {
+                            for token in value.split_whitespace() {
+                                let Some((dep, versioned)) = atom_dep(token) else { continue };
                                 if versioned {
                                     meta.versioned_deps.insert(dep.clone());
+                                    if let Some(restriction) = atom_version(token) {
+                                        meta.versioned_atoms.entry(dep.clone()).or_default().insert(restriction);
+                                    }
                                 }
                                 meta.deps.insert(dep);
                             }
@@ -162,6 +168,11 @@ impl CacheIndex {
         })
     }
 
+    /// The `(operator, version)` of every atom of `dependent` with a version operator on `cp`.
+    pub fn versioned_atoms(&self, dependent: &str, cp: &str) -> BTreeSet<(String, String)> {
+        self.packages.get(dependent).and_then(|m| m.versioned_atoms.get(cp)).cloned().unwrap_or_default()
+    }
+
     /// Per version (`PF`) of `cp`, what dependency resolution sees (empty when the package has no md5-cache entry).
     pub fn resolution_view(&self, cp: &str) -> BTreeMap<String, Resolution> {
         self.packages.get(cp).map(|m| m.resolution.clone()).unwrap_or_default()
@@ -205,9 +216,35 @@ pub fn atom_dep(token: &str) -> Option<(String, bool)> {
     Some((format!("{cat}/{pkg}"), versioned))
 }
 
+/// The version restriction of one atom with a version operator: `(">=", "1.2-r1")` for `>=dev-libs/foo-1.2-r1:0[ssl]`
+/// and `!<dev-libs/foo-1.2`, `("=", "1*")` for `=dev-libs/foo-1*`. `None` for an atom without one.
+pub fn atom_version(token: &str) -> Option<(String, String)> {
+    let t = token.trim_start_matches('!');
+    let rest = t.trim_start_matches(['<', '>', '=', '~']);
+    let op = &t[..t.len() - rest.len()];
+    if op.is_empty() {
+        return None;
+    }
+    let rest = rest.split(['[', ':']).next()?;
+    let (_, pkgver) = rest.split_once('/')?;
+    let pn = split_pf(pkgver)?;
+    Some((op.to_owned(), pkgver[pn.len() + 1..].to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atom_versions() {
+        let pair = |op: &str, v: &str| Some((op.to_string(), v.to_string()));
+        assert_eq!(atom_version(">=dev-libs/foo-1.2-r1:0/1=[ssl]"), pair(">=", "1.2-r1"));
+        assert_eq!(atom_version("!<dev-libs/foo-bar-2_rc1"), pair("<", "2_rc1"));
+        assert_eq!(atom_version("=dev-libs/foo-1*"), pair("=", "1*"));
+        assert_eq!(atom_version("~x11-libs/gtk+-3.24.1"), pair("~", "3.24.1"));
+        assert_eq!(atom_version("dev-libs/foo"), None);
+        assert_eq!(atom_version("dev-libs/foo-1-compat"), None);
+    }
 
     #[test]
     fn atoms() {

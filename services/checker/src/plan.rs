@@ -12,8 +12,9 @@
 //!   SRC_URI, phase functions or metadata.xml changes pull in no dependent. One exemption, the version bump: when the
 //!   only difference is added versions and each has a twin (a version present in both trees with the same resolution
 //!   profile there, and the same as the added one's), a dependent whose atoms on the package are all unversioned
-//!   (`cat/pkg`, `cat/pkg:slot`, `cat/pkg[use]`, `!cat/pkg`) resolves as before and is not scanned; a dependent with a
-//!   version operator on it is. A second narrowing, the keyword change: when the only difference is the KEYWORDS
+//!   (`cat/pkg`, `cat/pkg:slot`, `cat/pkg[use]`, `!cat/pkg`) resolves as before and is not scanned; nor is one whose
+//!   every versioned atom on it matches each added version exactly when it matches the twin (`>=cat/pkg-1` and a
+//!   bump from 1.2 to 1.2-r1); one with an atom that tells them apart (`<cat/pkg-1.2-r1`, or a glob) is. A second narrowing, the keyword change: when the only difference is the KEYWORDS
 //!   of versions present in both trees, only the arches whose keywords changed matter: pkgcheck evaluates a
 //!   dependent's dependencies only on the profiles of the arches the dependent is keyworded for (`arch` or `~arch`),
 //!   so a dependent keyworded on none of them (in either tree) resolves as before and is not scanned; virtuals are
@@ -131,6 +132,7 @@ pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &Cach
     for cp in &touched {
         let rdeps: BTreeSet<&String> = base.reverse_deps(cp).chain(merge.reverse_deps(cp)).filter(|r| *r != cp).collect();
         let mut arches: Option<BTreeSet<String>> = None;
+        let mut twins: Option<Vec<(String, String)>> = None;
         let versioned_only = match resolution_change(cp, base_tree, merge_tree, base, merge) {
             ResolutionChange::None => {
                 if !rdeps.is_empty() {
@@ -157,9 +159,10 @@ pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &Cach
                 arches = Some(changed);
                 false
             }
-            ResolutionChange::TwinsAdded(twins) => {
+            ResolutionChange::TwinsAdded(added_twins) => {
+                twins = Some(added_twins.clone());
                 if !rdeps.is_empty() {
-                    let added: Vec<String> = twins.iter().map(|(pf, twin)| format!("{pf} (as {twin})")).collect();
+                    let added: Vec<String> = added_twins.iter().map(|(pf, twin)| format!("{pf} (as {twin})")).collect();
                     plan.reasons.push(format!(
                         "{cp}: only versions resolving like an existing one added: {}; reverse dependencies with unversioned atoms on it not scanned",
                         added.join(", ")
@@ -171,6 +174,12 @@ pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &Cach
         for rdep in rdeps {
             if versioned_only && !base.depends_on_versions(rdep, cp) && !merge.depends_on_versions(rdep, cp) {
                 continue;
+            }
+            if let Some(twins) = &twins {
+                if atoms_see_twins_alike(cp, &base.versioned_atoms(rdep, cp), &merge.versioned_atoms(rdep, cp), twins) {
+                    plan.reasons.push(format!("{rdep}: its version operators on {cp} match each added version as they match its twin; not scanned"));
+                    continue;
+                }
             }
             if let Some(arches) = &arches {
                 let virtual_ = rdep.starts_with("virtual/");
@@ -265,6 +274,25 @@ fn resolution_change(cp: &str, base_tree: &Path, merge_tree: &Path, base: &Cache
         }
     }
     ResolutionChange::TwinsAdded(twins)
+}
+
+/// Whether every versioned atom a dependent has on `cp` (in either tree) matches each added version exactly when it
+/// matches the added version's twin: then, the twin resolving as the added one does, what the dependent can
+/// resolve to is unchanged. False when an atom cannot be decided (a glob such as `=cat/pkg-1*`).
+fn atoms_see_twins_alike(cp: &str, base: &BTreeSet<(String, String)>, merge: &BTreeSet<(String, String)>, twins: &[(String, String)]) -> bool {
+    let Some((_, pn)) = cp.split_once('/') else { return false };
+    let version = |pf: &str| pf.strip_prefix(pn).and_then(|v| v.strip_prefix('-')).map(str::to_owned);
+    let atoms: BTreeSet<&(String, String)> = base.union(merge).collect();
+    !atoms.is_empty()
+        && atoms.into_iter().all(|(op, wanted)| {
+        twins.iter().all(|(added, twin)| match (version(added), version(twin)) {
+            (Some(a), Some(t)) => {
+                let (a, t) = (shared::version::atom_matches(op, wanted, &a), shared::version::atom_matches(op, wanted, &t));
+                a.is_some() && a == t
+            }
+            _ => false,
+        })
+    })
 }
 
 /// The arch of a keyword token: `~amd64`, `-amd64` and `amd64` are all `amd64`.
@@ -401,11 +429,12 @@ mod tests {
         let t = with_dependents("md5");
         t.version(BOTH, "dev-libs/lib", "lib-1", LIB);
         t.version(&["merge"], "dev-libs/lib", "lib-2", LIB);
+        t.version(BOTH, "app-misc/old", "old-1", "EAPI=8; RDEPEND=<dev-libs/lib-2");
         let p = t.plan(&["dev-libs/lib/lib-2.ebuild", "metadata/md5-cache/dev-libs/lib-2"]);
         assert!(!p.full, "{:?}", p.reasons);
-        assert_eq!(packages(&p), ["app-misc/vuser", "dev-libs/lib"]);
+        assert_eq!(packages(&p), ["app-misc/old", "dev-libs/lib"]);
         // A committed cache entry changed alone still names its package.
-        assert_eq!(packages(&t.plan(&["metadata/md5-cache/dev-libs/lib-2"])), ["app-misc/vuser", "dev-libs/lib"]);
+        assert_eq!(packages(&t.plan(&["metadata/md5-cache/dev-libs/lib-2"])), ["app-misc/old", "dev-libs/lib"]);
         let p = t.plan(&["metadata/md5-cache/dev-libs/lib-2", "metadata/layout.conf"]);
         assert!(p.full);
         assert_eq!(p.reasons[0], "metadata/layout.conf: repository-wide file, full scan");
@@ -494,16 +523,24 @@ mod tests {
     #[test]
     fn a_version_bump_resolving_like_an_existing_version_scans_only_versioned_dependents() {
         let t = with_dependents("bump");
+        t.version(BOTH, "app-misc/old", "old-1", "EAPI=8; RDEPEND=<dev-libs/lib-1.1");
+        t.version(BOTH, "app-misc/glob", "glob-1", "EAPI=8; RDEPEND==dev-libs/lib-1*");
         t.version(BOTH, "dev-libs/lib", "lib-1", LIB);
         t.version(&["merge"], "dev-libs/lib", "lib-1.1", &LIB.replace("MIT", "GPL-2"));
         let p = t.plan(&["dev-libs/lib/lib-1.1.ebuild"]);
-        assert_eq!(packages(&p), ["app-misc/vuser", "dev-libs/lib"], "{:?}", p.reasons);
+        // `>=dev-libs/lib-1` matches 1.1 as it matches 1: vuser is not scanned; `<…-1.1` and a glob tell them apart.
+        assert_eq!(packages(&p), ["app-misc/glob", "app-misc/old", "dev-libs/lib"], "{:?}", p.reasons);
+        assert!(
+            p.reasons.contains(&"app-misc/vuser: its version operators on dev-libs/lib match each added version as they match its twin; not scanned".to_string()),
+            "{:?}",
+            p.reasons
+        );
         assert!(
             p.reasons.iter().any(|r| r.starts_with("dev-libs/lib: only versions resolving like an existing one added: lib-1.1 (as lib-1)")),
             "{:?}",
             p.reasons
         );
-        assert!(p.reasons.contains(&"app-misc/vuser: depends on dev-libs/lib".to_string()));
+        assert!(p.reasons.contains(&"app-misc/old: depends on dev-libs/lib".to_string()), "{:?}", p.reasons);
     }
 
     #[test]
