@@ -59,6 +59,9 @@ pub struct BaseId {
     pub tree: String,
     /// How many master repositories the tree has.
     pub masters: usize,
+    /// What pkgcheck's profile and eclass caches are made from: the base's `profiles/`, `eclass/` and
+    /// `metadata/layout.conf` (git ids) and the masters' trees. A kept cache is used only for these inputs.
+    pub tool_inputs: String,
 }
 
 /// Run the whole checker step on two prepared trees.
@@ -75,10 +78,14 @@ pub fn check(
     // pkgcheck's profile and eclass caches, kept beside each checkout (see `merge_tool_cache`); the merge side's
     // is brought up to date while the plan is made.
     let base_env = &TreeEnv { pkgcheck_cache: tool_cache_dir(&base_env.tree), ..base_env.clone() };
-    let merge_cache = {
-        let (scanner, env, trusted) = (scanner.clone(), merge_env.clone(), tool_cache_inputs_unchanged(changed));
-        std::thread::spawn(move || merge_tool_cache(&scanner, &env, trusted))
-    };
+    if let Err(e) = keep_for(&base_env.pkgcheck_cache, &base_id.tool_inputs) {
+        tracing::warn!(error = %e, "could not prepare the base checkout's pkgcheck cache");
+    }
+    let merge_cache = JoinOnDrop(Some({
+        let (scanner, env, inputs) = (scanner.clone(), merge_env.clone(), base_id.tool_inputs.clone());
+        let trusted = tool_cache_inputs_unchanged(changed);
+        std::thread::spawn(move || merge_tool_cache(&scanner, &env, &inputs, trusted))
+    }));
     let t = Instant::now();
     let base_index = index::CacheIndex::read(&base_env.tree)?;
     // Both md5-caches are valid for their trees: where the pull request changed neither an eclass nor a
@@ -129,9 +136,7 @@ pub fn check(
         })
         .collect();
     let t = Instant::now();
-    if merge_cache.join().is_err() {
-        tracing::warn!("preparing the merge side's pkgcheck cache panicked; it starts empty");
-    }
+    merge_cache.join();
     timings.push(("tool_cache".to_string(), t.elapsed().as_secs_f64()));
     let t = Instant::now();
     // Where the base side is answered from the cache, the merge side has every core (both sides otherwise
@@ -168,13 +173,37 @@ pub fn check(
         }
     }
     let (mut base, hits, misses) = (base.all, base.hits, base.misses);
-    retry_base_timeouts(scanner, base_env, &mut base, &merge)?;
+    retry_base_timeouts(scanner, base_env, &units, &mut base, &merge)?;
     timings.push(("scan".to_string(), t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
     let (unstable, rescans) = confirm(scanner, &plan, &units, base_env, merge_env, &base, &merge, policy)?;
     timings.push(("confirm".to_string(), t.elapsed().as_secs_f64()));
     Ok(Outcome { plan, base, merge, unstable, cache_hits: hits, cache_misses: misses, rescans, timings })
+}
+
+/// A thread joined when dropped: the merge cache's update never outlives the job that started it (an early error
+/// return would otherwise let it run on after the repository lock is released, on the next job's checkout).
+struct JoinOnDrop(Option<std::thread::JoinHandle<()>>);
+
+impl JoinOnDrop {
+    fn join(mut self) {
+        self.wait();
+    }
+
+    fn wait(&mut self) {
+        if let Some(handle) = self.0.take() {
+            if handle.join().is_err() {
+                tracing::warn!("preparing the merge side's pkgcheck cache panicked; it starts empty");
+            }
+        }
+    }
+}
+
+impl Drop for JoinOnDrop {
+    fn drop(&mut self) {
+        self.wait();
+    }
 }
 
 /// Where pkgcheck's caches of a checkout are kept between jobs: beside it, never inside it.
@@ -192,27 +221,45 @@ fn tool_cache_inputs_unchanged(changed: &[String]) -> bool {
     })
 }
 
-/// Give the merge side a private copy of the cache kept beside its checkout, first brought up to date when the
-/// pull request changed none of its inputs. pkgcheck's caches are pickles that every later scan loads, and a
-/// scan can run a pull request's code (pkgcheck sources an ebuild that has no md5-cache entry), so the kept
-/// cache is written only by `pkgcheck cache --update` on profiles, eclasses and metadata that are the base's,
-/// never by a scan of the merge tree. pkgcheck checks every cache entry against its files' mtimes and
-/// contents, so a stale copy costs time, never results. The base side's cache is its own (upstream's code only).
-fn merge_tool_cache(scanner: &Scanner, env: &TreeEnv, trusted: bool) {
+/// When the pull request changed none of their inputs, give the merge side a private copy of the cache kept beside
+/// its checkout, first made for the base's inputs (`keep_for`) and brought up to date. pkgcheck's caches are
+/// pickles that every later scan loads, and a scan can run a pull request's code (pkgcheck sources an ebuild
+/// that has no md5-cache entry), so the kept cache is written only by `pkgcheck cache --update` on profiles,
+/// eclasses and metadata that are the base's, never by a scan of the merge tree; a pull request that changes
+/// them scans with a cache of its own, built from nothing. The base side's kept cache is its own (upstream's code
+/// only). Until the sandbox gives each run a read-only view of these directories (the next issue), a tool run
+/// under the same uid could still write them.
+fn merge_tool_cache(scanner: &Scanner, env: &TreeEnv, inputs: &str, trusted: bool) {
+    if !trusted {
+        return; // the scan builds its own from the pull request's profiles and eclasses
+    }
     let kept = tool_cache_dir(&env.tree);
-    if trusted {
-        let updating = TreeEnv { pkgcheck_cache: kept.clone(), ..env.clone() };
-        if let Err(e) = scanner.update_tool_cache(&updating) {
-            tracing::warn!(error = %e, "could not update the merge checkout's pkgcheck cache; dropping it");
-            let _ = std::fs::remove_dir_all(&kept);
-        }
+    let updating = TreeEnv { pkgcheck_cache: kept.clone(), ..env.clone() };
+    let updated = keep_for(&kept, inputs).map_err(ScanError::from).and_then(|()| scanner.update_tool_cache(&updating));
+    if let Err(e) = updated {
+        tracing::warn!(error = %e, "could not update the merge checkout's pkgcheck cache; dropping it");
+        let _ = std::fs::remove_dir_all(&kept);
+        return;
     }
-    if kept.is_dir() {
-        if let Err(e) = copy_dir(&kept, &env.pkgcheck_cache) {
-            tracing::warn!(error = %e, "could not copy the merge checkout's pkgcheck cache; the scan builds its own");
-            let _ = std::fs::remove_dir_all(&env.pkgcheck_cache);
-        }
+    if let Err(e) = copy_dir(&kept, &env.pkgcheck_cache) {
+        tracing::warn!(error = %e, "could not copy the merge checkout's pkgcheck cache; the scan builds its own");
+        let _ = std::fs::remove_dir_all(&env.pkgcheck_cache);
     }
+}
+
+/// Make `dir` a kept cache for `inputs` (`BaseId::tool_inputs`): one made from other inputs is emptied first, so
+/// a kept cache never relies on pkgcheck's own staleness checks (mtimes, and the files directly in each profile
+/// directory: a `package.mask/` directory's files or `profiles/arch.list` are not among them).
+fn keep_for(dir: &Path, inputs: &str) -> std::io::Result<()> {
+    let stamp = dir.join("prci-inputs");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == inputs) {
+        return Ok(());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(stamp, inputs)
 }
 
 /// Copy a directory of regular files and directories (symlinks and anything else are left out).
@@ -297,7 +344,9 @@ fn unit_key(unit: &Unit) -> String {
         Unit::RepoPass => "repo-pass".into(),
         Unit::RepoChecks(c) => format!("repo-checks:{}", c.join(",")),
         Unit::Targets(t) => t.join(","),
-        Unit::Dependents { targets, arches } => format!("dependents[{}]:{}", arches.join(","), targets.join(",")),
+        Unit::Dependents { targets, arches } => {
+            format!("dependents[{}][{}]:{}", plan::CROSS_PACKAGE_CHECKS.join(","), arches.join(","), targets.join(","))
+        }
     }
 }
 
@@ -393,7 +442,7 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
 /// slowed by load (both sides scan at once). Scan that target's base side once more, alone, so a busy host
 /// does not turn into a spurious "fixed PrciScanTimeout" and the merge's findings there into "new" ones.
 /// A second timeout stands (it is never cached either way).
-fn retry_base_timeouts(scanner: &Scanner, base_env: &TreeEnv, base: &mut Vec<Finding>, merge: &[Finding]) -> Result<(), ScanError> {
+fn retry_base_timeouts(scanner: &Scanner, base_env: &TreeEnv, units: &[Unit], base: &mut Vec<Finding>, merge: &[Finding]) -> Result<(), ScanError> {
     let timed_out = |list: &[Finding]| -> BTreeSet<String> {
         list.iter().filter(|f| finding::class_of(f) == finding::TIMEOUT_CLASS).filter_map(target_of).collect()
     };
@@ -401,7 +450,11 @@ fn retry_base_timeouts(scanner: &Scanner, base_env: &TreeEnv, base: &mut Vec<Fin
     let retry: Vec<String> = timed_out(base).into_iter().filter(|t| !merge_timeouts.contains(t)).collect();
     for target in retry {
         tracing::warn!(%target, "the base scan of this target ran past its limit and the merge's did not; scanning the base side again");
-        let unit = Unit::Targets(vec![target]);
+        // The kind of unit that scanned it (a reverse dependency with the cross-package checks).
+        let unit = match units.iter().find(|u| u.targets().contains(&target)) {
+            Some(first) => first.with_targets(vec![target]),
+            None => Unit::Targets(vec![target]),
+        };
         let again = scanner.scan(base_env, &unit, Side::Base.name())?;
         base.retain(|f| !unit.covers(f));
         base.extend(again);
@@ -554,11 +607,24 @@ fn rescan(scanner: &Scanner, env: &TreeEnv, units: &[Unit], side: Side) -> Resul
 
 /// The tree id used for the base cache: the base commit's git tree plus the masters' trees.
 pub fn base_id(mirror: &git2::Repository, base: git2::Oid, masters: &[&Path]) -> Result<BaseId, git2::Error> {
-    let mut id = mirror.find_commit(base)?.tree_id().to_string();
+    let tree = mirror.find_commit(base)?.tree()?;
+    let mut id = tree.id().to_string();
+    let mut master_ids = String::new();
     for m in masters {
         let repo = git2::Repository::open(m)?;
+        let master = repo.head()?.peel_to_tree()?.id().to_string();
         id.push('+');
-        id.push_str(&repo.head()?.peel_to_tree()?.id().to_string());
+        id.push_str(&master);
+        master_ids.push_str(&master);
+        master_ids.push(' ');
     }
-    Ok(BaseId { tree: id, masters: masters.len() })
+    let entry = |path: &str| tree.get_path(Path::new(path)).map(|e| e.id().to_string()).unwrap_or_else(|_| "-".to_owned());
+    let tool_inputs = format!(
+        "profiles={} eclass={} layout={} masters={}",
+        entry("profiles"),
+        entry("eclass"),
+        entry("metadata/layout.conf"),
+        master_ids.trim_end()
+    );
+    Ok(BaseId { tree: id, masters: masters.len(), tool_inputs })
 }

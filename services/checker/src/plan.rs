@@ -201,7 +201,13 @@ pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &Cach
     let inheritors: BTreeSet<String> = plan.eclasses.iter().flat_map(|e| base.inheritors(e).chain(merge.inheritors(e))).cloned().collect();
     plan.dependents = dependents.into_iter().filter(|d| !touched.contains(d) && !inheritors.contains(d)).collect();
     if !plan.dependents.is_empty() {
+        // Only arches a default scan evaluates can be named (`--arches` would otherwise add prefix arches and
+        // experimental profiles); when none is left, every arch.
+        let default = default_scan_arches(base_tree);
         plan.dependent_arches = dependent_arches.unwrap_or_default();
+        if plan.dependent_arches.iter().any(|a| !default.contains(a)) {
+            plan.dependent_arches.clear();
+        }
         let arches: Vec<&str> = plan.dependent_arches.iter().map(String::as_str).collect();
         plan.reasons.push(format!(
             "{} reverse dependencies scanned with the checks that read other packages only{}",
@@ -267,13 +273,65 @@ fn resolution_change(cp: &str, base_tree: &Path, merge_tree: &Path, base: &Cache
     }
     let mut twins = Vec::new();
     for (pf, r) in added {
+        // The twin is the existing version next below the added one (next above when it is the oldest): a check
+        // reading the newest version an atom matches (`PythonCompatCheck`) then reads the same profile as before.
         // Every base version is in the merge tree with the same profile (checked above).
-        match b.iter().find(|(_, existing)| *existing == r) {
-            Some((twin, _)) => twins.push((pf.clone(), twin.clone())),
-            None => return ResolutionChange::Changed(format!("{pf} added, resolving unlike every existing version")),
+        let Some(twin) = nearest_existing(cp, pf, b.keys()) else {
+            return ResolutionChange::Changed(format!("{pf} added, and its version does not parse"));
+        };
+        if b.get(&twin) != Some(r) {
+            return ResolutionChange::Changed(format!("{pf} added, resolving unlike {twin}, the version next to it"));
         }
+        twins.push((pf.clone(), twin));
+    }
+    // A profile atom with a version operator on the package (`package.mask`, `package.accept_keywords`,
+    // `package.use.mask`, …) may tell an added version from its twin.
+    let profile_atoms = profile_atoms_on(base_tree, cp);
+    if !profile_atoms.is_empty() && !atoms_see_twins_alike(cp, &profile_atoms, &BTreeSet::new(), &twins) {
+        return ResolutionChange::Changed("a profile atom with a version operator on it tells an added version from its twin".to_owned());
     }
     ResolutionChange::TwinsAdded(twins)
+}
+
+/// The existing version (`PF`) next below `added` in version order, or next above when none is below.
+fn nearest_existing<'a>(cp: &str, added: &str, existing: impl Iterator<Item = &'a String>) -> Option<String> {
+    use shared::version::Version;
+    use std::cmp::Ordering;
+    let (_, pn) = cp.split_once('/')?;
+    let version = |pf: &str| pf.strip_prefix(pn).and_then(|v| v.strip_prefix('-')).and_then(Version::parse);
+    let added_v = version(added)?;
+    let mut parsed: Vec<(Version, &String)> = existing.filter_map(|pf| version(pf).map(|v| (v, pf))).collect();
+    parsed.sort_by(|a, b| a.0.cmp_full(&b.0));
+    let below = parsed.iter().rev().find(|(v, _)| v.cmp_full(&added_v) == Ordering::Less);
+    let above = parsed.iter().find(|(v, _)| v.cmp_full(&added_v) != Ordering::Less);
+    below.or(above).map(|(_, pf)| (*pf).clone())
+}
+
+/// `(operator, version)` of every atom with a version operator on `cp` in any file under `profiles/`.
+fn profile_atoms_on(tree: &Path, cp: &str) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![tree.join("profiles")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+                if !text.contains(cp) {
+                    continue;
+                }
+                for token in text.split_whitespace() {
+                    let token = token.trim_start_matches('-');
+                    if crate::index::atom_dep(token).is_some_and(|(dep, versioned)| versioned && dep == cp) {
+                        out.extend(crate::index::atom_version(token));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whether every versioned atom a dependent has on `cp` (in either tree) matches each added version exactly when it
@@ -293,6 +351,26 @@ fn atoms_see_twins_alike(cp: &str, base: &BTreeSet<(String, String)>, merge: &BT
             _ => false,
         })
     })
+}
+
+/// The arches a default `pkgcheck scan` evaluates dependencies on: those of `profiles/arch.list` without a `-`
+/// (prefix arches are left out unless `--arches` names them) with at least one profile of status other than `exp`
+/// in `profiles/profiles.desc` (experimental profiles are left out unless an arch selected has nothing else).
+/// Empty when the tree lacks either file (an overlay using its master's profiles): then no arch is narrowed.
+pub fn default_scan_arches(tree: &Path) -> BTreeSet<String> {
+    let read = |f: &str| std::fs::read_to_string(tree.join("profiles").join(f)).unwrap_or_default();
+    let lines = |text: &str| -> Vec<String> {
+        text.lines().map(|l| l.split('#').next().unwrap_or("").trim().to_owned()).filter(|l| !l.is_empty()).collect()
+    };
+    let known: BTreeSet<String> = lines(&read("arch.list")).into_iter().filter(|a| !a.contains('-')).collect();
+    let with_profiles: BTreeSet<String> = lines(&read("profiles.desc"))
+        .iter()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields.len() >= 3 && fields[2] != "exp").then(|| fields[0].to_owned())
+        })
+        .collect();
+    known.intersection(&with_profiles).cloned().collect()
 }
 
 /// The arch of a keyword token: `~amd64`, `-amd64` and `amd64` are all `amd64`.
@@ -328,7 +406,10 @@ mod tests {
             let _ = std::fs::remove_dir_all(&dir);
             for side in ["base", "merge"] {
                 std::fs::create_dir_all(dir.join(side).join("profiles")).expect("test fixture");
-                std::fs::write(dir.join(side).join("profiles/categories"), "app-misc\ndev-libs\n").expect("test fixture");
+                std::fs::write(dir.join(side).join("profiles/categories"), "app-misc\ndev-libs\nvirtual\n").expect("test fixture");
+                std::fs::write(dir.join(side).join("profiles/arch.list"), "amd64\narm64\nm68k\nx86-fbsd\n").expect("test fixture");
+                let desc = "amd64 default/linux/amd64 stable\narm64 default/linux/arm64 dev\nm68k default/linux/m68k exp\nx86-fbsd default/bsd/fbsd dev\n";
+                std::fs::write(dir.join(side).join("profiles/profiles.desc"), desc).expect("test fixture");
             }
             Trees { dir }
         }
@@ -504,6 +585,17 @@ mod tests {
             let why = format!("dev-libs/lib: only KEYWORDS changed, on {arch}; reverse dependencies keyworded there (and virtuals) scanned");
             assert!(p.reasons.contains(&why), "{name}: {:?}", p.reasons);
         }
+        // An arch a default scan does not evaluate (experimental profiles only, a prefix arch): every arch.
+        for (name, merge) in [("exp-arch", LIB.replace("~amd64", "~amd64 ~m68k")), ("prefix-arch", LIB.replace("~amd64", "~amd64 ~x86-fbsd"))] {
+            let t = with_dependents(name);
+            t.version(BOTH, "app-misc/odd", "odd-1", "KEYWORDS=~m68k ~x86-fbsd; RDEPEND=dev-libs/lib");
+            t.version(&["base"], "dev-libs/lib", "lib-1", LIB);
+            t.version(&["merge"], "dev-libs/lib", "lib-1", &merge);
+            let p = t.plan(&["dev-libs/lib/lib-1.ebuild"]);
+            assert_eq!(p.dependents.iter().collect::<Vec<_>>(), ["app-misc/odd"], "{name}: {:?}", p.reasons);
+            assert!(p.dependent_arches.is_empty(), "{name}: {:?}", p.dependent_arches);
+        }
+        assert_eq!(default_scan_arches(&with_dependents("arches").side("base")).iter().collect::<Vec<_>>(), ["amd64", "arm64"]);
         // KEYWORDS and another field: every dependent.
         let t = with_dependents("keywords-and-slot");
         t.version(&["base"], "dev-libs/lib", "lib-1", LIB);
@@ -570,6 +662,23 @@ mod tests {
             let p = t.plan(&["dev-libs/lib/lib-2.ebuild"]);
             assert_eq!(packages(&p), ["app-misc/user", "app-misc/vuser", "dev-libs/lib"], "{name}: {:?}", p.reasons);
         }
+        // Its twin is the version next below it: a newer version resolving otherwise sits in between.
+        let t = with_dependents("not-next");
+        t.version(BOTH, "dev-libs/lib", "lib-1", LIB);
+        t.version(BOTH, "dev-libs/lib", "lib-2", &LIB.replace("+ssl", "ssl"));
+        t.version(&["merge"], "dev-libs/lib", "lib-3", LIB);
+        let p = t.plan(&["dev-libs/lib/lib-3.ebuild"]);
+        assert_eq!(packages(&p), ["app-misc/user", "app-misc/vuser", "dev-libs/lib"], "{:?}", p.reasons);
+        assert!(p.reasons.iter().any(|r| r.contains("lib-3 added, resolving unlike lib-2, the version next to it")), "{:?}", p.reasons);
+        // A profile atom tells the added version from its twin.
+        let t = with_dependents("masked-twin");
+        std::fs::write(t.side("base").join("profiles/package.mask"), "# masked\n=dev-libs/lib-1\n").expect("test fixture");
+        std::fs::write(t.side("merge").join("profiles/package.mask"), "# masked\n=dev-libs/lib-1\n").expect("test fixture");
+        t.version(BOTH, "dev-libs/lib", "lib-1", LIB);
+        t.version(&["merge"], "dev-libs/lib", "lib-1-r1", LIB);
+        let p = t.plan(&["dev-libs/lib/lib-1-r1.ebuild"]);
+        assert_eq!(packages(&p), ["app-misc/user", "app-misc/vuser", "dev-libs/lib"], "{:?}", p.reasons);
+        assert!(p.reasons.iter().any(|r| r.contains("a profile atom with a version operator on it tells")), "{:?}", p.reasons);
         let t = with_dependents("unsourced-base");
         t.version(BOTH, "dev-libs/lib", "lib-1", LIB);
         t.ebuild_only("base", "dev-libs/lib", "lib-0");
