@@ -112,3 +112,23 @@ fn a_distfile_of_its_own_needs_no_collision_check() {
     let (_, _, log) = Prci::new().check_logged(r.path(), "master", "pr", &[]);
     assert!(log_says(&log, NONE_SCANNED), "{log}");
 }
+
+#[test]
+fn a_bump_keeping_its_distfiles_and_lowest_version_needs_no_collision_check() {
+    // foo and lib share a distfile (an existing collision): ConflictingChksums on both sides, on the lowest version.
+    let r = base_repo_with(|r| {
+        r.write("app-misc/foo/Manifest", &manifest("common-1.0.tar.gz", 100, 'a'));
+        r.write("dev-libs/lib/Manifest", &manifest("common-1.0.tar.gz", 200, 'b'));
+    });
+    r.add_package("dev-libs", "lib", "1.1", &Ebuild::default());
+    r.commit("dev-libs/lib: bump, same distfiles");
+    let (_, report, log) = Prci::new().check_logged(r.path(), "master", "pr", &[]);
+    assert!(!log_says(&log, "repo pass reruns ManifestCollisionCheck"), "{log}");
+    assert!(summary(&report, "new").iter().all(|f| !f.starts_with("ConflictingChksums")), "{report}");
+    // Removing the lowest version moves the finding to 1.1: rerun, and the move is neither new nor fixed.
+    r.remove("dev-libs/lib/lib-1.0.ebuild");
+    r.commit("dev-libs/lib: drop 1.0");
+    let (_, report, log) = Prci::new().check_logged(r.path(), "master", "pr", &[]);
+    assert!(log_says(&log, "repo pass reruns ManifestCollisionCheck"), "{log}");
+    assert!(summary(&report, "unchanged").iter().any(|f| f.starts_with("ConflictingChksums@dev-libs/lib-1.1")), "{report}");
+}

@@ -295,7 +295,9 @@ fn compare_packages(d: &mut Decision, packages: &BTreeSet<String>, base: Tree, m
         if let Some(flag) = flags.iter().find(|f| global_flags.contains(*f)) {
             d.rerun("GlobalUseCheck", format!("{cp}: use of global flag {flag} changed"));
         }
-        if b.dist != m.dist || b.ebuilds != m.ebuilds {
+        // ManifestCollisionCheck reads a package's Manifest once, reporting on its lowest version: a bump that keeps
+        // the distfiles and the lowest version changes none of its results.
+        if b.dist != m.dist || lowest_version(cp, &b.ebuilds) != lowest_version(cp, &m.ebuilds) {
             manifests.insert(cp.clone());
         }
         if ctx.has_masters && (b.meta != m.meta || b.use_xml != m.use_xml) {
@@ -481,6 +483,20 @@ fn dist_name_size(line: &str) -> Option<(&str, &str)> {
 /// distfile shares. When every distfile of the changed packages has a name and a size no other
 /// distfile of the tree has, on both sides, those packages are in no collision on either side and
 /// the others' collisions cannot change. Otherwise the check is rerun (returns why).
+/// The lowest of a package's versions (`PF`s) in version order; every one of them, as a set, when one does not
+/// parse (then only an identical set compares equal).
+fn lowest_version(cp: &str, pfs: &BTreeSet<String>) -> Vec<String> {
+    let pn = cp.split_once('/').map_or(cp, |(_, pn)| pn);
+    let parsed: Option<Vec<(shared::version::Version, &String)>> = pfs
+        .iter()
+        .map(|pf| pf.strip_prefix(pn).and_then(|v| v.strip_prefix('-')).and_then(shared::version::Version::parse).map(|v| (v, pf)))
+        .collect();
+    match parsed {
+        Some(versions) => versions.into_iter().min_by(|a, b| a.0.cmp_full(&b.0)).map(|(_, pf)| pf.clone()).into_iter().collect(),
+        None => pfs.iter().cloned().collect(),
+    }
+}
+
 fn manifest_collision_possible(changed: &BTreeSet<String>, base: Tree, merge: Tree) -> Option<String> {
     for tree in [base, merge] {
         let mut mine: Vec<(String, String)> = Vec::new();
