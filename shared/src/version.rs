@@ -80,6 +80,12 @@ impl Version {
     }
 }
 
+/// The version part of a `PF` of package `cp` (`gzip-1.10-r1` of `app-arch/gzip` → `1.10-r1`).
+pub fn of_pf<'a>(cp: &str, pf: &'a str) -> Option<&'a str> {
+    let pn = cp.split_once('/').map_or(cp, |(_, pn)| pn);
+    pf.strip_prefix(pn).and_then(|v| v.strip_prefix('-'))
+}
+
 /// Compare two strings of digits as integers of any size.
 fn int_cmp(a: &str, b: &str) -> Ordering {
     let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));

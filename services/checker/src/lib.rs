@@ -450,11 +450,7 @@ fn retry_base_timeouts(scanner: &Scanner, base_env: &TreeEnv, units: &[Unit], ba
     let retry: Vec<String> = timed_out(base).into_iter().filter(|t| !merge_timeouts.contains(t)).collect();
     for target in retry {
         tracing::warn!(%target, "the base scan of this target ran past its limit and the merge's did not; scanning the base side again");
-        // The kind of unit that scanned it (a reverse dependency with the cross-package checks).
-        let unit = match units.iter().find(|u| u.targets().contains(&target)) {
-            Some(first) => first.with_targets(vec![target]),
-            None => Unit::Targets(vec![target]),
-        };
+        let unit = unit_for_target(units, target);
         let again = scanner.scan(base_env, &unit, Side::Base.name())?;
         base.retain(|f| !unit.covers(f));
         base.extend(again);
@@ -536,10 +532,7 @@ fn confirm(
         } else {
             // The kind of unit that scanned it first: a reverse dependency again with the cross-package checks.
             match target_of(f) {
-                Some(t) => match units.iter().find(|u| u.targets().contains(&t)) {
-                    Some(first) => first.with_targets(vec![t]),
-                    None => Unit::Targets(vec![t]),
-                },
+                Some(t) => unit_for_target(units, t),
                 None if plan.full => Unit::Full,
                 None => Unit::RepoPass,
             }
@@ -574,6 +567,15 @@ fn confirm(
         }
     }
     Ok((unstable, round))
+}
+
+/// A unit scanning `target` alone the way `units` first scanned it (a reverse dependency with the cross-package
+/// checks), so every count of it is compared between runs with the same arguments.
+fn unit_for_target(units: &[Unit], target: String) -> Unit {
+    match units.iter().find(|u| u.targets().contains(&target)) {
+        Some(first) => first.with_targets(vec![target]),
+        None => Unit::Targets(vec![target]),
+    }
 }
 
 /// Group single-target units of one kind into one target list; keep passes as they are.

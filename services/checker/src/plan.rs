@@ -297,8 +297,7 @@ fn resolution_change(cp: &str, base_tree: &Path, merge_tree: &Path, base: &Cache
 fn nearest_existing<'a>(cp: &str, added: &str, existing: impl Iterator<Item = &'a String>) -> Option<String> {
     use shared::version::Version;
     use std::cmp::Ordering;
-    let (_, pn) = cp.split_once('/')?;
-    let version = |pf: &str| pf.strip_prefix(pn).and_then(|v| v.strip_prefix('-')).and_then(Version::parse);
+    let version = |pf: &str| shared::version::of_pf(cp, pf).and_then(Version::parse);
     let added_v = version(added)?;
     let mut parsed: Vec<(Version, &String)> = existing.filter_map(|pf| version(pf).map(|v| (v, pf))).collect();
     parsed.sort_by(|a, b| a.0.cmp_full(&b.0));
@@ -338,14 +337,13 @@ fn profile_atoms_on(tree: &Path, cp: &str) -> BTreeSet<(String, String)> {
 /// matches the added version's twin: then, the twin resolving as the added one does, what the dependent can
 /// resolve to is unchanged. False when an atom cannot be decided (a glob such as `=cat/pkg-1*`).
 fn atoms_see_twins_alike(cp: &str, base: &BTreeSet<(String, String)>, merge: &BTreeSet<(String, String)>, twins: &[(String, String)]) -> bool {
-    let Some((_, pn)) = cp.split_once('/') else { return false };
-    let version = |pf: &str| pf.strip_prefix(pn).and_then(|v| v.strip_prefix('-')).map(str::to_owned);
+    use shared::version::of_pf;
     let atoms: BTreeSet<&(String, String)> = base.union(merge).collect();
     !atoms.is_empty()
         && atoms.into_iter().all(|(op, wanted)| {
-        twins.iter().all(|(added, twin)| match (version(added), version(twin)) {
+        twins.iter().all(|(added, twin)| match (of_pf(cp, added), of_pf(cp, twin)) {
             (Some(a), Some(t)) => {
-                let (a, t) = (shared::version::atom_matches(op, wanted, &a), shared::version::atom_matches(op, wanted, &t));
+                let (a, t) = (shared::version::atom_matches(op, wanted, a), shared::version::atom_matches(op, wanted, t));
                 a.is_some() && a == t
             }
             _ => false,

@@ -486,11 +486,8 @@ fn dist_name_size(line: &str) -> Option<(&str, &str)> {
 /// The lowest of a package's versions (`PF`s) in version order; every one of them, as a set, when one does not
 /// parse (then only an identical set compares equal).
 fn lowest_version(cp: &str, pfs: &BTreeSet<String>) -> Vec<String> {
-    let pn = cp.split_once('/').map_or(cp, |(_, pn)| pn);
-    let parsed: Option<Vec<(shared::version::Version, &String)>> = pfs
-        .iter()
-        .map(|pf| pf.strip_prefix(pn).and_then(|v| v.strip_prefix('-')).and_then(shared::version::Version::parse).map(|v| (v, pf)))
-        .collect();
+    use shared::version::{of_pf, Version};
+    let parsed: Option<Vec<(Version, &String)>> = pfs.iter().map(|pf| of_pf(cp, pf).and_then(Version::parse).map(|v| (v, pf))).collect();
     match parsed {
         Some(versions) => versions.into_iter().min_by(|a, b| a.0.cmp_full(&b.0)).map(|(_, pf)| pf.clone()).into_iter().collect(),
         None => pfs.iter().cloned().collect(),

@@ -192,7 +192,7 @@ impl Scanner {
                 }
             }
             Unit::Dependents { targets, .. } => {
-                if self.allowed_checks(crate::plan::CROSS_PACKAGE_CHECKS.map(String::from).iter()).is_empty() {
+                if self.dependent_checks().is_empty() {
                     return Ok(Vec::new());
                 }
                 let present: Vec<String> = targets.iter().filter(|t| target_exists(&env.tree, t)).cloned().collect();
@@ -323,7 +323,7 @@ impl Scanner {
             }
             Unit::Dependents { arches, .. } => {
                 args.push("-c".into());
-                args.push(self.allowed_checks(crate::plan::CROSS_PACKAGE_CHECKS.map(String::from).iter()).join(","));
+                args.push(self.dependent_checks().join(","));
                 if !arches.is_empty() {
                     args.push(format!("--arches={}", arches.join(",")));
                 }
@@ -338,7 +338,16 @@ impl Scanner {
             let list: String = targets.iter().map(|t| format!("{}\n", target_arg(&env.visible, t))).collect();
             Some(list.into_bytes())
         };
-        let cmd = ToolCommand {
+        tracing::debug!(side = label, unit = %unit.describe(), "pkgcheck scan");
+        let out = self.sandbox.run(&self.pkgcheck(env, args, stdin))?;
+        classify(out, &env.visible)
+    }
+}
+
+impl Scanner {
+    /// One pkgcheck run on the tree of `env`, under this scanner's limit.
+    fn pkgcheck(&self, env: &TreeEnv, args: Vec<String>, stdin: Option<Vec<u8>>) -> ToolCommand {
+        ToolCommand {
             program: self.tools.pkgcheck.clone(),
             args,
             bin_dir: self.tools.bin_dir.clone(),
@@ -347,14 +356,14 @@ impl Scanner {
             timeout: self.timeout,
             stdin,
             env: vec![],
-        };
-        tracing::debug!(side = label, unit = %unit.describe(), "pkgcheck scan");
-        let out = self.sandbox.run(&cmd)?;
-        classify(out, &env.visible)
+        }
     }
-}
 
-impl Scanner {
+    /// The cross-package checks (`plan::CROSS_PACKAGE_CHECKS`) this scanner's selection lets run.
+    fn dependent_checks(&self) -> Vec<String> {
+        self.allowed_checks(crate::plan::CROSS_PACKAGE_CHECKS.map(String::from).iter())
+    }
+
     /// Bring pkgcheck's profile and eclass caches in `env.pkgcheck_cache` up to date with the tree
     /// (`pkgcheck cache --update`): they only read `profiles/`, `eclass/` and the repository's metadata.
     pub fn update_tool_cache(&self, env: &TreeEnv) -> Result<(), ScanError> {
@@ -368,17 +377,7 @@ impl Scanner {
             "-r".into(),
             env.visible.display().to_string(),
         ];
-        let cmd = ToolCommand {
-            program: self.tools.pkgcheck.clone(),
-            args,
-            bin_dir: self.tools.bin_dir.clone(),
-            scratch: env.scratch.join("home"),
-            bind: env.bind.clone(),
-            timeout: self.timeout,
-            stdin: None,
-            env: vec![],
-        };
-        let out = self.sandbox.run(&cmd)?;
+        let out = self.sandbox.run(&self.pkgcheck(env, args, None))?;
         match out.code {
             Some(0) => Ok(()),
             _ => Err(ScanError::Tool(format!("pkgcheck cache --update: {}", out.last_stderr_line()))),
