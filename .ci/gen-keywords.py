@@ -8,8 +8,8 @@ location, e.g. `UnusedLicenses.licenses`): prci compares such findings item by i
 lists the checks pkgcheck does not run unless asked (`--checks=+X`): prci interprets configured
 `--checks`/`--keywords` arguments with them.
 
-Run with the project's environment: `.tools/venv/bin/python .ci/gen-keywords.py > shared/src/keywords.tsv`.
-The Rust side embeds shared/src/keywords.tsv; a test regenerates it and compares, so a new pinned
+Run with the project's environment: `.tools/venv/bin/python .ci/gen-keywords.py > shared/findings/src/keywords.tsv`.
+The Rust side embeds shared/findings/src/keywords.tsv; a test regenerates it and compares, so a new pinned
 pkgcheck without a regenerated table fails the suite.
 """
 import inspect

@@ -1,17 +1,18 @@
 //! The base-results cache: a base tree scanned once per target, tool version and arguments, reused by every later pull request on that base — on this host (files) and, with a shared remote, on every host (`refs/prci/cache/<key>` in the trees remote).
 
+use findings::Finding;
 use serde::{Deserialize, Serialize};
-use shared::finding::Finding;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use trees::store::RefStore;
 
 /// Results of one target (or the repo pass, or a full scan) on one base tree.
 #[derive(Debug)]
 pub struct BaseCache {
     dir: PathBuf,
-    /// The shared git remote, and the keys it had when first listed in this job (listed once, lazily).
-    remote: Option<(String, Mutex<Option<BTreeSet<String>>>)>,
+    /// The shared remote's store, and the keys it had when first listed in this job (listed once, lazily).
+    shared: Option<(RefStore, Mutex<Option<BTreeSet<String>>>)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -21,33 +22,27 @@ struct Entry {
     findings: Vec<Finding>,
 }
 
-const REF_PREFIX: &str = "refs/prci/cache/";
-
 impl BaseCache {
     /// A cache on this host only.
     pub fn new(work_dir: &Path) -> BaseCache {
-        BaseCache { dir: work_dir.join("cache").join("base"), remote: None }
+        BaseCache { dir: work_dir.join("cache").join("base"), shared: None }
     }
 
-    /// A cache shared through a git remote (the trees remote).
+    /// A cache shared through a git remote (the trees remote, under `refs/prci/cache/`).
     pub fn shared(work_dir: &Path, remote: &str) -> BaseCache {
-        BaseCache { dir: work_dir.join("cache").join("base"), remote: Some((remote.to_owned(), Mutex::new(None))) }
+        let dir = work_dir.join("cache").join("base");
+        let store = RefStore { local: dir.join("shared.git"), url: remote.to_owned(), prefix: "refs/prci/cache/".into() };
+        BaseCache { dir, shared: Some((store, Mutex::new(None))) }
     }
 
     /// The key: base tree, masters, tool versions and arguments, and the unit scanned.
     pub fn key(tree_id: &str, fingerprint: &str, unit: &str) -> (String, String) {
-        use sha2::Digest;
         let about = format!("tree={tree_id} {fingerprint} unit={unit}");
-        (hex::encode(sha2::Sha256::digest(about.as_bytes())), about)
+        (trees::hex_sha256(&about), about)
     }
 
     fn path(&self, key: &str) -> PathBuf {
         self.dir.join(&key[..2]).join(format!("{key}.json"))
-    }
-
-    fn git(&self) -> Result<git2::Repository, git2::Error> {
-        let path = self.dir.join("shared.git");
-        git2::Repository::open_bare(&path).or_else(|_| git2::Repository::init_bare(&path))
     }
 
     /// Cached findings, if any: this host's file, else the shared remote's ref (an unreadable entry is a miss).
@@ -65,10 +60,10 @@ impl BaseCache {
     }
 
     fn get_shared(&self, key: &str) -> Option<Entry> {
-        let (url, listed) = self.remote.as_ref()?;
+        let (store, listed) = self.shared.as_ref()?;
         let mut listed = listed.lock().unwrap_or_else(|p| p.into_inner());
         if listed.is_none() {
-            *listed = Some(list_remote(url).unwrap_or_else(|e| {
+            *listed = Some(store.keys().unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "shared base cache unreachable; scanning");
                 BTreeSet::new()
             }));
@@ -77,13 +72,7 @@ impl BaseCache {
             return None;
         }
         drop(listed);
-        let repo = self.git().ok()?;
-        let refname = format!("{REF_PREFIX}{key}");
-        let mut remote = repo.remote_anonymous(url).ok()?;
-        remote.fetch(&[format!("+{refname}:{refname}")], None, None).ok()?;
-        let tree = repo.find_reference(&refname).ok()?.peel_to_commit().ok()?.tree().ok()?;
-        let blob = repo.find_blob(tree.get_name("entry.json")?.id()).ok()?;
-        serde_json::from_slice(blob.content()).ok()
+        serde_json::from_slice(&store.get(key)?).ok()
     }
 
     fn write_file(&self, key: &str, entry: &Entry) -> std::io::Result<()> {
@@ -100,35 +89,16 @@ impl BaseCache {
     pub fn put(&self, key: &str, about: &str, findings: &[Finding]) -> std::io::Result<()> {
         let entry = Entry { about: about.to_owned(), findings: findings.to_vec() };
         self.write_file(key, &entry)?;
-        if let Some((url, _)) = &self.remote {
-            if let Err(e) = self.push(url, key, &entry) {
+        if let Some((store, _)) = &self.shared {
+            let pushed = serde_json::to_vec(&entry)
+                .map_err(|e| git2::Error::from_str(&e.to_string()))
+                .and_then(|b| store.put(key, &entry.about, &b));
+            if let Err(e) = pushed {
                 tracing::warn!(error = %e, "could not share base results");
             }
         }
         Ok(())
     }
-
-    fn push(&self, url: &str, key: &str, entry: &Entry) -> Result<(), git2::Error> {
-        let repo = self.git()?;
-        let blob = repo.blob(&serde_json::to_vec(entry).map_err(|e| git2::Error::from_str(&e.to_string()))?)?;
-        let mut tb = repo.treebuilder(None)?;
-        tb.insert("entry.json", blob, 0o100644)?;
-        let tree = repo.find_tree(tb.write()?)?;
-        let sig = git2::Signature::new("prci", "prci@localhost", &git2::Time::new(0, 0))?;
-        let commit = repo.commit(None, &sig, &sig, &entry.about, &tree, &[])?;
-        let refname = format!("{REF_PREFIX}{key}");
-        repo.reference(&refname, commit, true, "prci base results")?;
-        let mut remote = repo.remote_anonymous(url)?;
-        remote.push(&[format!("+{refname}:{refname}")], None)
-    }
-}
-
-/// Keys the shared remote holds.
-fn list_remote(url: &str) -> Result<BTreeSet<String>, git2::Error> {
-    let mut remote = git2::Remote::create_detached(url)?;
-    remote.connect(git2::Direction::Fetch)?;
-    let keys = remote.list()?.iter().filter_map(|h| h.name().strip_prefix(REF_PREFIX).map(str::to_owned)).collect();
-    Ok(keys)
 }
 
 #[cfg(test)]
@@ -141,9 +111,13 @@ mod tests {
         let remote = tmp.path().join("trees.git");
         git2::Repository::init_bare(&remote).unwrap();
         let url = remote.display().to_string();
-        let finding = shared::finding::parse_line(r#"{"__class__": "UnknownLicense", "category": "a", "package": "b", "version": "1", "licenses": ["X"]}"#, "").unwrap();
+        let finding = findings::parse_line(
+            r#"{"__class__": "UnknownLicense", "category": "a", "package": "b", "version": "1", "licenses": ["X"]}"#,
+            "",
+        )
+        .unwrap();
         let (key, about) = BaseCache::key("tree", "pkgcheck=1", "a/b");
-        BaseCache::shared(&tmp.path().join("host-a"), &url).put(&key, &about, &[finding.clone()]).unwrap();
+        BaseCache::shared(&tmp.path().join("host-a"), &url).put(&key, &about, std::slice::from_ref(&finding)).unwrap();
         let host_b = BaseCache::shared(&tmp.path().join("host-b"), &url);
         assert_eq!(host_b.get(&key), Some(vec![finding]));
         let (other, _) = BaseCache::key("tree", "pkgcheck=2", "a/b");

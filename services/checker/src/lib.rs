@@ -1,21 +1,26 @@
-//! The checker stage's logic: plan the scan from what changed, scan base and merge the same way, reuse base results, and confirm candidate differences so pkgcheck's flaps never reach a verdict.
+//! The checker stage: prepared trees in; the scan planned from what changed, base and merge scanned the same way (base results reused), candidate differences confirmed so pkgcheck's flaps never reach a verdict; both sides' findings out.
+//!
+//! Entry points: [`step::Checker::scan`] (the step `prci check` runs too), [`check`] (the algorithm) and
+//! [`stage::CheckerStage`] (the queue consumer).
 
 pub mod cache;
-pub mod index;
 pub mod plan;
 pub mod repo_scope;
 pub mod scan;
 pub mod selection;
 pub mod stage;
+pub mod step;
 
 use cache::BaseCache;
+use ebuild::index::CacheIndex;
+use findings::Finding;
 use plan::Plan;
-use regen::{Side, TreeEnv};
+use sandbox::TreeEnv;
 use scan::{target_of, ScanError, Scanner, Unit};
-use shared::finding::{self, Finding};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
+use trees::Side;
 
 /// Both sides' findings for one job, and which identities proved unstable.
 #[derive(Debug, Clone)]
@@ -43,7 +48,7 @@ pub struct ConfirmPolicy {
 
 impl ConfirmPolicy {
     /// The policy `checker.*` configures.
-    pub fn from_settings(settings: &shared::Settings) -> ConfirmPolicy {
+    pub fn from_settings(settings: &pipeline::Settings) -> ConfirmPolicy {
         ConfirmPolicy {
             rescans: settings.checker.confirm_rescans,
             flaky_rescans: settings.checker.flaky_rescans,
@@ -87,33 +92,54 @@ pub fn check(
         std::thread::spawn(move || merge_tool_cache(&scanner, &env, &inputs, trusted))
     }));
     let t = Instant::now();
-    let base_index = index::CacheIndex::read(&base_env.tree)?;
-    // Both md5-caches are valid for their trees: where the pull request changed neither an eclass nor a
-    // repository-wide file, they differ only in the packages it changed (an md5-cache entry is its package's).
-    let package_paths_only = changed.iter().all(|p| {
-        let md5_entry = p.starts_with("metadata/md5-cache/") && shared::layout::package_of_path(p).is_some();
-        md5_entry || !(p.starts_with("eclass/") || p.starts_with("metadata/"))
-    });
-    let merge_index = if package_paths_only {
-        let touched: BTreeSet<String> = changed.iter().filter_map(|p| shared::layout::package_of_path(p)).collect();
-        base_index.with_packages_from(&merge_env.tree, &touched)?
-    } else {
-        index::CacheIndex::read(&merge_env.tree)?
-    };
-    let plan = plan::plan(changed, &base_env.tree, &merge_env.tree, &base_index, &merge_index);
-    for reason in &plan.reasons {
-        tracing::info!("plan: {reason}");
-    }
+    let (plan, base_index, merge_index) = plan_of(changed, base_env, merge_env)?;
     timings.push(("plan".to_string(), t.elapsed().as_secs_f64()));
-
-    // The repo pass narrowed to the checks the pull request can affect, the same on both sides.
     let decision = (!plan.full).then(|| {
         let ctx = repo_scope::Context { has_masters: base_id.masters > 0, custom_checks: scanner.custom_checks() };
         let base_tree = repo_scope::Tree { path: &base_env.tree, index: &base_index };
         let merge_tree = repo_scope::Tree { path: &merge_env.tree, index: &merge_index };
         repo_scope::decide(changed, base_tree, merge_tree, &ctx)
     });
-    if let Some(d) = &decision {
+    let units = units_to_scan(scanner, &plan, decision.as_ref());
+    let t = Instant::now();
+    merge_cache.join();
+    timings.push(("tool_cache".to_string(), t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let (base, merge, hits, misses) = scan_both(scanner, cache, base_id, base_env, merge_env, &units, decision.as_ref())?;
+    timings.push(("scan".to_string(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let (unstable, rescans) = confirm(scanner, &plan, &units, base_env, merge_env, &base, &merge, policy)?;
+    timings.push(("confirm".to_string(), t.elapsed().as_secs_f64()));
+    Ok(Outcome { plan, base, merge, unstable, cache_hits: hits, cache_misses: misses, rescans, timings })
+}
+
+/// Both md5-cache indexes and the plan made from them (its reasons logged).
+fn plan_of(changed: &[String], base_env: &TreeEnv, merge_env: &TreeEnv) -> Result<(Plan, CacheIndex, CacheIndex), ScanError> {
+    let base_index = CacheIndex::read(&base_env.tree)?;
+    // Both md5-caches are valid for their trees: where the pull request changed neither an eclass nor a
+    // repository-wide file, they differ only in the packages it changed (an md5-cache entry is its package's).
+    let package_paths_only = changed.iter().all(|p| {
+        let md5_entry = p.starts_with("metadata/md5-cache/") && ebuild::layout::package_of_path(p).is_some();
+        md5_entry || !(p.starts_with("eclass/") || p.starts_with("metadata/"))
+    });
+    let merge_index = if package_paths_only {
+        let touched: BTreeSet<String> = changed.iter().filter_map(|p| ebuild::layout::package_of_path(p)).collect();
+        base_index.with_packages_from(&merge_env.tree, &touched)?
+    } else {
+        CacheIndex::read(&merge_env.tree)?
+    };
+    let plan = plan::plan(changed, &base_env.tree, &merge_env.tree, &base_index, &merge_index);
+    for reason in &plan.reasons {
+        tracing::info!("plan: {reason}");
+    }
+    Ok((plan, base_index, merge_index))
+}
+
+/// The units both sides scan: the plan's, with the repo pass narrowed to the checks the pull request can affect
+/// (`decision`) that the configured arguments let run.
+fn units_to_scan(scanner: &Scanner, plan: &Plan, decision: Option<&repo_scope::Decision>) -> Vec<Unit> {
+    if let Some(d) = decision {
         if d.affects_nothing() {
             tracing::info!("repo pass: the pull request changes no input of a repository-scope check; none is scanned");
         }
@@ -121,11 +147,10 @@ pub fn check(
             tracing::info!("repo pass reruns {reason}");
         }
     }
-    let units: Vec<Unit> = units_of(&plan, scanner.dependents_narrowing())
+    units_of(plan, scanner.dependents_narrowing())
         .into_iter()
-        .filter_map(|u| match (u, &decision) {
+        .filter_map(|u| match (u, decision) {
             (Unit::RepoPass, Some(d)) if !d.all => {
-                // Of the checks the change can affect, those the configured arguments let run.
                 let allowed = scanner.allowed_checks(&d.rerun);
                 if allowed.len() < d.rerun.len() {
                     tracing::info!(checks = ?allowed, "repo pass: configured pkgcheck arguments narrow the checks to rerun");
@@ -134,11 +159,21 @@ pub fn check(
             }
             (other, _) => Some(other),
         })
-        .collect();
-    let t = Instant::now();
-    merge_cache.join();
-    timings.push(("tool_cache".to_string(), t.elapsed().as_secs_f64()));
-    let t = Instant::now();
+        .collect()
+}
+
+/// Scan `units` on both sides at once (the base from the cache where it can), check the repo-scope model against a
+/// cached whole repo pass, and retry base-side timeouts. Returns base, merge, cache hits and misses.
+#[allow(clippy::too_many_arguments)]
+fn scan_both(
+    scanner: &Scanner,
+    cache: &BaseCache,
+    base_id: &BaseId,
+    base_env: &TreeEnv,
+    merge_env: &TreeEnv,
+    units: &[Unit],
+    decision: Option<&repo_scope::Decision>,
+) -> Result<(Vec<Finding>, Vec<Finding>, usize, usize), ScanError> {
     // Where the base side is answered from the cache, the merge side has every core (both sides otherwise
     // scan at once, `checker.jobs` each). `-j` changes the order of pkgcheck's output, never its content.
     let merge_scanner = if units.iter().all(|u| base_cached(cache, base_id, &scanner.fingerprint(), u)) {
@@ -148,38 +183,27 @@ pub fn check(
         scanner.clone()
     };
     let (base, merge) = std::thread::scope(|s| {
-        let b = s.spawn(|| scan_base(scanner, cache, base_id, base_env, &units));
-        let m = s.spawn(|| -> Result<Vec<Finding>, ScanError> {
-            let mut all = Vec::new();
-            for unit in &units {
-                all.extend(scan_unit(&merge_scanner, merge_env, unit, Side::Merge)?);
-            }
-            Ok(all)
-        });
+        let b = s.spawn(|| scan_base(scanner, cache, base_id, base_env, units));
+        let m = s.spawn(|| rescan(&merge_scanner, merge_env, units, Side::Merge));
         (joined(b), joined(m))
     });
     let mut base = base?;
     let mut merge = merge?;
     // Where the base's whole repo pass is at hand (cached), check the model's predictions against it.
-    if let (Some(d), Some(whole)) = (&decision, &base.whole_repo_pass) {
+    if let (Some(d), Some(whole)) = (decision, &base.whole_repo_pass) {
         let broken: Vec<String> = d.broken_expectations(whole).into_iter().filter(|c| !d.rerun.contains(c)).collect();
         if !broken.is_empty() {
             tracing::warn!(checks = ?broken, "the base's repo-scope findings disagree with prci's model of them; scanning those checks too");
             let set: BTreeSet<String> = broken.iter().cloned().collect();
             base.all.extend(repo_scope::of_checks(whole, &set));
             merge.extend(scan_unit(scanner, merge_env, &Unit::RepoChecks(broken), Side::Merge)?);
-            finding::sort_findings(&mut base.all);
-            finding::sort_findings(&mut merge);
+            findings::sort_findings(&mut base.all);
+            findings::sort_findings(&mut merge);
         }
     }
-    let (mut base, hits, misses) = (base.all, base.hits, base.misses);
-    retry_base_timeouts(scanner, base_env, &units, &mut base, &merge)?;
-    timings.push(("scan".to_string(), t.elapsed().as_secs_f64()));
-
-    let t = Instant::now();
-    let (unstable, rescans) = confirm(scanner, &plan, &units, base_env, merge_env, &base, &merge, policy)?;
-    timings.push(("confirm".to_string(), t.elapsed().as_secs_f64()));
-    Ok(Outcome { plan, base, merge, unstable, cache_hits: hits, cache_misses: misses, rescans, timings })
+    let (mut base_all, hits, misses) = (base.all, base.hits, base.misses);
+    retry_base_timeouts(scanner, base_env, units, &mut base_all, &merge)?;
+    Ok((base_all, merge, hits, misses))
 }
 
 /// A thread joined when dropped: the merge cache's update never outlives the job that started it (an early error
@@ -431,7 +455,7 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
             }
         }
     }
-    finding::sort_findings(&mut all);
+    findings::sort_findings(&mut all);
     if hits > 0 {
         tracing::info!(hits, misses, "base results cache");
     }
@@ -442,9 +466,15 @@ fn scan_base(scanner: &Scanner, cache: &BaseCache, id: &BaseId, env: &TreeEnv, u
 /// slowed by load (both sides scan at once). Scan that target's base side once more, alone, so a busy host
 /// does not turn into a spurious "fixed PrciScanTimeout" and the merge's findings there into "new" ones.
 /// A second timeout stands (it is never cached either way).
-fn retry_base_timeouts(scanner: &Scanner, base_env: &TreeEnv, units: &[Unit], base: &mut Vec<Finding>, merge: &[Finding]) -> Result<(), ScanError> {
+fn retry_base_timeouts(
+    scanner: &Scanner,
+    base_env: &TreeEnv,
+    units: &[Unit],
+    base: &mut Vec<Finding>,
+    merge: &[Finding],
+) -> Result<(), ScanError> {
     let timed_out = |list: &[Finding]| -> BTreeSet<String> {
-        list.iter().filter(|f| finding::class_of(f) == finding::TIMEOUT_CLASS).filter_map(target_of).collect()
+        list.iter().filter(|f| findings::class_of(f) == findings::TIMEOUT_CLASS).filter_map(target_of).collect()
     };
     let merge_timeouts = timed_out(merge);
     let retry: Vec<String> = timed_out(base).into_iter().filter(|t| !merge_timeouts.contains(t)).collect();
@@ -455,7 +485,7 @@ fn retry_base_timeouts(scanner: &Scanner, base_env: &TreeEnv, units: &[Unit], ba
         base.retain(|f| !unit.covers(f));
         base.extend(again);
     }
-    finding::sort_findings(base);
+    findings::sort_findings(base);
     Ok(())
 }
 
@@ -472,7 +502,7 @@ fn base_cached(cache: &BaseCache, id: &BaseId, fp: &str, unit: &Unit) -> bool {
 /// Store base results, unless they hold a timeout: whether a scan runs past its limit depends on how
 /// busy the host was, so it is never cached base truth (a crash that recurred on its own is).
 fn store(cache: &BaseCache, key: &str, about: &str, findings: &[Finding]) {
-    if findings.iter().any(|f| finding::class_of(f) == finding::TIMEOUT_CLASS) {
+    if findings.iter().any(|f| findings::class_of(f) == findings::TIMEOUT_CLASS) {
         tracing::info!(unit = about, "base results hold a timeout; not cached");
         return;
     }
@@ -485,7 +515,7 @@ fn store(cache: &BaseCache, key: &str, about: &str, findings: &[Finding]) {
 pub fn counts(findings: &[Finding]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for f in findings {
-        *m.entry(finding::identity(f)).or_insert(0) += 1;
+        *m.entry(findings::identity(f)).or_insert(0) += 1;
     }
     m
 }
@@ -507,19 +537,19 @@ fn confirm(
     // candidate identity → (rounds required, unit to rescan)
     let mut candidates: BTreeMap<String, (u32, Unit)> = BTreeMap::new();
     for f in base.iter().chain(merge) {
-        let id = finding::identity(f);
+        let id = findings::identity(f);
         if cb.get(&id) == cm.get(&id) || candidates.contains_key(&id) {
             continue;
         }
-        let class = finding::class_of(f);
-        if class == finding::CRASH_CLASS || class == finding::TIMEOUT_CLASS {
+        let class = findings::class_of(f);
+        if class == findings::CRASH_CLASS || class == findings::TIMEOUT_CLASS {
             continue; // narrowed down already; rescanning a hang costs a timeout
         }
-        let rounds = if finding::is_flaky(class, &policy.flaky_keywords) { policy.flaky_rescans } else { policy.rescans };
+        let rounds = if findings::is_flaky(class, &policy.flaky_keywords) { policy.flaky_rescans } else { policy.rescans };
         // Rescan what reported it, so both runs counted it the same way (`Unit::covers`).
         let unit = if scan::is_repo_pass_finding(f) {
             // Checks that never run under `--cache=-git` (ProfilesCheck also reports ProfileError) cannot be named.
-            let checks: Vec<String> = finding::checks_of(class)
+            let checks: Vec<String> = findings::checks_of(class)
                 .iter()
                 .filter(|c| repo_scope::is_repo_pass_check(c) && !repo_scope::INACTIVE.contains(c))
                 .map(|c| c.to_string())
@@ -585,7 +615,9 @@ fn merge_units(units: impl Iterator<Item = Unit>) -> Vec<Unit> {
     let mut passes = BTreeSet::new();
     for u in units {
         match &u {
-            Unit::Targets(t) | Unit::Dependents { targets: t, .. } => targets.entry(u.with_targets(vec![])).or_default().extend(t.iter().cloned()),
+            Unit::Targets(t) | Unit::Dependents { targets: t, .. } => {
+                targets.entry(u.with_targets(vec![])).or_default().extend(t.iter().cloned())
+            }
             _ => {
                 passes.insert(u);
             }

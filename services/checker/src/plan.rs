@@ -1,6 +1,6 @@
 //! The scan plan: from the paths a pull request changes to the pkgcheck targets that can show its effect.
 //!
-//! Rules (ARCHITECTURE.md repeats them; paths are classified by [`shared::layout::classify_in_trees`]):
+//! Rules (ARCHITECTURE.md repeats them; paths are classified by [`ebuild::layout::classify_in_trees`]):
 //! - `cat/pkg/**` → `cat/pkg`;
 //! - `metadata/md5-cache/cat/PF` (repositories that commit their md5-cache) → `cat/PN`: an entry is the metadata of
 //!   its package, never a repository-wide input;
@@ -14,7 +14,8 @@
 //!   profile there, and the same as the added one's), a dependent whose atoms on the package are all unversioned
 //!   (`cat/pkg`, `cat/pkg:slot`, `cat/pkg[use]`, `!cat/pkg`) resolves as before and is not scanned; nor is one whose
 //!   every versioned atom on it matches each added version exactly when it matches the twin (`>=cat/pkg-1` and a
-//!   bump from 1.2 to 1.2-r1); one with an atom that tells them apart (`<cat/pkg-1.2-r1`, or a glob) is. A second narrowing, the keyword change: when the only difference is the KEYWORDS
+//!   bump from 1.2 to 1.2-r1); one with an atom that tells them apart (`<cat/pkg-1.2-r1`, or a glob) is. A second
+//!   narrowing, the keyword change: when the only difference is the KEYWORDS
 //!   of versions present in both trees, only the arches whose keywords changed matter: pkgcheck evaluates a
 //!   dependent's dependencies only on the profiles of the arches the dependent is keyworded for (`arch` or `~arch`),
 //!   so a dependent keyworded on none of them (in either tree) resolves as before and is not scanned; virtuals are
@@ -29,8 +30,8 @@
 //! - always a repo- and category-scope pass: cross-package results live there;
 //! - anything else (README, `.github/`, …) only reaches the repo-scope pass.
 
-use crate::index::{CacheIndex, Resolution};
-use shared::layout::{self, PathKind};
+use ebuild::index::{CacheIndex, Resolution};
+use ebuild::layout::{self, PathKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -81,24 +82,59 @@ impl Plan {
     }
 }
 
-/// Categories named by `profiles/categories` of a tree.
-pub fn categories(tree: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(tree.join("profiles/categories"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Compute the plan from changed paths and both trees' md5-cache indexes.
 pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &CacheIndex, merge: &CacheIndex) -> Plan {
+    let trees = Trees { base_tree, merge_tree, base, merge };
     let mut plan = Plan::default();
-    let cats: BTreeSet<String> = categories(base_tree).into_iter().chain(categories(merge_tree)).collect();
+    let touched = classify_changes(&mut plan, changed, &trees);
+    plan.packages.extend(touched.iter().cloned());
+    for eclass in &plan.eclasses {
+        for index in [base, merge] {
+            for cp in index.inheritors(eclass) {
+                if plan.packages.insert(cp.clone()) {
+                    plan.reasons.push(format!("{cp}: inherits {eclass}"));
+                }
+            }
+        }
+    }
+    let mut dependents = BTreeSet::new();
+    // None: some change that pulled dependents in was not a keyword change (every arch matters).
+    let mut dependent_arches: Option<BTreeSet<String>> = Some(BTreeSet::new());
+    for cp in &touched {
+        let Some(how) = dependents_scan(&mut plan, cp, &trees) else { continue };
+        for rdep in base.reverse_deps(cp).chain(merge.reverse_deps(cp)).filter(|r| *r != cp).collect::<BTreeSet<&String>>() {
+            if !how.reaches(&mut plan, cp, rdep, &trees) {
+                continue;
+            }
+            match (&mut dependent_arches, &how.arches) {
+                (Some(all), Some(these)) => all.extend(these.iter().cloned()),
+                (all, _) => *all = None,
+            }
+            dependents.insert(rdep.clone());
+            if plan.packages.insert(rdep.clone()) {
+                plan.reasons.push(format!("{rdep}: depends on {cp}"));
+            }
+        }
+    }
+    narrow_dependents(&mut plan, dependents, dependent_arches, &touched, &trees);
+    plan
+}
+
+/// Both trees and their md5-cache indexes.
+struct Trees<'a> {
+    base_tree: &'a Path,
+    merge_tree: &'a Path,
+    base: &'a CacheIndex,
+    merge: &'a CacheIndex,
+}
+
+/// Sort the changed paths into the plan: a repository-wide input makes it full, eclasses are recorded; returns the
+/// packages touched (their files or md5-cache entries).
+fn classify_changes(plan: &mut Plan, changed: &[String], t: &Trees) -> BTreeSet<String> {
+    let cats: BTreeSet<String> = ebuild::layout::categories(&[t.base_tree, t.merge_tree]);
     let mut touched = BTreeSet::new();
     for path in changed {
-        match layout::classify_in_trees(path, &cats, &[base_tree, merge_tree]) {
+        match layout::classify_in_trees(path, &cats, &[t.base_tree, t.merge_tree]) {
             PathKind::RepoWide => {
                 if !plan.full {
                     plan.reasons.push(format!("{path}: repository-wide file, full scan"));
@@ -114,108 +150,107 @@ pub fn plan(changed: &[String], base_tree: &Path, merge_tree: &Path, base: &Cach
             PathKind::CategoryFile { .. } | PathKind::Other => {}
         }
     }
-    for cp in &touched {
-        plan.packages.insert(cp.clone());
-    }
-    for eclass in &plan.eclasses {
-        for index in [base, merge] {
-            for cp in index.inheritors(eclass) {
-                if plan.packages.insert(cp.clone()) {
-                    plan.reasons.push(format!("{cp}: inherits {eclass}"));
-                }
-            }
+    touched
+}
+
+/// Which reverse dependencies of one touched package a change reaches.
+struct DependentsScan {
+    /// Only dependents keyworded on these arches (a keyword change); None: every dependent.
+    arches: Option<BTreeSet<String>>,
+    /// Added versions and their twins (a version bump): only dependents whose versioned atoms tell them apart.
+    twins: Option<Vec<(String, String)>>,
+}
+
+/// How the reverse dependencies of `cp` must be scanned, from what dependency resolution sees of it in both trees;
+/// None when they need no scan. The decision is logged in the plan's reasons.
+fn dependents_scan(plan: &mut Plan, cp: &str, t: &Trees) -> Option<DependentsScan> {
+    let has_rdeps = t.base.reverse_deps(cp).chain(t.merge.reverse_deps(cp)).any(|r| r != cp);
+    let mut reason = |text: String| {
+        if has_rdeps {
+            plan.reasons.push(text);
+        }
+    };
+    match resolution_change(cp, t.base_tree, t.merge_tree, t.base, t.merge) {
+        ResolutionChange::None => {
+            reason(format!(
+                "{cp}: no change dependency resolution sees (versions, EAPI, KEYWORDS, SLOT, IUSE, REQUIRED_USE); reverse dependencies not scanned"
+            ));
+            None
+        }
+        ResolutionChange::Changed(why) => {
+            reason(format!("{cp}: {why}; reverse dependencies scanned"));
+            Some(DependentsScan { arches: None, twins: None })
+        }
+        ResolutionChange::Keywords(changed) => {
+            let list: Vec<&str> = changed.iter().map(String::as_str).collect();
+            reason(format!(
+                "{cp}: only KEYWORDS changed, on {}; reverse dependencies keyworded there (and virtuals) scanned",
+                list.join(", ")
+            ));
+            Some(DependentsScan { arches: Some(changed), twins: None })
+        }
+        ResolutionChange::TwinsAdded(twins) => {
+            let added: Vec<String> = twins.iter().map(|(pf, twin)| format!("{pf} (as {twin})")).collect();
+            reason(format!(
+                "{cp}: only versions resolving like an existing one added: {}; reverse dependencies with unversioned atoms on it not scanned",
+                added.join(", ")
+            ));
+            Some(DependentsScan { arches: None, twins: Some(twins) })
         }
     }
-    let mut dependents = BTreeSet::new();
-    // None: some change that pulled dependents in was not a keyword change (every arch matters).
-    let mut dependent_arches: Option<BTreeSet<String>> = Some(BTreeSet::new());
-    for cp in &touched {
-        let rdeps: BTreeSet<&String> = base.reverse_deps(cp).chain(merge.reverse_deps(cp)).filter(|r| *r != cp).collect();
-        let mut arches: Option<BTreeSet<String>> = None;
-        let mut twins: Option<Vec<(String, String)>> = None;
-        let versioned_only = match resolution_change(cp, base_tree, merge_tree, base, merge) {
-            ResolutionChange::None => {
-                if !rdeps.is_empty() {
-                    plan.reasons.push(format!(
-                        "{cp}: no change dependency resolution sees (versions, EAPI, KEYWORDS, SLOT, IUSE, REQUIRED_USE); reverse dependencies not scanned"
-                    ));
-                }
-                continue;
+}
+
+impl DependentsScan {
+    /// Whether the reverse dependency `rdep` of `cp` must be scanned.
+    fn reaches(&self, plan: &mut Plan, cp: &str, rdep: &str, t: &Trees) -> bool {
+        if let Some(twins) = &self.twins {
+            if !t.base.depends_on_versions(rdep, cp) && !t.merge.depends_on_versions(rdep, cp) {
+                return false;
             }
-            ResolutionChange::Changed(why) => {
-                if !rdeps.is_empty() {
-                    plan.reasons.push(format!("{cp}: {why}; reverse dependencies scanned"));
-                }
-                false
-            }
-            ResolutionChange::Keywords(changed) => {
-                if !rdeps.is_empty() {
-                    let list: Vec<&str> = changed.iter().map(String::as_str).collect();
-                    plan.reasons.push(format!(
-                        "{cp}: only KEYWORDS changed, on {}; reverse dependencies keyworded there (and virtuals) scanned",
-                        list.join(", ")
-                    ));
-                }
-                arches = Some(changed);
-                false
-            }
-            ResolutionChange::TwinsAdded(added_twins) => {
-                twins = Some(added_twins.clone());
-                if !rdeps.is_empty() {
-                    let added: Vec<String> = added_twins.iter().map(|(pf, twin)| format!("{pf} (as {twin})")).collect();
-                    plan.reasons.push(format!(
-                        "{cp}: only versions resolving like an existing one added: {}; reverse dependencies with unversioned atoms on it not scanned",
-                        added.join(", ")
-                    ));
-                }
-                true
-            }
-        };
-        for rdep in rdeps {
-            if versioned_only && !base.depends_on_versions(rdep, cp) && !merge.depends_on_versions(rdep, cp) {
-                continue;
-            }
-            if let Some(twins) = &twins {
-                if atoms_see_twins_alike(cp, &base.versioned_atoms(rdep, cp), &merge.versioned_atoms(rdep, cp), twins) {
-                    plan.reasons.push(format!("{rdep}: its version operators on {cp} match each added version as they match its twin; not scanned"));
-                    continue;
-                }
-            }
-            if let Some(arches) = &arches {
-                let virtual_ = rdep.starts_with("virtual/");
-                if !virtual_ && !base.keyworded_on(rdep, arches) && !merge.keyworded_on(rdep, arches) {
-                    continue;
-                }
-            }
-            match (&mut dependent_arches, &arches) {
-                (Some(all), Some(these)) => all.extend(these.iter().cloned()),
-                (all, _) => *all = None,
-            }
-            dependents.insert(rdep.clone());
-            if plan.packages.insert(rdep.clone()) {
-                plan.reasons.push(format!("{rdep}: depends on {cp}"));
+            if atoms_see_twins_alike(cp, &t.base.versioned_atoms(rdep, cp), &t.merge.versioned_atoms(rdep, cp), twins) {
+                plan.reasons
+                    .push(format!("{rdep}: its version operators on {cp} match each added version as they match its twin; not scanned"));
+                return false;
             }
         }
+        if let Some(arches) = &self.arches {
+            let virtual_ = rdep.starts_with("virtual/");
+            if !virtual_ && !t.base.keyworded_on(rdep, arches) && !t.merge.keyworded_on(rdep, arches) {
+                return false;
+            }
+        }
+        true
     }
-    // A package touched or inheriting a changed eclass is scanned with every check, dependent or not.
-    let inheritors: BTreeSet<String> = plan.eclasses.iter().flat_map(|e| base.inheritors(e).chain(merge.inheritors(e))).cloned().collect();
+}
+
+/// Record the packages scanned only as reverse dependencies (not touched, not inheriting a changed eclass: those get
+/// every check) and the arches their scan may be narrowed to.
+fn narrow_dependents(
+    plan: &mut Plan,
+    dependents: BTreeSet<String>,
+    arches: Option<BTreeSet<String>>,
+    touched: &BTreeSet<String>,
+    t: &Trees,
+) {
+    let inheritors: BTreeSet<String> =
+        plan.eclasses.iter().flat_map(|e| t.base.inheritors(e).chain(t.merge.inheritors(e))).cloned().collect();
     plan.dependents = dependents.into_iter().filter(|d| !touched.contains(d) && !inheritors.contains(d)).collect();
-    if !plan.dependents.is_empty() {
-        // Only arches a default scan evaluates can be named (`--arches` would otherwise add prefix arches and
-        // experimental profiles); when none is left, every arch.
-        let default = default_scan_arches(base_tree);
-        plan.dependent_arches = dependent_arches.unwrap_or_default();
-        if plan.dependent_arches.iter().any(|a| !default.contains(a)) {
-            plan.dependent_arches.clear();
-        }
-        let arches: Vec<&str> = plan.dependent_arches.iter().map(String::as_str).collect();
-        plan.reasons.push(format!(
-            "{} reverse dependencies scanned with the checks that read other packages only{}",
-            plan.dependents.len(),
-            if arches.is_empty() { String::new() } else { format!(", on {}", arches.join(", ")) }
-        ));
+    if plan.dependents.is_empty() {
+        return;
     }
-    plan
+    // Only arches a default scan evaluates can be named (`--arches` would otherwise add prefix arches and
+    // experimental profiles); when none is left, every arch.
+    let default = default_scan_arches(t.base_tree);
+    plan.dependent_arches = arches.unwrap_or_default();
+    if plan.dependent_arches.iter().any(|a| !default.contains(a)) {
+        plan.dependent_arches.clear();
+    }
+    let arches: Vec<&str> = plan.dependent_arches.iter().map(String::as_str).collect();
+    plan.reasons.push(format!(
+        "{} reverse dependencies scanned with the checks that read other packages only{}",
+        plan.dependents.len(),
+        if arches.is_empty() { String::new() } else { format!(", on {}", arches.join(", ")) }
+    ));
 }
 
 /// How what dependency resolution sees of one package differs between the two trees.
@@ -295,9 +330,9 @@ fn resolution_change(cp: &str, base_tree: &Path, merge_tree: &Path, base: &Cache
 
 /// The existing version (`PF`) next below `added` in version order, or next above when none is below.
 fn nearest_existing<'a>(cp: &str, added: &str, existing: impl Iterator<Item = &'a String>) -> Option<String> {
-    use shared::version::Version;
+    use ebuild::version::Version;
     use std::cmp::Ordering;
-    let version = |pf: &str| shared::version::of_pf(cp, pf).and_then(Version::parse);
+    let version = |pf: &str| ebuild::version::of_pf(cp, pf).and_then(Version::parse);
     let added_v = version(added)?;
     let mut parsed: Vec<(Version, &String)> = existing.filter_map(|pf| version(pf).map(|v| (v, pf))).collect();
     parsed.sort_by(|a, b| a.0.cmp_full(&b.0));
@@ -323,8 +358,8 @@ fn profile_atoms_on(tree: &Path, cp: &str) -> BTreeSet<(String, String)> {
                 }
                 for token in text.split_whitespace() {
                     let token = token.trim_start_matches('-');
-                    if crate::index::atom_dep(token).is_some_and(|(dep, versioned)| versioned && dep == cp) {
-                        out.extend(crate::index::atom_version(token));
+                    if ebuild::index::atom_dep(token).is_some_and(|(dep, versioned)| versioned && dep == cp) {
+                        out.extend(ebuild::index::atom_version(token));
                     }
                 }
             }
@@ -336,19 +371,24 @@ fn profile_atoms_on(tree: &Path, cp: &str) -> BTreeSet<(String, String)> {
 /// Whether every versioned atom a dependent has on `cp` (in either tree) matches each added version exactly when it
 /// matches the added version's twin: then, the twin resolving as the added one does, what the dependent can
 /// resolve to is unchanged. False when an atom cannot be decided (a glob such as `=cat/pkg-1*`).
-fn atoms_see_twins_alike(cp: &str, base: &BTreeSet<(String, String)>, merge: &BTreeSet<(String, String)>, twins: &[(String, String)]) -> bool {
-    use shared::version::of_pf;
+fn atoms_see_twins_alike(
+    cp: &str,
+    base: &BTreeSet<(String, String)>,
+    merge: &BTreeSet<(String, String)>,
+    twins: &[(String, String)],
+) -> bool {
+    use ebuild::version::of_pf;
     let atoms: BTreeSet<&(String, String)> = base.union(merge).collect();
     !atoms.is_empty()
         && atoms.into_iter().all(|(op, wanted)| {
-        twins.iter().all(|(added, twin)| match (of_pf(cp, added), of_pf(cp, twin)) {
-            (Some(a), Some(t)) => {
-                let (a, t) = (shared::version::atom_matches(op, wanted, a), shared::version::atom_matches(op, wanted, t));
-                a.is_some() && a == t
-            }
-            _ => false,
+            twins.iter().all(|(added, twin)| match (of_pf(cp, added), of_pf(cp, twin)) {
+                (Some(a), Some(t)) => {
+                    let (a, t) = (ebuild::version::atom_matches(op, wanted, a), ebuild::version::atom_matches(op, wanted, t));
+                    a.is_some() && a == t
+                }
+                _ => false,
+            })
         })
-    })
 }
 
 /// The arches a default `pkgcheck scan` evaluates dependencies on: those of `profiles/arch.list` without a `-`
@@ -466,7 +506,7 @@ mod tests {
 
     #[test]
     fn the_cross_package_checks_are_checks_pkgcheck_has() {
-        let known = shared::finding::all_checks();
+        let known = findings::all_checks();
         for check in CROSS_PACKAGE_CHECKS {
             assert!(known.contains(check), "{check} is not in the keyword table");
         }
@@ -497,7 +537,11 @@ mod tests {
         let p = t.plan(&["eclass/e.eclass", "dev-libs/lib/lib-2.ebuild", "README.md"]);
         assert!(!p.full);
         assert_eq!(p.eclasses.iter().collect::<Vec<_>>(), ["e"]);
-        assert_eq!(packages(&p), ["app-misc/a", "app-misc/b", "app-misc/c", "app-misc/d", "dev-libs/lib"], "a new package: every dependent");
+        assert_eq!(
+            packages(&p),
+            ["app-misc/a", "app-misc/b", "app-misc/c", "app-misc/d", "dev-libs/lib"],
+            "a new package: every dependent"
+        );
         assert_eq!(p.dependents.iter().collect::<Vec<_>>(), ["app-misc/b", "app-misc/c"], "inheritors get every check");
         assert!(p.dependent_arches.is_empty(), "a new package is not a keyword change: every arch");
         assert!(t.plan(&["licenses/MIT"]).full);
@@ -523,10 +567,19 @@ mod tests {
     fn a_change_resolution_does_not_see_scans_no_dependent() {
         let t = with_dependents("license");
         t.version(&["base"], "dev-libs/lib", "lib-1", LIB);
-        t.version(&["merge"], "dev-libs/lib", "lib-1", &format!("{}; DESCRIPTION=new; SRC_URI=https://x/y.tar.gz; RESTRICT=test", LIB.replace("MIT", "GPL-2")));
+        t.version(
+            &["merge"],
+            "dev-libs/lib",
+            "lib-1",
+            &format!("{}; DESCRIPTION=new; SRC_URI=https://x/y.tar.gz; RESTRICT=test", LIB.replace("MIT", "GPL-2")),
+        );
         let p = t.plan(&["dev-libs/lib/lib-1.ebuild", "dev-libs/lib/metadata.xml"]);
         assert_eq!(packages(&p), ["dev-libs/lib"]);
-        assert!(p.reasons.iter().any(|r| r.starts_with("dev-libs/lib: ") && r.ends_with("reverse dependencies not scanned")), "{:?}", p.reasons);
+        assert!(
+            p.reasons.iter().any(|r| r.starts_with("dev-libs/lib: ") && r.ends_with("reverse dependencies not scanned")),
+            "{:?}",
+            p.reasons
+        );
     }
 
     #[test]
@@ -580,11 +633,14 @@ mod tests {
             assert_eq!(packages(&p), expected, "{name}: {:?}", p.reasons);
             assert_eq!(p.dependents.iter().map(String::as_str).collect::<Vec<_>>(), [expected[0], expected[1], expected[3]], "{name}");
             assert_eq!(p.dependent_arches.iter().collect::<Vec<_>>(), [arch], "{name}");
-            let why = format!("dev-libs/lib: only KEYWORDS changed, on {arch}; reverse dependencies keyworded there (and virtuals) scanned");
+            let why =
+                format!("dev-libs/lib: only KEYWORDS changed, on {arch}; reverse dependencies keyworded there (and virtuals) scanned");
             assert!(p.reasons.contains(&why), "{name}: {:?}", p.reasons);
         }
         // An arch a default scan does not evaluate (experimental profiles only, a prefix arch): every arch.
-        for (name, merge) in [("exp-arch", LIB.replace("~amd64", "~amd64 ~m68k")), ("prefix-arch", LIB.replace("~amd64", "~amd64 ~x86-fbsd"))] {
+        for (name, merge) in
+            [("exp-arch", LIB.replace("~amd64", "~amd64 ~m68k")), ("prefix-arch", LIB.replace("~amd64", "~amd64 ~x86-fbsd"))]
+        {
             let t = with_dependents(name);
             t.version(BOTH, "app-misc/odd", "odd-1", "KEYWORDS=~m68k ~x86-fbsd; RDEPEND=dev-libs/lib");
             t.version(&["base"], "dev-libs/lib", "lib-1", LIB);
@@ -600,7 +656,11 @@ mod tests {
         t.version(&["merge"], "dev-libs/lib", "lib-1", &LIB.replace("~amd64", "").replace("SLOT=0/1", "SLOT=1"));
         let p = t.plan(&["dev-libs/lib/lib-1.ebuild"]);
         assert_eq!(packages(&p), ["app-misc/user", "app-misc/vuser", "dev-libs/lib"], "{:?}", p.reasons);
-        assert!(p.reasons.contains(&"dev-libs/lib: KEYWORDS, SLOT of lib-1 changed; reverse dependencies scanned".to_string()), "{:?}", p.reasons);
+        assert!(
+            p.reasons.contains(&"dev-libs/lib: KEYWORDS, SLOT of lib-1 changed; reverse dependencies scanned".to_string()),
+            "{:?}",
+            p.reasons
+        );
         assert!(p.dependent_arches.is_empty(), "not a keyword change alone: every arch");
         // A dependent that is touched too is scanned with every check.
         let t = with_dependents("touched-dependent");
@@ -621,7 +681,10 @@ mod tests {
         // `>=dev-libs/lib-1` matches 1.1 as it matches 1: vuser is not scanned; `<…-1.1` and a glob tell them apart.
         assert_eq!(packages(&p), ["app-misc/glob", "app-misc/old", "dev-libs/lib"], "{:?}", p.reasons);
         assert!(
-            p.reasons.contains(&"app-misc/vuser: its version operators on dev-libs/lib match each added version as they match its twin; not scanned".to_string()),
+            p.reasons.contains(
+                &"app-misc/vuser: its version operators on dev-libs/lib match each added version as they match its twin; not scanned"
+                    .to_string()
+            ),
             "{:?}",
             p.reasons
         );
@@ -683,7 +746,10 @@ mod tests {
         t.ebuild_only("merge", "dev-libs/lib", "lib-0");
         let p = t.plan(&["dev-libs/lib/metadata.xml"]);
         assert!(
-            p.reasons.contains(&"dev-libs/lib: lib-0 has no md5-cache entry in the base tree (it failed to source); reverse dependencies scanned".to_string()),
+            p.reasons.contains(
+                &"dev-libs/lib: lib-0 has no md5-cache entry in the base tree (it failed to source); reverse dependencies scanned"
+                    .to_string()
+            ),
             "{:?}",
             p.reasons
         );

@@ -22,7 +22,7 @@
 //!
 //! `profiles/`, `licenses/` and `metadata/` changes make the plan a full scan, so they never get here; an md5-cache
 //! entry (`metadata/md5-cache/<cat>/<PF>`, in repositories that commit their cache) is its package's metadata, never
-//! repository-wide (`shared::layout`), and is compared with that package's other inputs.
+//! repository-wide (`ebuild::layout`), and is compared with that package's other inputs.
 //! For the rest, a check is scanned (on both sides, like every target) when an input it reads
 //! differs between the two trees; for the three "unused" checks, when the unused set itself
 //! (computed here from the md5-cache) differs. A check whose inputs are the same on both sides
@@ -31,10 +31,10 @@
 //! sets are checked against what pkgcheck reported there; where they disagree, the model is wrong
 //! for this tree and the check is scanned after all.
 
-use crate::index::{CacheIndex, PackageMeta};
-use crate::plan::categories;
-use shared::finding::{self, Finding};
-use shared::layout::{self, PathKind};
+use ebuild::index::{CacheIndex, PackageMeta};
+use ebuild::layout::categories;
+use ebuild::layout::{self, PathKind};
+use findings::Finding;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -71,7 +71,7 @@ pub const REPO_PASS_SCOPES: [&str; 3] = ["repo", "category", "profiles"];
 
 /// The repo-pass checks of the keyword table that this module does not model.
 pub fn unmodelled_checks() -> BTreeSet<&'static str> {
-    finding::keywords()
+    findings::keywords()
         .values()
         .filter(|k| REPO_PASS_SCOPES.contains(&k.scope))
         .flat_map(|k| k.checks.iter().copied())
@@ -125,8 +125,11 @@ impl Decision {
     pub fn broken_expectations(&self, base_repo: &[Finding]) -> BTreeSet<String> {
         let mut broken = BTreeSet::new();
         for e in &self.expect {
-            let reported: Option<BTreeSet<String>> = base_repo.iter().find(|f| finding::class_of(f) == e.keyword).map(|f| {
-                f.get(e.attr).and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+            let reported: Option<BTreeSet<String>> = base_repo.iter().find(|f| findings::class_of(f) == e.keyword).map(|f| {
+                f.get(e.attr)
+                    .and_then(|v| v.as_array())
+                    .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default()
             });
             if reported.unwrap_or_default() != e.values {
                 broken.insert(e.check.to_owned());
@@ -138,7 +141,7 @@ impl Decision {
 
 /// The findings some checks can report (by the keyword table).
 pub fn of_checks(findings: &[Finding], checks: &BTreeSet<String>) -> Vec<Finding> {
-    findings.iter().filter(|f| finding::checks_of(finding::class_of(f)).iter().any(|c| checks.contains(*c))).cloned().collect()
+    findings.iter().filter(|f| findings::checks_of(findings::class_of(f)).iter().any(|c| checks.contains(*c))).cloned().collect()
 }
 
 /// One tree: its checkout and its md5-cache index.
@@ -169,8 +172,8 @@ pub fn decide(changed: &[String], base: Tree, merge: Tree, ctx: &Context) -> Dec
         d.everything(format!("checks prci does not model: {}", unmodelled.into_iter().collect::<Vec<_>>().join(", ")));
         return d;
     }
-    let cats: BTreeSet<String> = categories(base.path).into_iter().chain(categories(merge.path)).collect();
-    let gentoo = shared::pkgcore::repo_name(merge.path).as_deref() == Some("gentoo");
+    let cats: BTreeSet<String> = categories(&[base.path, merge.path]);
+    let gentoo = ebuild::repo::repo_name(merge.path).as_deref() == Some("gentoo");
     let mut packages = BTreeSet::new();
     for path in changed {
         let parts: Vec<&str> = path.split('/').collect();
@@ -258,7 +261,13 @@ impl Contribution {
 
 impl Meta {
     fn of(m: &PackageMeta) -> Meta {
-        Meta { licenses: m.licenses.clone(), eclasses: m.eclasses.clone(), iuse: m.iuse.clone(), mirrors: m.mirrors.clone(), versions: m.versions.clone() }
+        Meta {
+            licenses: m.licenses.clone(),
+            eclasses: m.eclasses.clone(),
+            iuse: m.iuse.clone(),
+            mirrors: m.mirrors.clone(),
+            versions: m.versions.clone(),
+        }
     }
 }
 
@@ -315,7 +324,9 @@ fn compare_packages(d: &mut Decision, packages: &BTreeSet<String>, base: Tree, m
         }
     }
     if licenses {
-        unused_check(d, ctx, "UnusedLicensesCheck", "UnusedLicenses", "licenses", base, merge, |t| unused(files(&t.path.join("licenses"), None), t.index, |m| &m.licenses));
+        unused_check(d, ctx, "UnusedLicensesCheck", "UnusedLicenses", "licenses", base, merge, |t| {
+            unused(files(&t.path.join("licenses"), None), t.index, |m| &m.licenses)
+        });
     }
     if eclasses {
         unused_check(d, ctx, "UnusedEclassesCheck", "UnusedEclasses", "eclasses", base, merge, |t| {
@@ -323,7 +334,9 @@ fn compare_packages(d: &mut Decision, packages: &BTreeSet<String>, base: Tree, m
         });
     }
     if mirrors {
-        unused_check(d, ctx, "UnusedMirrorsCheck", "UnusedMirrors", "mirrors", base, merge, |t| unused(mirror_names(t.path), t.index, |m| &m.mirrors));
+        unused_check(d, ctx, "UnusedMirrorsCheck", "UnusedMirrors", "mirrors", base, merge, |t| {
+            unused(mirror_names(t.path), t.index, |m| &m.mirrors)
+        });
     }
     if !manifests.is_empty() && !d.rerun.contains("ManifestCollisionCheck") {
         if let Some(why) = manifest_collision_possible(&manifests, base, merge) {
@@ -401,12 +414,10 @@ fn mirror_names(tree: &Path) -> BTreeSet<String> {
 /// Global USE flags: `profiles/use.desc` and `profiles/desc/<group>.desc` (as `group_value`).
 fn global_flags(tree: &Path) -> BTreeSet<String> {
     let first_words = |text: String| -> Vec<String> {
-        text.lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-            .collect()
+        text.lines().filter(|l| !l.trim_start().starts_with('#')).filter_map(|l| l.split_whitespace().next().map(str::to_owned)).collect()
     };
-    let mut flags: BTreeSet<String> = first_words(std::fs::read_to_string(tree.join("profiles/use.desc")).unwrap_or_default()).into_iter().collect();
+    let mut flags: BTreeSet<String> =
+        first_words(std::fs::read_to_string(tree.join("profiles/use.desc")).unwrap_or_default()).into_iter().collect();
     for group in files(&tree.join("profiles/desc"), None) {
         let prefix = group.split('.').next().unwrap_or_default().to_owned();
         let text = std::fs::read_to_string(tree.join("profiles/desc").join(&group)).unwrap_or_default();
@@ -421,7 +432,7 @@ fn updated_packages(tree: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for file in files(&dir, None) {
         let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-        out.extend(text.split_whitespace().filter_map(crate::index::atom_package));
+        out.extend(text.split_whitespace().filter_map(ebuild::index::atom_package));
     }
     out
 }
@@ -466,11 +477,7 @@ fn flag_names(block: &str) -> Vec<String> {
 
 /// `DIST` lines of a Manifest, whitespace-normalised.
 fn dist_lines(manifest: &str) -> BTreeSet<String> {
-    manifest
-        .lines()
-        .filter(|l| l.starts_with("DIST "))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
+    manifest.lines().filter(|l| l.starts_with("DIST ")).map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
 }
 
 /// `(file name, size)` of a normalised DIST line.
@@ -486,7 +493,7 @@ fn dist_name_size(line: &str) -> Option<(&str, &str)> {
 /// The lowest of a package's versions (`PF`s) in version order; every one of them, as a set, when one does not
 /// parse (then only an identical set compares equal).
 fn lowest_version(cp: &str, pfs: &BTreeSet<String>) -> Vec<String> {
-    use shared::version::{of_pf, Version};
+    use ebuild::version::{of_pf, Version};
     let parsed: Option<Vec<(Version, &String)>> = pfs.iter().map(|pf| of_pf(cp, pf).and_then(Version::parse).map(|v| (v, pf))).collect();
     match parsed {
         Some(versions) => versions.into_iter().min_by(|a, b| a.0.cmp_full(&b.0)).map(|(_, pf)| pf.clone()).into_iter().collect(),
@@ -516,7 +523,7 @@ fn manifest_collision_possible(changed: &BTreeSet<String>, base: Tree, merge: Tr
         if let Some((n, _)) = names.iter().find(|(_, c)| **c > 1).or_else(|| sizes.iter().find(|(_, c)| **c > 1)) {
             return Some(format!("a changed Manifest shares the distfile name or size {n}"));
         }
-        for cat in categories(tree.path) {
+        for cat in categories(&[tree.path]) {
             let Ok(pkgs) = std::fs::read_dir(tree.path.join(&cat)) else { continue };
             for pkg in pkgs.flatten() {
                 let cp = format!("{cat}/{}", pkg.file_name().to_string_lossy());
@@ -595,15 +602,21 @@ mod tests {
     #[test]
     fn findings_are_selected_by_the_checks_that_report_them() {
         let f = |class: &str| -> Finding { serde_json::from_str(&format!(r#"{{"__class__":"{class}"}}"#)).expect("test fixture") };
-        let picked = of_checks(&[f("UnusedLicenses"), f("UnusedEclasses"), f("PrciToolCrash")], &["UnusedLicensesCheck".to_string()].into());
+        let picked =
+            of_checks(&[f("UnusedLicenses"), f("UnusedEclasses"), f("PrciToolCrash")], &["UnusedLicensesCheck".to_string()].into());
         assert_eq!(picked.len(), 1);
-        assert_eq!(finding::class_of(&picked[0]), "UnusedLicenses");
+        assert_eq!(findings::class_of(&picked[0]), "UnusedLicenses");
     }
 
     #[test]
     fn expectations_compare_the_listed_values() {
         let d = Decision {
-            expect: vec![Expectation { check: "UnusedLicensesCheck", keyword: "UnusedLicenses", attr: "licenses", values: ["X".to_string()].into() }],
+            expect: vec![Expectation {
+                check: "UnusedLicensesCheck",
+                keyword: "UnusedLicenses",
+                attr: "licenses",
+                values: ["X".to_string()].into(),
+            }],
             ..Decision::default()
         };
         let ok: Finding = serde_json::from_str(r#"{"__class__":"UnusedLicenses","licenses":["X"]}"#).expect("test fixture");

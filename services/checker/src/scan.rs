@@ -7,11 +7,11 @@
 //! target's results stand.
 
 use crate::selection::Selection;
-use regen::TreeEnv;
+use findings::{Finding, CRASH_CLASS, TIMEOUT_CLASS};
+use sandbox::tools::Tools;
+use sandbox::TreeEnv;
+use sandbox::{Sandbox, ToolCommand, ToolOutput};
 use serde_json::{json, Value};
-use shared::finding::{self, Finding, CRASH_CLASS, TIMEOUT_CLASS};
-use shared::sandbox::{Sandbox, ToolCommand, ToolOutput};
-use shared::tools::Tools;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -81,9 +81,10 @@ impl Unit {
 /// or only repository-pass checks report it (`ConflictingChksums`); an unknown class (prci's own) when it is
 /// about no target.
 pub fn is_repo_pass_finding(f: &Finding) -> bool {
-    match finding::keywords().get(finding::class_of(f)) {
+    match findings::keywords().get(findings::class_of(f)) {
         Some(k) => {
-            crate::repo_scope::REPO_PASS_SCOPES.contains(&k.scope) || (!k.checks.is_empty() && k.checks.iter().all(|c| crate::repo_scope::is_repo_pass_check(c)))
+            crate::repo_scope::REPO_PASS_SCOPES.contains(&k.scope)
+                || (!k.checks.is_empty() && k.checks.iter().all(|c| crate::repo_scope::is_repo_pass_check(c)))
         }
         None => target_of(f).is_none(),
     }
@@ -91,7 +92,7 @@ pub fn is_repo_pass_finding(f: &Finding) -> bool {
 
 /// The target a finding belongs to: `cat/pkg` or `eclass/X.eclass`.
 pub fn target_of(f: &Finding) -> Option<String> {
-    if let Some(cp) = finding::package_of(f) {
+    if let Some(cp) = findings::package_of(f) {
         return Some(cp);
     }
     f.get("eclass").and_then(|e| e.as_str()).map(|e| format!("eclass/{e}.eclass"))
@@ -126,7 +127,7 @@ pub struct Scanner {
 
 impl Scanner {
     /// The scanner `checker.*` configures, with `extra` pkgcheck arguments after the configured ones.
-    pub fn from_settings(settings: &shared::Settings, tools: &Tools, sandbox: Sandbox, extra: &[String]) -> Scanner {
+    pub fn from_settings(settings: &pipeline::Settings, tools: &Tools, sandbox: Sandbox, extra: &[String]) -> Scanner {
         let mut extra_args = settings.checker.pkgcheck_args.clone();
         extra_args.extend(extra.iter().cloned());
         Scanner {
@@ -215,8 +216,8 @@ impl Scanner {
                 }
             },
         };
-        out.retain(|f| unit.covers(f) && self.selection.keeps(finding::class_of(f)));
-        finding::sort_findings(&mut out);
+        out.retain(|f| unit.covers(f) && self.selection.keeps(findings::class_of(f)));
+        findings::sort_findings(&mut out);
         Ok(out)
     }
 
@@ -248,7 +249,12 @@ impl Scanner {
         if packages * 3 < in_tree * 2 {
             return Ok(None);
         }
-        tracing::info!(side = label, targets = packages, packages = in_tree, "most of the tree is targeted: one run over the whole tree instead");
+        tracing::info!(
+            side = label,
+            targets = packages,
+            packages = in_tree,
+            "most of the tree is targeted: one run over the whole tree instead"
+        );
         match self.run(env, &Unit::Full, &[], label)? {
             RunResult::Ok(findings) => Ok(Some(findings)),
             RunResult::Failed(_) => Ok(None),
@@ -276,7 +282,7 @@ impl Scanner {
                         tracing::warn!(target = %targets[0], side = label, "pkgcheck failed on one target; contained");
                         let first = failure_finding(&failure, Some(&targets[0]), &self.tools);
                         let second = failure_finding(&again, Some(&targets[0]), &self.tools);
-                        Ok(vec![if finding::identity(&first) == finding::identity(&second) { first } else { second }])
+                        Ok(vec![if findings::identity(&first) == findings::identity(&second) { first } else { second }])
                     }
                 }
             }
@@ -421,6 +427,30 @@ pub struct Failure {
     pub stderr: String,
 }
 
+/// What pkgcheck meant by refusing to scan (an error exit without a traceback), read from its last stderr line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The selection leaves no check for these targets: an empty result, not an error.
+    NothingToRun,
+    /// The repository (its layout, masters or profiles) cannot be loaded: the revision's `error` verdict.
+    Unloadable(String),
+    /// Anything else (a bad argument, …): the host's failure.
+    Other(String),
+}
+
+/// The one place pkgcheck's stderr is read for meaning: it gives no structured output for these refusals. Tested
+/// against the pinned version (`refusals_of_the_pinned_pkgcheck_are_told_apart`).
+pub fn refusal(last_stderr_line: &str) -> Refusal {
+    let line = last_stderr_line.trim_start_matches("pkgcheck scan: error: ").to_owned();
+    if line.starts_with("no matching checks available") {
+        Refusal::NothingToRun
+    } else if line.contains("repo") || line.contains("profile") || line.contains("layout") {
+        Refusal::Unloadable(line)
+    } else {
+        Refusal::Other(line)
+    }
+}
+
 fn classify(out: ToolOutput, visible: &Path) -> Result<RunResult, ScanError> {
     if out.timed_out {
         return Ok(RunResult::Failed(Failure { timed_out: true, timeout_secs: out.elapsed.as_secs(), stderr: out.stderr_text() }));
@@ -430,25 +460,18 @@ fn classify(out: ToolOutput, visible: &Path) -> Result<RunResult, ScanError> {
         Some(0) => {
             let tree = visible.display().to_string();
             let text = String::from_utf8_lossy(&out.stdout);
-            Ok(RunResult::Ok(text.lines().filter_map(|l| finding::parse_line(l, &tree)).collect()))
+            Ok(RunResult::Ok(text.lines().filter_map(|l| findings::parse_line(l, &tree)).collect()))
         }
         _ if stderr.contains("Traceback (most recent call last)") => {
             Ok(RunResult::Failed(Failure { timed_out: false, timeout_secs: 0, stderr }))
         }
-        Some(code) => {
-            let line = out.last_stderr_line();
-            let line = line.trim_start_matches("pkgcheck scan: error: ").to_owned();
-            if line.starts_with("no matching checks available") {
-                // The configured selection leaves no check for this kind of target (`-c SourcingCheck` and an
-                // eclass target): nothing to report, the same on both sides.
-                return Ok(RunResult::Ok(Vec::new()));
-            }
-            if line.contains("repo") || line.contains("profile") || line.contains("layout") {
-                Err(ScanError::Unloadable(line))
-            } else {
-                Err(ScanError::Tool(format!("exit {code}: {line}")))
-            }
-        }
+        Some(code) => match refusal(&out.last_stderr_line()) {
+            // The configured selection leaves no check for this kind of target (`-c SourcingCheck` and an
+            // eclass target): nothing to report, the same on both sides.
+            Refusal::NothingToRun => Ok(RunResult::Ok(Vec::new())),
+            Refusal::Unloadable(line) => Err(ScanError::Unloadable(line)),
+            Refusal::Other(line) => Err(ScanError::Tool(format!("exit {code}: {line}"))),
+        },
         None => Err(ScanError::Tool(format!("killed by a signal: {}", out.last_stderr_line()))),
     }
 }
@@ -511,9 +534,11 @@ pub fn crash_origin(stderr: &str, source: Option<&Path>) -> (String, String) {
 /// Name of the top-level `class` a line of a Python file belongs to.
 fn enclosing_class(file: &Path, line: usize) -> Option<String> {
     let text = std::fs::read_to_string(file).ok()?;
-    text.lines().take(line).filter_map(|l| l.strip_prefix("class ")).last().map(|l| {
-        l.split(|c: char| c == '(' || c == ':').next().unwrap_or(l).trim().to_owned()
-    })
+    text.lines()
+        .take(line)
+        .filter_map(|l| l.strip_prefix("class "))
+        .last()
+        .map(|l| l.split(['(', ':']).next().unwrap_or(l).trim().to_owned())
 }
 
 /// How a target is passed to pkgcheck: atoms as they are, eclasses as absolute paths.
@@ -557,7 +582,7 @@ pub fn all_targets(tree: &Path) -> Vec<String> {
             }
         }
     }
-    for cat in crate::plan::categories(tree) {
+    for cat in ebuild::layout::categories(&[tree]) {
         if let Ok(entries) = std::fs::read_dir(tree.join(&cat)) {
             for e in entries.flatten() {
                 if e.path().is_dir() {
@@ -587,6 +612,48 @@ mod tests {
                     ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
 TypeError: captures() argument 1 must be tree_sitter.Node, not None
 "#;
+
+    /// The pinned pkgcheck's last stderr line for `args` on a repository at `dir`.
+    fn pkgcheck_refusal(dir: &Path, args: &[&str]) -> String {
+        let pkgcheck = sandbox::tools::default_venv().join("bin").join("pkgcheck");
+        assert!(pkgcheck.is_file(), "the pinned tools are not installed: run `{}`", sandbox::tools::INSTALL_HINT);
+        let out = std::process::Command::new(pkgcheck)
+            .args(["scan", "--config", "no", "--cache-dir"])
+            .arg(dir.join("cache"))
+            .arg("-r")
+            .arg(dir.join("repo"))
+            .args(args)
+            .env_clear()
+            .env("HOME", dir)
+            .output()
+            .expect("run pkgcheck");
+        assert!(!out.status.success(), "pkgcheck accepted {args:?}");
+        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn refusals_of_the_pinned_pkgcheck_are_told_apart() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = dir.path().join("repo");
+        for (path, text) in [
+            ("profiles/repo_name", "refusals\n"),
+            ("profiles/categories", "app-misc\n"),
+            ("metadata/layout.conf", "masters =\n"),
+            ("app-misc/foo/foo-1.ebuild", "EAPI=8\nSLOT=0\n"),
+            ("eclass/x.eclass", "# x\n"),
+        ] {
+            std::fs::create_dir_all(repo.join(path).parent().expect("parent")).expect("dir");
+            std::fs::write(repo.join(path), text).expect("write");
+        }
+        let eclass = repo.join("eclass/x.eclass").display().to_string();
+        let line = pkgcheck_refusal(dir.path(), &["-c", "SourcingCheck", &eclass]);
+        assert_eq!(refusal(&line), Refusal::NothingToRun, "{line}");
+        let line = pkgcheck_refusal(dir.path(), &["-c", "NoSuchCheck"]);
+        assert!(matches!(refusal(&line), Refusal::Other(_)), "{line}");
+        std::fs::write(repo.join("metadata/layout.conf"), "masters = nosuch\n").expect("write");
+        let line = pkgcheck_refusal(dir.path(), &[]);
+        assert!(matches!(refusal(&line), Refusal::Unloadable(_)), "{line}");
+    }
 
     #[test]
     fn crash_origin_names_the_error_line() {

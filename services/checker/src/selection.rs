@@ -10,7 +10,7 @@
 //! `--checksets`, `--net`, `--cache`, unknown names) are passed verbatim everywhere and make the
 //! repository pass run whole.
 
-use shared::finding::{self, CRASH_CLASS, TIMEOUT_CLASS};
+use findings::{self, CRASH_CLASS, TIMEOUT_CLASS};
 use std::collections::BTreeSet;
 
 /// What configured pkgcheck arguments select.
@@ -56,7 +56,8 @@ fn option_of(arg: &str) -> Option<(char, Option<&str>)> {
 /// Options that change which checks run in ways prci does not model.
 fn is_opaque_option(arg: &str) -> bool {
     let flag = arg.split('=').next().unwrap_or(arg);
-    matches!(flag, "--scopes" | "--checksets" | "--net" | "--cache" | "-s" | "-C") || (arg.starts_with("-s") || arg.starts_with("-C")) && !arg.starts_with("--")
+    matches!(flag, "--scopes" | "--checksets" | "--net" | "--cache" | "-s" | "-C")
+        || (arg.starts_with("-s") || arg.starts_with("-C")) && !arg.starts_with("--")
 }
 
 impl Selection {
@@ -102,7 +103,7 @@ impl Selection {
     }
 
     fn read_checks(&mut self, value: &str) {
-        let known = finding::all_checks();
+        let known = findings::all_checks();
         for item in value.split(',').filter(|s| !s.is_empty()) {
             let (set, name) = match item.as_bytes()[0] {
                 b'-' => (&mut self.removed, &item[1..]),
@@ -124,7 +125,7 @@ impl Selection {
                 Some(name) => (&mut self.keywords_removed, name),
                 None => (&mut self.keywords_only, item.trim_start_matches('+')),
             };
-            match finding::expand_keyword(name) {
+            match findings::expand_keyword(name) {
                 Some(members) => set.extend(members.into_iter().map(str::to_owned)),
                 None => {
                     self.opaque.push(format!("--keywords={value}"));
@@ -141,17 +142,25 @@ impl Selection {
 
     /// Whether anything selects checks or keywords.
     pub fn selects(&self) -> bool {
-        !(self.only.is_empty() && self.added.is_empty() && self.removed.is_empty() && self.keywords_only.is_empty() && self.keywords_removed.is_empty())
+        !(self.only.is_empty()
+            && self.added.is_empty()
+            && self.removed.is_empty()
+            && self.keywords_only.is_empty()
+            && self.keywords_removed.is_empty())
     }
 
     /// Whether `check` runs under this selection (pkgcheck's rules: named checks replace the defaults,
     /// `+` adds, `-` removes; a check all of whose keywords are filtered out does not run).
     pub fn allows_check(&self, check: &str) -> bool {
-        let enabled = if self.only.is_empty() { !finding::is_optional_check(check) || self.added.contains(check) } else { self.only.contains(check) || self.added.contains(check) };
+        let enabled = if self.only.is_empty() {
+            !findings::is_optional_check(check) || self.added.contains(check)
+        } else {
+            self.only.contains(check) || self.added.contains(check)
+        };
         if !enabled || self.removed.contains(check) {
             return false;
         }
-        let reports = finding::keywords_of_check(check);
+        let reports = findings::keywords_of_check(check);
         reports.is_empty() || reports.iter().any(|k| self.keeps(k))
     }
 
@@ -171,7 +180,7 @@ impl Selection {
     pub fn repo_pass_checks_arg(&self, pass_checks: &BTreeSet<&str>) -> Option<String> {
         let mut items = Vec::new();
         for check in pass_checks {
-            match (finding::is_optional_check(check), self.allows_check(check)) {
+            match (findings::is_optional_check(check), self.allows_check(check)) {
                 (false, false) => items.push(format!("-{check}")),
                 (true, true) => items.push(format!("+{check}")),
                 _ => {}
@@ -201,7 +210,12 @@ mod tests {
 
     #[test]
     fn every_spelling_of_checks_is_understood() {
-        for args in [&["--checks=-UnusedLicensesCheck"][..], &["--checks", "-UnusedLicensesCheck"], &["-c=-UnusedLicensesCheck"], &["-c", "-UnusedLicensesCheck"]] {
+        for args in [
+            &["--checks=-UnusedLicensesCheck"][..],
+            &["--checks", "-UnusedLicensesCheck"],
+            &["-c=-UnusedLicensesCheck"],
+            &["-c", "-UnusedLicensesCheck"],
+        ] {
             let s = sel(args);
             assert!(!s.is_opaque(), "{args:?}");
             assert!(s.passthrough.is_empty(), "{args:?}");
@@ -238,7 +252,15 @@ mod tests {
 
     #[test]
     fn what_prci_cannot_interpret_is_opaque() {
-        for args in [&["--scopes=pkg"][..], &["-C", "all"], &["--net"], &["--cache=+git"], &["--checks=NoSuchCheck"], &["-k", "NoSuchKeyword"], &["--checks"]] {
+        for args in [
+            &["--scopes=pkg"][..],
+            &["-C", "all"],
+            &["--net"],
+            &["--cache=+git"],
+            &["--checks=NoSuchCheck"],
+            &["-k", "NoSuchKeyword"],
+            &["--checks"],
+        ] {
             assert!(sel(args).is_opaque(), "{args:?}");
         }
     }

@@ -1,7 +1,7 @@
-//! The differ stage's logic: classify every finding as new, fixed or unchanged, issue by issue, and decide the verdict.
+//! The differ stage: both sides' findings in, the report out. Its logic: classify every finding as new, fixed or unchanged, issue by issue, and decide the verdict.
 //!
 //! Rules:
-//! - Two findings are the same issue when their identities are equal (`shared::finding::identity`:
+//! - Two findings are the same issue when their identities are equal (`findings::identity`:
 //!   class, location and describing attributes; no line numbers, ages, or attributes known to flap;
 //!   checkout paths normalised). Identities are compared as multisets: a second copy of an issue is new.
 //! - An identity the checker found unstable (its count moved between scans of one tree) is never
@@ -17,8 +17,8 @@
 //!   licence's `UnusedLicenses`, and a list that only shrinks reports the removed items fixed, nothing new.
 //! - Verdict: `fail` when any new finding has a level in `fail_levels`, else `pass`.
 
-use shared::finding::{self, Finding};
-use shared::Verdict;
+use findings::Finding;
+use findings::Verdict;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The three lists of the report.
@@ -34,19 +34,19 @@ pub fn classify(base: &[Finding], merge: &[Finding], unstable: &BTreeSet<String>
     // Aggregated findings are compared item by item; an item of an unstable finding is unstable.
     let mut unstable = unstable.clone();
     for f in base.iter().chain(merge) {
-        if finding::items_of(finding::class_of(f)).is_some() && unstable.contains(&finding::identity(f)) {
-            unstable.extend(finding::split_items(std::slice::from_ref(f)).iter().map(finding::identity));
+        if findings::items_of(findings::class_of(f)).is_some() && unstable.contains(&findings::identity(f)) {
+            unstable.extend(findings::split_items(std::slice::from_ref(f)).iter().map(findings::identity));
         }
     }
-    let (base, merge) = (finding::split_items(base), finding::split_items(merge));
+    let (base, merge) = (findings::split_items(base), findings::split_items(merge));
     let unstable = &unstable;
     let mut by_id_base: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();
     let mut by_id_merge: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();
     for f in &base {
-        by_id_base.entry(finding::identity(f)).or_default().push(f);
+        by_id_base.entry(findings::identity(f)).or_default().push(f);
     }
     for f in &merge {
-        by_id_merge.entry(finding::identity(f)).or_default().push(f);
+        by_id_merge.entry(findings::identity(f)).or_default().push(f);
     }
     let mut out = Classified::default();
     let mut new_candidates: Vec<&Finding> = Vec::new();
@@ -68,13 +68,13 @@ pub fn classify(base: &[Finding], merge: &[Finding], unstable: &BTreeSet<String>
     let mut fixed_by_carry: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();
     for f in &fixed_candidates {
         if f.contains_key("version") {
-            fixed_by_carry.entry(finding::carry_key(f)).or_default().push(f);
+            fixed_by_carry.entry(findings::carry_key(f)).or_default().push(f);
         }
     }
     let mut carried_base: BTreeSet<*const Finding> = BTreeSet::new();
     for f in new_candidates {
         let partner = if f.contains_key("version") {
-            fixed_by_carry.get_mut(&finding::carry_key(f)).and_then(|list| if list.is_empty() { None } else { Some(list.remove(0)) })
+            fixed_by_carry.get_mut(&findings::carry_key(f)).and_then(|list| if list.is_empty() { None } else { Some(list.remove(0)) })
         } else {
             None
         };
@@ -87,9 +87,9 @@ pub fn classify(base: &[Finding], merge: &[Finding], unstable: &BTreeSet<String>
         }
     }
     out.fixed = fixed_candidates.into_iter().filter(|f| !carried_base.contains(&(*f as *const Finding))).cloned().collect();
-    finding::sort_findings(&mut out.new);
-    finding::sort_findings(&mut out.fixed);
-    finding::sort_findings(&mut out.unchanged);
+    findings::sort_findings(&mut out.new);
+    findings::sort_findings(&mut out.fixed);
+    findings::sort_findings(&mut out.unchanged);
     out
 }
 
@@ -110,7 +110,7 @@ pub fn verdict(c: &Classified, fail_levels: &[String]) -> (Verdict, String) {
     for f in &failing {
         *per_level.entry(level(f)).or_insert(0) += 1;
     }
-    let parts: Vec<String> = shared::config::LEVELS
+    let parts: Vec<String> = pipeline::config::LEVELS
         .iter()
         .filter_map(|l| per_level.get(l).map(|n| format!("{n} {l}{}", if *n == 1 { "" } else { "s" })))
         .collect();
@@ -131,10 +131,14 @@ mod tests {
     use super::*;
 
     fn f(json: &str) -> Finding {
-        finding::parse_line(json, "").unwrap()
+        findings::parse_line(json, "").unwrap()
     }
     fn classes(list: &[Finding]) -> Vec<String> {
-        list.iter().map(finding::location_of).zip(list.iter().map(|f| finding::class_of(f).to_owned())).map(|(l, c)| format!("{c}@{l}")).collect()
+        list.iter()
+            .map(findings::location_of)
+            .zip(list.iter().map(|f| findings::class_of(f).to_owned()))
+            .map(|(l, c)| format!("{c}@{l}"))
+            .collect()
     }
     fn levels() -> Vec<String> {
         vec!["error".into(), "warning".into()]
@@ -164,9 +168,13 @@ mod tests {
 
     #[test]
     fn a_moved_line_is_unchanged() {
-        let a = f(r#"{"__class__": "EmptyGlobalAssignment", "category": "a", "package": "foo", "version": "1.0", "line": "X=\"\"", "lineno": 3}"#);
-        let b = f(r#"{"__class__": "EmptyGlobalAssignment", "category": "a", "package": "foo", "version": "1.0", "line": "X=\"\"", "lineno": 9}"#);
-        let c = classify(&[a], &[b.clone()], &BTreeSet::new());
+        let a = f(
+            r#"{"__class__": "EmptyGlobalAssignment", "category": "a", "package": "foo", "version": "1.0", "line": "X=\"\"", "lineno": 3}"#,
+        );
+        let b = f(
+            r#"{"__class__": "EmptyGlobalAssignment", "category": "a", "package": "foo", "version": "1.0", "line": "X=\"\"", "lineno": 9}"#,
+        );
+        let c = classify(&[a], std::slice::from_ref(&b), &BTreeSet::new());
         assert!(c.new.is_empty() && c.fixed.is_empty());
         assert_eq!(c.unchanged, vec![b]);
     }
@@ -174,7 +182,7 @@ mod tests {
     #[test]
     fn a_second_copy_of_an_issue_is_new() {
         let one = f(r#"{"__class__": "UnknownKeywords", "category": "a", "package": "foo", "version": "1.0", "keywords": ["x"]}"#);
-        let c = classify(&[one.clone()], &[one.clone(), one.clone()], &BTreeSet::new());
+        let c = classify(std::slice::from_ref(&one), &[one.clone(), one.clone()], &BTreeSet::new());
         assert_eq!(c.new.len(), 1);
         assert_eq!(c.unchanged.len(), 1);
     }
@@ -195,9 +203,11 @@ mod tests {
 
     #[test]
     fn unstable_identities_are_neither_new_nor_fixed() {
-        let flap = f(r#"{"__class__": "IndirectInherits", "category": "a", "package": "foo", "version": "1.0", "eclass": "e", "lineno": 1, "usage": "x"}"#);
-        let unstable: BTreeSet<String> = [finding::identity(&flap)].into();
-        let c = classify(&[], &[flap.clone()], &unstable);
+        let flap = f(
+            r#"{"__class__": "IndirectInherits", "category": "a", "package": "foo", "version": "1.0", "eclass": "e", "lineno": 1, "usage": "x"}"#,
+        );
+        let unstable: BTreeSet<String> = [findings::identity(&flap)].into();
+        let c = classify(&[], std::slice::from_ref(&flap), &unstable);
         assert!(c.new.is_empty());
         assert_eq!(c.unchanged, vec![flap.clone()]);
         let c = classify(&[flap], &[], &unstable);
@@ -208,17 +218,17 @@ mod tests {
     fn aggregated_findings_are_compared_item_by_item() {
         let before = f(r#"{"__class__": "UnknownLicenses", "group": "FREE", "licenses": ["a", "b", "X"]}"#);
         let after = f(r#"{"__class__": "UnknownLicenses", "group": "FREE", "licenses": ["a", "b"]}"#);
-        let c = classify(&[before.clone()], &[after.clone()], &BTreeSet::new());
+        let c = classify(std::slice::from_ref(&before), std::slice::from_ref(&after), &BTreeSet::new());
         assert!(c.new.is_empty(), "a list that only shrinks adds nothing: {:?}", c.new);
         assert_eq!(c.fixed.len(), 1);
         assert_eq!(c.fixed[0]["licenses"], serde_json::json!(["X"]));
         assert_eq!(c.unchanged.len(), 2);
-        let c = classify(&[after], &[before.clone()], &BTreeSet::new());
+        let c = classify(&[after], std::slice::from_ref(&before), &BTreeSet::new());
         assert_eq!(c.new.len(), 1);
         assert_eq!(c.new[0]["licenses"], serde_json::json!(["X"]), "the report names the item the pull request added");
         assert_eq!(verdict(&c, &levels()).0, Verdict::Fail);
         // An unstable aggregated finding stays unstable item by item.
-        let unstable: BTreeSet<String> = [finding::identity(&before)].into();
+        let unstable: BTreeSet<String> = [findings::identity(&before)].into();
         let c = classify(&[], &[before], &unstable);
         assert!(c.new.is_empty() && c.unchanged.len() == 3);
     }
@@ -231,7 +241,11 @@ mod tests {
                 r#"{{"__class__": "NonsolvableDepsInStable", "category": "a", "package": "foo", "version": "1.0", "attr": "rdepend", "keyword": "alpha", "profile": "default/linux/alpha/17.0", "deps": [{deps}], "profile_status": "stable", "profile_deprecated": false, "num_profiles": 10}}"#
             ))
         };
-        let c = classify(&[nonsolvable(r#""sys-libs/ncurses:0""#)], &[nonsolvable(r#""sys-devel/gettext", "sys-libs/ncurses:0""#)], &BTreeSet::new());
+        let c = classify(
+            &[nonsolvable(r#""sys-libs/ncurses:0""#)],
+            &[nonsolvable(r#""sys-devel/gettext", "sys-libs/ncurses:0""#)],
+            &BTreeSet::new(),
+        );
         assert!(c.fixed.is_empty(), "{:?}", c.fixed);
         assert_eq!(c.new.len(), 1);
         assert_eq!(c.new[0]["deps"], serde_json::json!(["sys-devel/gettext"]));
@@ -262,11 +276,17 @@ pub struct ReportInputs<'a> {
 }
 
 /// The differ's whole job for one revision: classify, decide, and fill the report document.
-pub fn build_report(inputs: ReportInputs<'_>, base: &[Finding], merge: &[Finding], unstable: &BTreeSet<String>, fail_levels: &[String]) -> shared::CheckReport {
-    let mut report = shared::CheckReport::error(inputs.repository, inputs.base, inputs.head, "");
+pub fn build_report(
+    inputs: ReportInputs<'_>,
+    base: &[Finding],
+    merge: &[Finding],
+    unstable: &BTreeSet<String>,
+    fail_levels: &[String],
+) -> findings::CheckReport {
+    let mut report = findings::CheckReport::error(inputs.repository, inputs.base, inputs.head, "");
     report.tools = inputs.tools;
     report.timings = inputs.timings;
-    report.scan = shared::report::ScanScope { full: inputs.full, targets: inputs.targets };
+    report.scan = findings::report::ScanScope { full: inputs.full, targets: inputs.targets };
     if !inputs.conflicts.is_empty() {
         report.verdict = Verdict::Fail;
         report.reason = format!("the head does not merge onto the base tip: {} conflicting path(s)", inputs.conflicts.len());
@@ -282,6 +302,34 @@ pub fn build_report(inputs: ReportInputs<'_>, base: &[Finding], merge: &[Finding
     report.fixed = classified.fixed;
     report.unchanged = classified.unchanged;
     report
+}
+
+/// The differ step both paths run: the report of one scanned revision (an `error` report when regen or the checker
+/// could not prepare or scan it).
+pub fn report_of(repository: &str, s: &pipeline::messages::Scanned, fail_levels: &[String]) -> findings::CheckReport {
+    let p = &s.prepared;
+    let mut timings: BTreeMap<String, f64> = BTreeMap::new();
+    for (k, v) in p.timings.iter().chain(&s.timings) {
+        timings.insert(format!("{k}_seconds"), *v);
+    }
+    if let Some(reason) = p.error.as_ref().or(s.error.as_ref()) {
+        let mut r = findings::CheckReport::error(repository, &p.base, &p.revision.head, reason.clone());
+        r.timings = timings;
+        return r;
+    }
+    let inputs = ReportInputs {
+        repository,
+        base: &p.base,
+        head: &p.revision.head,
+        tested: &p.tested,
+        tools: s.tools.iter().cloned().collect(),
+        full: s.full,
+        targets: s.targets.clone(),
+        conflicts: p.conflicts.clone(),
+        timings,
+    };
+    let unstable: BTreeSet<String> = s.unstable.iter().cloned().collect();
+    build_report(inputs, &s.base, &s.merge, &unstable, fail_levels)
 }
 
 pub mod stage;

@@ -2,12 +2,18 @@
 //!
 //! One poll ([`poll_once`]) is:
 //!
-//! 1. [`GitSource::list`]: the tip of `refs/heads/<base_branch>` and every `refs/pull/<N>/head` of the remote (refs only, no objects are fetched);
+//! 1. [`GitSource::list`]: the tip of `refs/heads/<base_branch>` and every `refs/pull/<N>/head` of the remote (refs
+//!    only, no objects are fetched);
 //! 2. closed pull requests (gone from the remote) are dropped from the [`PollerState`];
-//! 3. [`plan`]: one [`Revision`] per pull request whose head differs from the one last emitted (and, with `recheck_on_base_move`, per pull request whose base tip moved since), in PR order;
-//! 4. each revision is handed to `emit` (the broker loop publishes it and waits for the broker's confirm); only once `emit` returned `Ok` is the revision recorded in the state, and the state is saved after every successful emit.
+//! 3. [`plan`]: one [`Revision`] per pull request whose head differs from the one last emitted (and, with
+//!    `recheck_on_base_move`, per pull request whose base tip moved since), in PR order;
+//! 4. each revision is handed to `emit` (the broker loop publishes it and waits for the broker's confirm); only once
+//!    `emit` returned `Ok` is the revision recorded in the state, and the state is saved after every successful emit.
 //!
-//! A crash between a confirmed emit and the save re-emits that revision on restart (at-least-once; every downstream stage is idempotent for the same revision, invariant 3); a revision is never recorded before it was confirmed, so nothing in flight is lost; a restart does not re-emit revisions already recorded. A newer head is simply a new revision: the stages drop work for the superseded one (invariant 7).
+//! A crash between a confirmed emit and the save re-emits that revision on restart (at-least-once; every downstream
+//! stage is idempotent for the same revision, invariant 3); a revision is never recorded before it was confirmed, so
+//! nothing in flight is lost; a restart does not re-emit revisions already recorded. A newer head is simply a new
+//! revision: the stages drop work for the superseded one (invariant 7).
 //!
 //! The code is synchronous and knows nothing about the broker (invariant 1).
 
@@ -21,8 +27,8 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub use pipeline::messages::Revision;
 pub use plan::plan;
-pub use shared::messages::Revision;
 pub use source::{GitSource, RemoteState};
 pub use state::{Emitted, PollerState};
 

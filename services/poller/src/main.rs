@@ -1,7 +1,7 @@
 //! The `poller` service (`poller [--config FILE]`): polls the repository's pull-request refs and publishes new revisions; `prci run --stage poller` is the same.
 
 fn main() -> std::process::ExitCode {
-    let (settings, runtime) = match shared::runtime::service_start("poller") {
+    let (settings, runtime) = match pipeline::runtime::service_start("poller") {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -10,8 +10,8 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(64);
     }
     let result = runtime.block_on(async move {
-        let (_tx, rx) = shared::runtime::shutdown_on_signals();
-        let transport = shared::runtime::Transport::from_settings(&settings);
+        let (_tx, rx) = pipeline::runtime::shutdown_on_signals();
+        let transport = pipeline::runtime::Transport::from_settings(&settings);
         poller::run::run(settings, transport, rx, false).await
     });
     match result {

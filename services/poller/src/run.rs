@@ -1,10 +1,10 @@
 //! The poller's loop: poll the remote every `source.poll_interval_secs`, publish each new revision with a confirm, until shutdown (or once).
 
 use crate::{poll_once, GitSource, PollError};
-use shared::messages::{self, Queue};
-use shared::runtime::Transport;
-use shared::stage::Outgoing;
-use shared::Settings;
+use pipeline::messages::{self, Queue};
+use pipeline::runtime::Transport;
+use pipeline::stage::Outgoing;
+use pipeline::Settings;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -22,7 +22,11 @@ pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::
         let handle = tokio::runtime::Handle::current();
         let result = tokio::task::spawn_blocking(move || {
             poll_once(&src, &p, s.source.recheck_on_base_move, &s.repository.name, |rev| {
-                handle.block_on(t.publish(Outgoing { queue: Queue::Revisions, body: messages::encode(rev), priority: rev.broker_priority() }))
+                handle.block_on(t.publish(Outgoing {
+                    queue: Queue::Revisions,
+                    body: messages::encode(rev),
+                    priority: rev.broker_priority(),
+                }))
             })
         })
         .await

@@ -1,7 +1,6 @@
 //! Listing a git remote's refs: the base branch's tip and every `refs/pull/<N>/head`, without fetching objects.
 
 use crate::PollError;
-use git2::{Direction, Remote};
 use std::collections::BTreeMap;
 
 /// A git remote with pull-request refs (`refs/pull/<N>/head`, as GitHub and Gitea publish them).
@@ -30,19 +29,14 @@ impl GitSource {
     }
 
     /// From the `[repository]` section of the configuration.
-    pub fn from_settings(repository: &shared::config::RepositorySettings) -> Self {
+    pub fn from_settings(repository: &pipeline::config::RepositorySettings) -> Self {
         Self::new(repository.url.clone(), repository.base_branch.clone())
     }
 
     /// Connect to the remote and list its refs (the ref advertisement only; no object is fetched).
     pub fn list(&self) -> Result<RemoteState, PollError> {
-        let git = |e: git2::Error| PollError::Git { url: self.url.clone(), reason: e.message().to_string() };
-        let mut remote = Remote::create_detached(self.url.as_str()).map_err(git)?;
-        remote.connect(Direction::Fetch).map_err(git)?;
-        let heads = remote.list().map_err(git)?;
-        let state = from_refs(&self.base_branch, heads.iter().map(|h| (h.name(), h.oid().to_string())));
-        // Dropping the remote disconnects; an error there changes nothing about what was listed.
-        let _ = remote.disconnect();
+        let refs = trees::list_refs(&self.url).map_err(|e| PollError::Git { url: self.url.clone(), reason: e.message().to_string() })?;
+        let state = from_refs(&self.base_branch, refs.iter().map(|(name, oid)| (name.as_str(), oid.to_string())));
         state.ok_or_else(|| PollError::MissingBase { url: self.url.clone(), branch: self.base_branch.clone() })
     }
 }

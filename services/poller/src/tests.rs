@@ -98,7 +98,17 @@ fn list_returns_base_and_pull_heads() {
 #[test]
 fn pull_numbers() {
     assert_eq!(pull_number("refs/pull/12/head"), Some(12));
-    for bad in ["refs/pull/x/head", "refs/pull//head", "refs/pull/01/head", "refs/pull/0/head", "refs/pull/1/merge", "refs/pull/1/head^{}", "refs/pull/-1/head", "refs/pull/1/2/head", "refs/pull/99999999999999999999999/head"] {
+    for bad in [
+        "refs/pull/x/head",
+        "refs/pull//head",
+        "refs/pull/01/head",
+        "refs/pull/0/head",
+        "refs/pull/1/merge",
+        "refs/pull/1/head^{}",
+        "refs/pull/-1/head",
+        "refs/pull/1/2/head",
+        "refs/pull/99999999999999999999999/head",
+    ] {
         assert_eq!(pull_number(bad), None, "{bad}");
     }
 }

@@ -1,16 +1,13 @@
-//! `prci check`: regen, checker and differ in one process on a local repository; also the building block of `prci replay`.
+//! `prci check`: the pipeline's own steps (regen's [`Regen::prepare`], the checker's [`Checker::scan`], the differ's [`differ::report_of`]) chained in one process on a local repository; also the building block of `prci replay`.
 
-use checker::cache::BaseCache;
-use checker::scan::{ScanError, Scanner};
-use checker::ConfirmPolicy;
-use regen::{Job, Prepared, RegenError, RepoWorkspace};
-use shared::config::{MasterSettings, Settings};
-use shared::sandbox::Sandbox;
-use shared::tools::Tools;
-use shared::{CheckReport, Verdict};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use checker::step::{Checker, Checkouts};
+use findings::{CheckReport, Verdict};
+use pipeline::config::{MasterSettings, Settings};
+use pipeline::messages::Revision;
+use regen::{Job, Prepared, Regen, RegenError};
+use std::path::PathBuf;
 use std::time::Instant;
+use trees::RepoWorkspace;
 
 /// Why a check produced no report: bad input (a usage error) or the pipeline failing.
 #[derive(Debug, thiserror::Error)]
@@ -33,26 +30,29 @@ pub struct CheckRequest {
     pub masters: Vec<MasterSettings>,
 }
 
-/// Everything that stays the same across checks of one run (tools found once).
+/// Everything that stays the same across checks of one run: the stages' steps, built as the stages build them.
+#[derive(Debug)]
 pub struct Context {
     pub settings: Settings,
-    pub tools: Tools,
-    pub sandbox: Sandbox,
+    pub regen: Regen,
+    pub checker: Checker,
 }
 
 impl Context {
     pub fn new(settings: Settings) -> Result<Context, CheckError> {
-        let tools = Tools::locate(&settings.tools).map_err(|e| CheckError::Input(e.to_string()))?;
-        let sandbox = Sandbox::new(settings.checker.sandbox);
-        Ok(Context { settings, tools, sandbox })
+        let regen = Regen::from_settings(&settings).map_err(|e| CheckError::Input(e.to_string()))?;
+        let checker = Checker::from_settings(&settings).map_err(|e| CheckError::Input(e.to_string()))?;
+        Ok(Context { settings, regen, checker })
     }
 
-    pub fn scanner(&self, extra: &[String]) -> Scanner {
-        Scanner::from_settings(&self.settings, &self.tools, self.sandbox, extra)
+    /// The checker's scanner with `extra` pkgcheck arguments (for `prci replay`'s full scans).
+    pub fn scanner(&self, extra: &[String]) -> checker::scan::Scanner {
+        checker::scan::Scanner::from_settings(&self.settings, &self.checker.tools, self.checker.sandbox, extra)
     }
 }
 
 /// A finished check with what `prci replay` needs besides the report.
+#[derive(Debug)]
 pub struct Checked {
     pub report: CheckReport,
     pub prepared: Option<Prepared>,
@@ -73,96 +73,62 @@ pub fn run(ctx: &Context, req: &CheckRequest) -> Result<Checked, CheckError> {
     let started = Instant::now();
     validate_args(&req.pkgcheck_args)?;
     let repo = req.repo.canonicalize().map_err(|_| CheckError::Input(format!("{} does not exist", req.repo.display())))?;
-    let base = regen::resolve(&repo, &req.base).map_err(input)?;
-    let head = regen::resolve(&repo, &req.head).map_err(input)?;
-    if shared::pkgcore::repo_name(&repo).is_none() {
+    let input = |e: trees::TreesError| CheckError::Input(e.to_string());
+    let base = trees::resolve(&repo, &req.base).map_err(input)?;
+    let head = trees::resolve(&repo, &req.head).map_err(input)?;
+    let Some(name) = ebuild::repo::repo_name(&repo) else {
         return Err(CheckError::Input(format!("{} is not an ebuild repository: profiles/repo_name is missing", repo.display())));
-    }
+    };
     let url = repo.display().to_string();
-    let name = shared::pkgcore::repo_name(&repo).unwrap_or_else(|| ctx.settings.repository.name.clone());
     let work_dir = &ctx.settings.work.dir;
     std::fs::create_dir_all(work_dir).map_err(|e| CheckError::Input(format!("work dir {}: {e}", work_dir.display())))?;
     let ws = RepoWorkspace::new(work_dir, &name, &url);
-    let _lock = ws.lock().map_err(|e| pipeline_error(&name, base, head, format!("lock: {e}")))?;
+    let failed = |reason: String| CheckError::Pipeline(Box::new(CheckReport::error(&name, &base.to_string(), &head.to_string(), reason)));
+    let _lock = ws.lock().map_err(|e| failed(format!("lock: {e}")))?;
     let scratch = work_dir.join("jobs").join(format!("{}-{}", std::process::id(), nanos()));
 
-    let mut report = CheckReport::error(&name, &base.to_string(), &head.to_string(), "");
-    report.tools = BTreeMap::from([
-        ("pkgcheck".to_string(), ctx.tools.pkgcheck_version.clone()),
-        ("pkgcore".to_string(), ctx.tools.pkgcore_version.clone()),
-    ]);
+    // regen
     let mut masters = ctx.settings.repository.masters.clone();
     masters.extend(req.masters.iter().cloned());
     let job = Job { url: &url, base, head, masters: &masters };
-    let prepared = match regen::prepare(&ctx.settings, &ctx.sandbox, &ctx.tools, &ws, &job, &scratch) {
+    let prepared = match ctx.regen.prepare(&ws, &job, &scratch) {
         Ok(p) => p,
         Err(RegenError::Input(msg)) => return Err(CheckError::Input(msg)),
-        Err(e) => return Err(fail(report, e.to_string())),
+        Err(e) => return Err(failed(e.to_string())),
     };
-    for (step, secs) in &prepared.timings {
-        report.timings.insert(format!("{step}_seconds"), *secs);
-    }
-    if !prepared.conflicts.is_empty() {
-        report.timings.insert("total_seconds".into(), started.elapsed().as_secs_f64());
-        let inputs = differ::ReportInputs {
-            repository: &report.repository,
-            base: &report.base,
-            head: &report.head,
-            tested: "",
-            tools: report.tools.clone(),
-            full: false,
-            targets: vec![],
-            conflicts: prepared.conflicts.clone(),
-            timings: report.timings.clone(),
-        };
-        let report = differ::build_report(inputs, &[], &[], &Default::default(), &ctx.settings.checker.fail_levels);
-        return Ok(Checked { report, prepared: Some(prepared), workspace: ws, scratch, cache_hits: 0 });
-    }
-    report.tested = prepared.tested.to_string();
+    let revision = Revision {
+        repository: name.clone(),
+        pr: 0,
+        head: head.to_string(),
+        base_branch: req.base.clone(),
+        base: base.to_string(),
+        priority: false,
+        emitted_at: 0.0,
+    };
+    let message = regen::trees_message(&revision, &prepared, None);
 
-    let base_env = regen::tree_env(&ctx.sandbox, work_dir, &prepared.base_tree, &prepared.masters, &scratch.join("scan-base")).map_err(input)?;
-    let merge_env = regen::tree_env(&ctx.sandbox, work_dir, &prepared.merge_tree, &prepared.masters, &scratch.join("scan-merge")).map_err(input)?;
-    let scanner = ctx.scanner(&req.pkgcheck_args);
-    let cache = BaseCache::new(work_dir);
-    let mirror = regen::open_mirror(&ws, &url).map_err(|e| fail(report.clone(), e.to_string()))?;
-    let master_paths: Vec<&Path> = prepared.masters.iter().map(|m| m.path.as_path()).collect();
-    let base_id = checker::base_id(&mirror, base, &master_paths).map_err(|e| fail(report.clone(), format!("git: {e}")))?;
-    let outcome = match checker::check(&scanner, &cache, &base_id, &prepared.changed, &base_env, &merge_env, &ConfirmPolicy::from_settings(&ctx.settings)) {
-        Ok(o) => o,
-        Err(ScanError::Unloadable(msg)) => return Err(CheckError::Input(format!("pkgcheck cannot load the repository: {msg}"))),
-        Err(e) => return Err(fail(report, e.to_string())),
+    // checker, on regen's checkouts where they are
+    let mirror = trees::open_mirror(&ws, &url).map_err(|e| failed(e.to_string()))?;
+    let checkouts = Checkouts {
+        mirror: &mirror,
+        base,
+        base_tree: &prepared.base_tree,
+        merge_tree: &prepared.merge_tree,
+        masters: &prepared.masters,
+        scratch: scratch.clone(),
     };
-    for (step, secs) in &outcome.timings {
-        report.timings.insert(format!("{step}_seconds"), *secs);
+    let (scanned, cache_hits) = ctx.checker.scan(&message, &checkouts, &req.pkgcheck_args).map_err(|e| failed(e.to_string()))?;
+    if let Some(reason) = &scanned.error {
+        return Err(CheckError::Input(reason.clone()));
     }
-    let inputs = differ::ReportInputs {
-        repository: &report.repository,
-        base: &report.base,
-        head: &report.head,
-        tested: &report.tested,
-        tools: report.tools.clone(),
-        full: outcome.plan.full,
-        targets: outcome.plan.targets(),
-        conflicts: vec![],
-        timings: report.timings.clone(),
-    };
-    let mut report = differ::build_report(inputs, &outcome.base, &outcome.merge, &outcome.unstable, &ctx.settings.checker.fail_levels);
+
+    // differ
+    let mut report = differ::report_of(&name, &scanned, &ctx.settings.checker.fail_levels);
     report.timings.insert("total_seconds".into(), started.elapsed().as_secs_f64());
-    Ok(Checked { report, prepared: Some(prepared), workspace: ws, scratch, cache_hits: outcome.cache_hits })
-}
-
-fn input(e: RegenError) -> CheckError {
-    CheckError::Input(e.to_string())
-}
-
-fn fail(mut report: CheckReport, reason: String) -> CheckError {
-    report.verdict = Verdict::Error;
-    report.reason = reason;
-    CheckError::Pipeline(Box::new(report))
-}
-
-fn pipeline_error(name: &str, base: git2::Oid, head: git2::Oid, reason: String) -> CheckError {
-    CheckError::Pipeline(Box::new(CheckReport::error(name, &base.to_string(), &head.to_string(), reason)))
+    if report.verdict == Verdict::Error {
+        return Err(CheckError::Pipeline(Box::new(report)));
+    }
+    Ok(Checked { report, prepared: Some(prepared), workspace: ws, scratch, cache_hits })
 }
 
 fn nanos() -> u128 {

@@ -1,14 +1,18 @@
 //! The `prci` command: `check` (what will CI say about my branch?) and `replay` (agreement with full-tree scans).
 
 use clap::{Parser, Subcommand};
+use pipeline::config::MasterSettings;
+use pipeline::Settings;
 use prci::check::{self, CheckError, CheckRequest, Context};
-use shared::config::MasterSettings;
-use shared::Settings;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "prci", version, about = "Pull-request QA for ebuild repositories: which issues does a change introduce, and which does it fix?")]
+#[command(
+    name = "prci",
+    version,
+    about = "Pull-request QA for ebuild repositories: which issues does a change introduce, and which does it fix?"
+)]
 struct Cli {
     /// Configuration file (TOML); `PRCI__SECTION__KEY` variables override it.
     #[arg(long, global = true)]
@@ -65,7 +69,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    shared::telemetry::init(if matches!(cli.command, Command::Run { .. }) { "info" } else { "warn" });
+    pipeline::telemetry::init(if matches!(cli.command, Command::Run { .. }) { "info" } else { "warn" });
     let settings = match load_settings(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -79,100 +83,116 @@ fn main() -> ExitCode {
                 eprintln!("prci: bad configuration: <file>: prci run needs --config FILE (see compose/prci.example.toml)");
                 return ExitCode::from(64);
             }
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => return usage(&format!("cannot start the runtime: {e}")),
-            };
-            let reports = settings.reports.dir.clone();
-            match runtime.block_on(prci::run::run(settings, stage.as_deref(), until_idle)) {
-                Ok(()) => {
-                    if until_idle {
-                        println!("reports: {}", reports.join("index.html").display());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e @ prci::run::RunError::Config { .. }) => {
-                    eprintln!("prci: {e}");
-                    ExitCode::from(64)
-                }
-                Err(e) => usage(&e.to_string()),
-            }
+            run_command(settings, stage.as_deref(), until_idle)
         }
         Command::Check { repo, base, head, json, pkgcheck_args, masters } => {
             let masters = match parse_masters(&masters) {
                 Ok(m) => m,
                 Err(e) => return usage(&e),
             };
-            let ctx = match Context::new(settings) {
-                Ok(c) => c,
-                Err(e) => return usage(&e.to_string()),
-            };
-            let req = CheckRequest { repo, base, head, pkgcheck_args, masters };
-            match check::run(&ctx, &req) {
-                Ok(checked) => {
-                    let _ = std::fs::remove_dir_all(&checked.scratch);
-                    print_report(&checked.report, json);
-                    ExitCode::from(checked.report.verdict.exit_code() as u8)
-                }
-                Err(CheckError::Input(msg)) => usage(&msg),
-                Err(CheckError::Pipeline(report)) => {
-                    print_report(&report, json);
-                    eprintln!("prci: {}", report.reason);
-                    ExitCode::from(2)
-                }
+            check_command(settings, CheckRequest { repo, base, head, pkgcheck_args, masters }, json)
+        }
+        Command::Replay { repo, from, to, json } => replay_command(settings, &repo, &from, &to, json),
+    }
+}
+
+/// `prci run`: the stages until SIGTERM, or until idle.
+fn run_command(settings: Settings, stage: Option<&str>, until_idle: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return usage(&format!("cannot start the runtime: {e}")),
+    };
+    let reports = settings.reports.dir.clone();
+    match runtime.block_on(prci::run::run(settings, stage, until_idle)) {
+        Ok(()) => {
+            if until_idle {
+                println!("reports: {}", reports.join("index.html").display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ prci::run::RunError::Config { .. }) => {
+            eprintln!("prci: {e}");
+            ExitCode::from(64)
+        }
+        Err(e) => usage(&e.to_string()),
+    }
+}
+
+/// `prci check`: one report, exit code by verdict.
+fn check_command(settings: Settings, req: CheckRequest, json: bool) -> ExitCode {
+    let ctx = match Context::new(settings) {
+        Ok(c) => c,
+        Err(e) => return usage(&e.to_string()),
+    };
+    match check::run(&ctx, &req) {
+        Ok(checked) => {
+            let _ = std::fs::remove_dir_all(&checked.scratch);
+            print_report(&checked.report, json);
+            ExitCode::from(checked.report.verdict.exit_code() as u8)
+        }
+        Err(CheckError::Input(msg)) => usage(&msg),
+        Err(CheckError::Pipeline(report)) => {
+            print_report(&report, json);
+            eprintln!("prci: {}", report.reason);
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `prci replay`: each commit of the range against its parent, compared with full scans; exit 1 on a disagreement.
+fn replay_command(settings: Settings, repo: &std::path::Path, from: &str, to: &str, json: bool) -> ExitCode {
+    let ctx = match Context::new(settings) {
+        Ok(c) => c,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let commits = match prci::replay::commits(repo, from, to) {
+        Ok(c) => c,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let mut all_agree = true;
+    for commit in commits {
+        match prci::replay::replay_one(&ctx, repo, &commit) {
+            Ok(r) => {
+                all_agree &= r.agree;
+                print_replay(&r, json);
+            }
+            Err(e) => {
+                eprintln!("prci: replay of {commit}: {e}");
+                return ExitCode::from(2);
             }
         }
-        Command::Replay { repo, from, to, json } => {
-            let ctx = match Context::new(settings) {
-                Ok(c) => c,
-                Err(e) => return usage(&e.to_string()),
-            };
-            let commits = match prci::replay::commits(&repo, &from, &to) {
-                Ok(c) => c,
-                Err(e) => return usage(&e.to_string()),
-            };
-            let mut all_agree = true;
-            for commit in commits {
-                match prci::replay::replay_one(&ctx, &repo, &commit) {
-                    Ok(r) => {
-                        all_agree &= r.agree;
-                        if json {
-                            println!("{}", serde_json::to_string(&r).unwrap_or_default());
-                        } else {
-                            println!(
-                                "{} {} new={} fixed={} targets={}{}",
-                                &r.commit[..10],
-                                if r.agree { "agree" } else { "DISAGREE" },
-                                r.check_new,
-                                r.check_fixed,
-                                r.targets,
-                                if r.full { " (full)" } else { "" }
-                            );
-                            for (label, list) in [
-                                ("only in check, new", &r.only_check_new),
-                                ("only in full scans, new", &r.only_truth_new),
-                                ("only in check, fixed", &r.only_check_fixed),
-                                ("only in full scans, fixed", &r.only_truth_fixed),
-                            ] {
-                                for id in list {
-                                    println!("    {label}: {id}");
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("prci: replay of {commit}: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            ExitCode::from(if all_agree { 0 } else { 1 })
+    }
+    ExitCode::from(if all_agree { 0 } else { 1 })
+}
+
+fn print_replay(r: &prci::replay::ReplayResult, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{} {} new={} fixed={} targets={}{}",
+        &r.commit[..10],
+        if r.agree { "agree" } else { "DISAGREE" },
+        r.check_new,
+        r.check_fixed,
+        r.targets,
+        if r.full { " (full)" } else { "" }
+    );
+    for (label, list) in [
+        ("only in check, new", &r.only_check_new),
+        ("only in full scans, new", &r.only_truth_new),
+        ("only in check, fixed", &r.only_check_fixed),
+        ("only in full scans, fixed", &r.only_truth_fixed),
+    ] {
+        for id in list {
+            println!("    {label}: {id}");
         }
     }
 }
 
 /// Load configuration; without a file or `PRCI__WORK__DIR`, `prci` keeps its work in the user's cache dir.
-fn load_settings(file: Option<&std::path::Path>) -> Result<Settings, shared::ConfigError> {
+fn load_settings(file: Option<&std::path::Path>) -> Result<Settings, pipeline::ConfigError> {
     let mut s = Settings::load(file)?;
     if file.is_none() && std::env::var_os("PRCI__WORK__DIR").is_none() {
         let cache = std::env::var_os("XDG_CACHE_HOME")
@@ -197,7 +217,7 @@ fn parse_masters(specs: &[String]) -> Result<Vec<MasterSettings>, String> {
         .collect()
 }
 
-fn print_report(report: &shared::CheckReport, json: bool) {
+fn print_report(report: &findings::CheckReport, json: bool) {
     if json {
         match serde_json::to_string_pretty(report) {
             Ok(text) => println!("{text}"),

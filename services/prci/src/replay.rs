@@ -2,8 +2,8 @@
 
 use crate::check::{self, CheckError, CheckRequest, Context};
 use checker::scan::Unit;
+use findings;
 use serde::Serialize;
-use shared::finding;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -26,8 +26,8 @@ pub struct ReplayResult {
 /// Commits of `from..to` along first parents, oldest first.
 pub fn commits(repo: &Path, from: &str, to: &str) -> Result<Vec<String>, CheckError> {
     let r = git2::Repository::open(repo).map_err(|_| CheckError::Input(format!("{} is not a git repository", repo.display())))?;
-    let from = regen::resolve(repo, from).map_err(|e| CheckError::Input(e.to_string()))?;
-    let to = regen::resolve(repo, to).map_err(|e| CheckError::Input(e.to_string()))?;
+    let from = trees::resolve(repo, from).map_err(|e| CheckError::Input(e.to_string()))?;
+    let to = trees::resolve(repo, to).map_err(|e| CheckError::Input(e.to_string()))?;
     let mut walk = r.revwalk().map_err(|e| CheckError::Input(e.to_string()))?;
     walk.push(to).and_then(|_| walk.hide(from)).map_err(|e| CheckError::Input(e.to_string()))?;
     walk.simplify_first_parent().map_err(|e| CheckError::Input(e.to_string()))?;
@@ -38,13 +38,22 @@ pub fn commits(repo: &Path, from: &str, to: &str) -> Result<Vec<String>, CheckEr
 
 /// Replay one commit against its first parent.
 pub fn replay_one(ctx: &Context, repo: &Path, commit: &str) -> Result<ReplayResult, CheckError> {
-    let req = CheckRequest { repo: repo.to_path_buf(), base: format!("{commit}^"), head: commit.to_owned(), pkgcheck_args: vec![], masters: vec![] };
+    let req = CheckRequest {
+        repo: repo.to_path_buf(),
+        base: format!("{commit}^"),
+        head: commit.to_owned(),
+        pkgcheck_args: vec![],
+        masters: vec![],
+    };
     let checked = check::run(ctx, &req)?;
     let prepared = checked.prepared.as_ref().ok_or_else(|| CheckError::Input("nothing was prepared".into()))?;
     let scanner = ctx.scanner(&[]);
     let work = &ctx.settings.work.dir;
-    let env_b = regen::tree_env(&ctx.sandbox, work, &prepared.base_tree, &prepared.masters, &checked.scratch.join("truth-base")).map_err(|e| CheckError::Input(e.to_string()))?;
-    let env_m = regen::tree_env(&ctx.sandbox, work, &prepared.merge_tree, &prepared.masters, &checked.scratch.join("truth-merge")).map_err(|e| CheckError::Input(e.to_string()))?;
+    let env_b = sandbox::tree_env(&ctx.checker.sandbox, work, &prepared.base_tree, &prepared.masters, &checked.scratch.join("truth-base"))
+        .map_err(|e| CheckError::Input(e.to_string()))?;
+    let env_m =
+        sandbox::tree_env(&ctx.checker.sandbox, work, &prepared.merge_tree, &prepared.masters, &checked.scratch.join("truth-merge"))
+            .map_err(|e| CheckError::Input(e.to_string()))?;
     let full_b = scanner.scan(&env_b, &Unit::Full, "truth-base").map_err(|e| CheckError::Input(e.to_string()))?;
     let full_m = scanner.scan(&env_m, &Unit::Full, "truth-merge").map_err(|e| CheckError::Input(e.to_string()))?;
     let _ = std::fs::remove_dir_all(&checked.scratch);
@@ -68,11 +77,11 @@ pub fn replay_one(ctx: &Context, repo: &Path, commit: &str) -> Result<ReplayResu
 }
 
 /// Identities in `a` but not `b` and the reverse, as multisets.
-fn diff_ids(a: &[shared::Finding], b: &[shared::Finding]) -> (Vec<String>, Vec<String>) {
-    let count = |l: &[shared::Finding]| {
+fn diff_ids(a: &[findings::Finding], b: &[findings::Finding]) -> (Vec<String>, Vec<String>) {
+    let count = |l: &[findings::Finding]| {
         let mut m: BTreeMap<String, i64> = BTreeMap::new();
         for f in l {
-            *m.entry(finding::identity(f).replace('\u{1f}', " ")).or_insert(0) += 1;
+            *m.entry(findings::identity(f).replace('\u{1f}', " ")).or_insert(0) += 1;
         }
         m
     };

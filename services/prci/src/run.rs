@@ -1,8 +1,8 @@
 //! `prci run`: the pipeline's stages in one process (in-process queues without `broker.url`, RabbitMQ with it), or one stage with `--stage`.
 
-use shared::runtime::{self, Transport};
-use shared::stage::{RetryPolicy, Stage};
-use shared::Settings;
+use pipeline::runtime::{self, Transport};
+use pipeline::stage::{RetryPolicy, Stage};
+use pipeline::Settings;
 use std::sync::Arc;
 
 /// The stages, in pipeline order, as operators name them.
@@ -27,13 +27,14 @@ pub fn build_stages(settings: &Settings, wanted: &[&str]) -> Result<Vec<Arc<dyn 
     let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
     for name in wanted {
         match *name {
-            "regen" => stages.push(Arc::new(regen::stage::RegenStage::new(settings.clone()).map_err(|e| RunError::Failed(e.to_string()))?)),
-            "checker" => stages.push(Arc::new(checker::stage::CheckerStage::new(settings.clone()).map_err(|e| RunError::Failed(e.to_string()))?)),
-            "differ" => stages.push(Arc::new(differ::stage::DifferStage {
-                repository: settings.repository.name.clone(),
-                fail_levels: settings.checker.fail_levels.clone(),
-            })),
-            "publisher" => stages.push(Arc::new(publisher::stage::PublisherStage { store: publisher::reports::ReportStore::new(settings.reports.dir.clone()) })),
+            "regen" => {
+                stages.push(Arc::new(regen::stage::RegenStage::from_settings(settings).map_err(|e| RunError::Failed(e.to_string()))?))
+            }
+            "checker" => {
+                stages.push(Arc::new(checker::stage::CheckerStage::from_settings(settings).map_err(|e| RunError::Failed(e.to_string()))?))
+            }
+            "differ" => stages.push(Arc::new(differ::stage::DifferStage::from_settings(settings))),
+            "publisher" => stages.push(Arc::new(publisher::stage::PublisherStage::from_settings(settings))),
             _ => {}
         }
     }

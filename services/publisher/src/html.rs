@@ -1,10 +1,10 @@
 //! The HTML pages the publisher writes: one self-contained report page per pull-request revision (anchored by package, so a comment can link `report.html#cat/pkg`) and the index of recent reports. Every string that comes from a report is escaped: findings quote untrusted ebuilds.
 
 use crate::{describe, group_of};
+use findings::Finding;
+use findings::{CheckReport, Verdict};
+use pipeline::messages::Revision;
 use serde_json::Value;
-use shared::finding::{self, Finding};
-use shared::messages::Revision;
-use shared::{CheckReport, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -117,12 +117,7 @@ pub fn render_report(rev: &Revision, report: &CheckReport) -> String {
     let repository = if report.repository.is_empty() { &rev.repository } else { &report.repository };
     page_start(&mut out, &format!("{repository} PR #{}: {verdict}", rev.pr));
     let _ = writeln!(out, "<p class=\"muted\"><a href=\"../index.html\">all reports</a></p>");
-    let _ = writeln!(
-        out,
-        "<h1>{} pull request #{} <span class=\"badge {verdict}\">{verdict}</span></h1>",
-        escape(repository),
-        rev.pr
-    );
+    let _ = writeln!(out, "<h1>{} pull request #{} <span class=\"badge {verdict}\">{verdict}</span></h1>", escape(repository), rev.pr);
 
     // The verdict first: it is what the contributor came for.
     let _ = write!(out, "<div class=\"verdict {verdict}\"><strong>{}</strong>", verdict.to_uppercase());
@@ -254,16 +249,13 @@ fn groups(out: &mut String, anchor_prefix: &str, findings: &[Finding]) {
 fn finding_item(out: &mut String, f: &Finding) {
     let level = f.get("level").and_then(Value::as_str).unwrap_or("?");
     let class = level_class(level);
-    let version = f
-        .get("version")
-        .and_then(Value::as_str)
-        .map(|v| format!(" <span class=\"ver\">{}</span>", escape(v)))
-        .unwrap_or_default();
+    let version =
+        f.get("version").and_then(Value::as_str).map(|v| format!(" <span class=\"ver\">{}</span>", escape(v))).unwrap_or_default();
     let _ = writeln!(
         out,
         "<li class=\"{class}\"><span class=\"lvl {class}\">{}</span> <span class=\"cls\">{}</span>{version}: <span class=\"desc\">{}</span></li>",
         escape(level),
-        escape(finding::class_of(f)),
+        escape(findings::class_of(f)),
         escape(&describe(f))
     );
 }
@@ -350,7 +342,7 @@ mod tests {
     }
 
     fn f(line: &str) -> Finding {
-        finding::parse_line(line, "").expect("finding")
+        findings::parse_line(line, "").expect("finding")
     }
 
     fn report() -> CheckReport {
@@ -445,7 +437,13 @@ mod tests {
 
     #[test]
     fn index_is_newest_first_and_links_each_page() {
-        let e = |pr, c: char, at| IndexEntry { pr, head: c.to_string().repeat(40), verdict: Verdict::Pass, reason: "ok".into(), written_at: at };
+        let e = |pr, c: char, at| IndexEntry {
+            pr,
+            head: c.to_string().repeat(40),
+            verdict: Verdict::Pass,
+            reason: "ok".into(),
+            written_at: at,
+        };
         let page = render_index(&[e(1, 'a', 100.0), e(7, 'b', 300.0), e(3, 'c', 200.0)]);
         let pos = |s: &str| page.find(s).unwrap_or_else(|| panic!("{s} missing: {page}"));
         let (a, b, c) = (

@@ -3,9 +3,9 @@
 pub mod html;
 pub mod reports;
 
+use findings::Finding;
+use findings::{CheckReport, Verdict};
 use serde_json::Value;
-use shared::finding::{self, Finding};
-use shared::{CheckReport, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -75,14 +75,14 @@ fn section(out: &mut String, title: &str, findings: &[Finding]) {
         for f in list {
             let level = f.get("level").and_then(Value::as_str).unwrap_or("?");
             let version = f.get("version").and_then(Value::as_str).map(|v| format!(" [{v}]")).unwrap_or_default();
-            let _ = writeln!(out, "    {level:<8} {}{version}: {}", finding::class_of(f), describe(f));
+            let _ = writeln!(out, "    {level:<8} {}{version}: {}", findings::class_of(f), describe(f));
         }
     }
 }
 
 /// Package (`cat/pkg`), `eclass/X`, category or "repository".
 pub fn group_of(f: &Finding) -> String {
-    finding::package_of(f).unwrap_or_else(|| finding::location_of(f))
+    findings::package_of(f).unwrap_or_else(|| findings::location_of(f))
 }
 
 /// The finding's own attributes, as `key: value` pairs.
@@ -92,7 +92,10 @@ pub fn describe(f: &Finding) -> String {
         .filter(|(k, _)| !matches!(k.as_str(), "__class__" | "level" | "category" | "package" | "version" | "eclass"))
         .map(|(k, v)| match v {
             Value::String(s) => format!("{k}: {s}"),
-            Value::Array(a) => format!("{k}: {}", a.iter().map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", ")),
+            Value::Array(a) => format!(
+                "{k}: {}",
+                a.iter().map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", ")
+            ),
             other => format!("{k}: {other}"),
         })
         .collect();
@@ -117,8 +120,16 @@ mod tests {
         r.verdict = Verdict::Fail;
         r.reason = "1 new issue(s) at a failing level: 1 error".into();
         r.tested = "c".repeat(40);
-        r.new = vec![finding::parse_line(r#"{"__class__": "MissingLicense", "category": "app-misc", "package": "foo", "version": "1.0", "licenses": ["Nope"]}"#, "").unwrap()];
-        r.fixed = vec![finding::parse_line(r#"{"__class__": "DeprecatedEapi", "category": "dev-libs", "package": "bar", "version": "2", "eapi": "6"}"#, "").unwrap()];
+        r.new = vec![findings::parse_line(
+            r#"{"__class__": "MissingLicense", "category": "app-misc", "package": "foo", "version": "1.0", "licenses": ["Nope"]}"#,
+            "",
+        )
+        .unwrap()];
+        r.fixed = vec![findings::parse_line(
+            r#"{"__class__": "DeprecatedEapi", "category": "dev-libs", "package": "bar", "version": "2", "eapi": "6"}"#,
+            "",
+        )
+        .unwrap()];
         let text = render_text(&r);
         let new_at = text.find("New issues (1)").unwrap();
         let fixed_at = text.find("Fixed issues (1)").unwrap();

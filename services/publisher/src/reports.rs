@@ -1,9 +1,9 @@
 //! The report store under `reports.dir`: `<pr>/<head>.json` (the report document), `<pr>/<head>.html` (its page), `<pr>/<head>.rev.json` (the revision it answers, so an older revision delivered late is not published over a newer one) and `index.html`. Every file is replaced atomically, so a web server never serves half a page, and writing the same revision again replaces it.
 
 use crate::html::{self, IndexEntry};
+use findings::{CheckReport, Verdict};
+use pipeline::messages::Revision;
 use serde::Deserialize;
-use shared::messages::Revision;
-use shared::{CheckReport, Verdict};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -292,7 +292,8 @@ mod tests {
         assert_eq!(back.verdict, Verdict::Pass);
         let page = fs::read_to_string(store.html_path(&r).expect("path")).expect("html");
         assert!(page.contains("no new issue"));
-        let sidecar: Revision = serde_json::from_slice(&fs::read(store.dir().join("42").join(format!("{head}.rev.json"))).expect("sidecar")).expect("revision");
+        let sidecar: Revision =
+            serde_json::from_slice(&fs::read(store.dir().join("42").join(format!("{head}.rev.json"))).expect("sidecar")).expect("revision");
         assert_eq!(sidecar, r);
 
         let index = fs::read_to_string(store.index_path()).expect("index");
@@ -316,7 +317,8 @@ mod tests {
         store.regenerate_index().expect("index");
 
         let index = fs::read_to_string(store.index_path()).expect("index");
-        let pos = |r: &Revision| index.find(&format!("href=\"{}/{}.html\"", r.pr, r.head)).unwrap_or_else(|| panic!("{} missing: {index}", r.pr));
+        let pos =
+            |r: &Revision| index.find(&format!("href=\"{}/{}.html\"", r.pr, r.head)).unwrap_or_else(|| panic!("{} missing: {index}", r.pr));
         assert!(pos(&revs[0]) < pos(&revs[2]) && pos(&revs[2]) < pos(&revs[1]), "{index}");
         assert!(!index.contains(&"d".repeat(40)), "an unreadable report is left out");
         assert!(index.contains("1970-01-01 00:50"), "{index}");
@@ -375,7 +377,8 @@ mod tests {
         // A sidecar whose report was never written (a crash in between) does not count.
         let orphan = rev(9, 'e', 500.0);
         fs::create_dir_all(store.dir().join("9")).expect("mkdir");
-        fs::write(store.dir().join("9").join(format!("{}.rev.json", orphan.head)), serde_json::to_vec(&orphan).expect("json")).expect("write");
+        fs::write(store.dir().join("9").join(format!("{}.rev.json", orphan.head)), serde_json::to_vec(&orphan).expect("json"))
+            .expect("write");
         assert!(!store.superseded(&rev(9, 'f', 1.0)));
     }
 }

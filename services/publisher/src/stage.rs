@@ -1,13 +1,19 @@
 //! The publisher stage: a verdict in, the report pages written (once per revision; never for a superseded one).
 
 use crate::reports::{ReportStore, WriteOutcome};
-use shared::messages::{self, Queue, VerdictMessage};
-use shared::stage::{Handled, Stage, StageError};
+use pipeline::messages::{self, Queue, VerdictMessage};
+use pipeline::stage::{Handled, Stage, StageError};
 
 /// Writes reports under `reports.dir`.
 #[derive(Debug)]
 pub struct PublisherStage {
     pub store: ReportStore,
+}
+
+impl PublisherStage {
+    pub fn from_settings(settings: &pipeline::Settings) -> PublisherStage {
+        PublisherStage { store: ReportStore::new(settings.reports.dir.clone()) }
+    }
 }
 
 impl Stage for PublisherStage {

@@ -5,10 +5,10 @@
 //! after a regen succeeded, so an interrupted job leaves no stamp and the next job regenerates the whole tree.
 
 use crate::RegenError;
+use ebuild::layout;
 use git2::{Oid, Repository};
+use sandbox::Tools;
 use serde::{Deserialize, Serialize};
-use shared::layout::{self, PathKind};
-use shared::tools::Tools;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -135,7 +135,7 @@ pub fn plan(mirror: &Repository, old: Option<&Stamp>, wanted: &Stamp, categories
         },
         _ => return RegenKind::Full,
     };
-    match changed_packages(&paths, categories) {
+    match layout::changed_packages(&paths, categories) {
         Some(pkgs) if pkgs.is_empty() => RegenKind::Unchanged,
         Some(pkgs) if pkgs.len() <= TARGETED_MAX_PACKAGES => RegenKind::Targeted(pkgs),
         _ => RegenKind::Full,
@@ -144,34 +144,7 @@ pub fn plan(mirror: &Repository, old: Option<&Stamp>, wanted: &Stamp, categories
 
 /// Paths that differ between two trees (both sides of renames).
 fn tree_diff_paths(repo: &Repository, a: Oid, b: Oid) -> Result<Vec<String>, git2::Error> {
-    crate::diff_paths(repo, &repo.find_tree(a)?, &repo.find_tree(b)?)
-}
-
-/// The packages (`cat/pkg`, sorted) the changed `paths` are in, or None when some path can affect more than its
-/// package (eclasses, profiles, licences, `metadata/` other than md5-cache entries, top-level files, files of a
-/// category, unknown directories). An md5-cache entry (`metadata/md5-cache/<cat>/<PF>`, committed by many
-/// repositories) names its package: a targeted regen of that package rewrites or deletes it.
-pub fn changed_packages(paths: &[String], categories: &BTreeSet<String>) -> Option<Vec<String>> {
-    if categories.is_empty() {
-        return None; // pkgcore would take every directory for a category: be conservative
-    }
-    let mut pkgs = BTreeSet::new();
-    for path in paths {
-        match layout::classify(path, categories) {
-            PathKind::Package { cp } | PathKind::Md5Cache { cp } => pkgs.insert(cp),
-            _ => return None,
-        };
-    }
-    Some(pkgs.into_iter().collect())
-}
-
-/// The categories of `profiles/categories` in each of `trees` (a repository and its masters).
-pub fn categories(trees: &[&Path]) -> BTreeSet<String> {
-    trees
-        .iter()
-        .filter_map(|t| std::fs::read_to_string(t.join("profiles").join("categories")).ok())
-        .flat_map(|text| text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect::<Vec<_>>())
-        .collect()
+    trees::merge::diff_paths(repo, &repo.find_tree(a)?, &repo.find_tree(b)?)
 }
 
 #[cfg(test)]
@@ -180,57 +153,6 @@ mod tests {
 
     fn cats() -> BTreeSet<String> {
         ["app-misc", "dev-libs"].iter().map(|s| s.to_string()).collect()
-    }
-
-    fn paths(p: &[&str]) -> Vec<String> {
-        p.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn package_files_name_their_packages() {
-        let got = changed_packages(&paths(&["app-misc/foo/foo-1.0.ebuild", "app-misc/foo/files/x.patch", "dev-libs/bar/metadata.xml"]), &cats());
-        assert_eq!(got, Some(vec!["app-misc/foo".to_string(), "dev-libs/bar".to_string()]));
-    }
-
-    #[test]
-    fn md5_cache_entries_name_their_packages() {
-        let got = changed_packages(
-            &paths(&["app-misc/foo/foo-1.1.ebuild", "metadata/md5-cache/app-misc/foo-1.1", "metadata/md5-cache/dev-libs/foo-bar-2.0_rc1-r3"]),
-            &cats(),
-        );
-        assert_eq!(got, Some(vec!["app-misc/foo".to_string(), "dev-libs/foo-bar".to_string()]));
-        // A deleted entry of a removed package: the targeted regen deletes what is left of it.
-        assert_eq!(changed_packages(&paths(&["metadata/md5-cache/dev-libs/gone-1"]), &cats()), Some(vec!["dev-libs/gone".to_string()]));
-    }
-
-    #[test]
-    fn anything_else_means_a_full_regen() {
-        for p in [
-            "eclass/foo.eclass",
-            "metadata/layout.conf",
-            "metadata/md5-cache/sci-misc/foo-1.0",
-            "metadata/md5-cache/app-misc/noversion",
-            "profiles/categories",
-            "licenses/MIT",
-            "README.md",
-            "app-misc/metadata.xml",
-            "sci-misc/foo/foo-1.ebuild",
-            "app-misc/.git/x",
-        ] {
-            assert_eq!(changed_packages(&paths(&["app-misc/foo/foo-1.0.ebuild", p]), &cats()), None, "{p}");
-        }
-        assert_eq!(changed_packages(&paths(&["app-misc/foo/foo-1.0.ebuild"]), &BTreeSet::new()), None, "no categories known");
-    }
-
-    #[test]
-    fn categories_come_from_every_tree() {
-        let a = tempfile::tempdir().expect("test fixture");
-        let b = tempfile::tempdir().expect("test fixture");
-        for (d, text) in [(&a, "app-misc\n\n"), (&b, "# comment\ndev-libs\napp-misc\n")] {
-            std::fs::create_dir_all(d.path().join("profiles")).expect("test fixture");
-            std::fs::write(d.path().join("profiles/categories"), text).expect("test fixture");
-        }
-        assert_eq!(categories(&[a.path(), b.path()]), cats());
     }
 
     #[test]
@@ -250,7 +172,13 @@ mod tests {
     }
 
     fn stamp(tree: &str) -> Stamp {
-        Stamp { commit: "c".into(), tree: tree.into(), pkgcheck_version: "1".into(), pkgcore_version: "2".into(), masters: vec![("gentoo".into(), "m".into())] }
+        Stamp {
+            commit: "c".into(),
+            tree: tree.into(),
+            pkgcheck_version: "1".into(),
+            pkgcore_version: "2".into(),
+            masters: vec![("gentoo".into(), "m".into())],
+        }
     }
 
     #[test]

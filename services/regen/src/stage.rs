@@ -1,68 +1,50 @@
 //! The regen stage: a pull-request revision in, prepared trees (published to the trees remote) out; a superseded revision is dropped.
 
-use crate::{trees, Job, RegenError, RepoWorkspace};
+use crate::{failed_message, trees_message, Job, Regen, RegenError};
 use git2::{Oid, Repository};
-use shared::messages::{self, PreparedTrees, Queue, Revision};
-use shared::sandbox::Sandbox;
-use shared::stage::{Handled, Outgoing, Stage, StageError};
-use shared::tools::Tools;
-use shared::Settings;
+use pipeline::messages::{self, PreparedTrees, Queue, Revision};
+use pipeline::stage::{Handled, Outgoing, Stage, StageError};
+use pipeline::Settings;
 use std::path::Path;
+use trees::RepoWorkspace;
 
-/// Regen with its configuration and the tools found at start-up.
+/// The regen stage: [`Regen`] behind the queue.
 #[derive(Debug)]
 pub struct RegenStage {
-    settings: Settings,
-    tools: Tools,
-    sandbox: Sandbox,
+    regen: Regen,
 }
 
 impl RegenStage {
-    pub fn new(settings: Settings) -> Result<RegenStage, shared::tools::MissingTool> {
-        let tools = Tools::locate(&settings.tools)?;
-        let sandbox = Sandbox::new(settings.checker.sandbox);
-        Ok(RegenStage { settings, tools, sandbox })
+    pub fn from_settings(settings: &Settings) -> Result<RegenStage, sandbox::MissingTool> {
+        Ok(RegenStage { regen: Regen::from_settings(settings)? })
     }
 
+    /// Prepare and publish one revision's trees; None when the revision is superseded.
     fn prepare(&self, rev: &Revision) -> Result<Option<PreparedTrees>, RegenError> {
-        let repo = &self.settings.repository;
-        let ws = RepoWorkspace::new(&self.settings.work.dir, &repo.name, &repo.url);
+        let settings = &self.regen.settings;
+        let repo = &settings.repository;
+        let ws = RepoWorkspace::new(&settings.work.dir, &repo.name, &repo.url);
         let _lock = ws.lock()?;
-        let mirror = crate::open_mirror(&ws, &repo.url)?;
+        let mirror = trees::open_mirror(&ws, &repo.url)?;
         let (tip, current_head) = current_refs(&mirror, &repo.url, &repo.base_branch, rev.pr)?;
         if current_head != Some(rev.head.clone()) {
             tracing::info!(revision = %rev.key(), current = ?current_head, "superseded or closed; dropped");
             return Ok(None);
         }
         let head = Oid::from_str(&rev.head).map_err(|_| RegenError::Input(format!("bad head sha {:?}", rev.head)))?;
-        let scratch = self.settings.work.dir.join("jobs").join(format!("regen-{}-{}", rev.pr, &rev.head[..12]));
+        let scratch = settings.work.dir.join("jobs").join(format!("regen-{}-{}", rev.pr, &rev.head[..12]));
         let job = Job { url: &repo.url, base: tip, head, masters: &repo.masters };
-        let prepared = crate::prepare(&self.settings, &self.sandbox, &self.tools, &ws, &job, &scratch);
+        let prepared = self.regen.prepare(&ws, &job, &scratch);
         let _ = std::fs::remove_dir_all(&scratch);
         let prepared = prepared?;
-        let trees_url = self.settings.trees_url();
-        let (base_tree, merge_tree) = if prepared.conflicts.is_empty() {
-            (trees::publish(&prepared.base_tree, tip, &trees_url)?.to_string(), trees::publish(&prepared.merge_tree, prepared.tested, &trees_url)?.to_string())
+        let trees_url = settings.trees_url();
+        let published = if prepared.conflicts.is_empty() {
+            let base = trees::remote::publish(&prepared.base_tree, tip, &trees_url)?;
+            Some((base, trees::remote::publish(&prepared.merge_tree, prepared.tested, &trees_url)?))
         } else {
-            (String::new(), String::new())
+            None
         };
-        let masters = prepared
-            .masters
-            .iter()
-            .filter_map(|m| Repository::open(&m.path).ok().and_then(|r| r.head().ok()?.target()).map(|oid| (m.name.clone(), oid.to_string())))
-            .collect();
-        Ok(Some(PreparedTrees {
-            revision: rev.clone(),
-            base: tip.to_string(),
-            base_tree,
-            merge_tree,
-            tested: if prepared.conflicts.is_empty() { prepared.tested.to_string() } else { String::new() },
-            changed: prepared.changed,
-            conflicts: prepared.conflicts,
-            masters,
-            timings: prepared.timings,
-            error: None,
-        }))
+        Ok(Some(trees_message(rev, &prepared, published)))
     }
 }
 
@@ -75,8 +57,8 @@ fn current_refs(mirror: &Repository, url: &str, base_branch: &str, pr: u64) -> R
         let specs = [format!("+refs/heads/{base_branch}:refs/prci/base"), format!("+refs/pull/{pr}/head:refs/prci/pull/{pr}")];
         let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
         // A closed pull request has no ref any more: fetch the base alone then.
-        if crate::fetch(mirror, url, &specs).is_err() {
-            crate::fetch(mirror, url, &specs[..1])?;
+        if trees::fetch(mirror, url, &specs).is_err() {
+            trees::fetch(mirror, url, &specs[..1])?;
             let _ = mirror.find_reference(&format!("refs/prci/pull/{pr}")).map(|mut r| r.delete());
         }
         (Repository::open(mirror.path())?, "refs/prci/base".to_string(), format!("refs/prci/pull/{pr}"))
@@ -98,21 +80,12 @@ impl Stage for RegenStage {
         let prepared = match self.prepare(&rev) {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(Handled::default()),
-            // Bad input cannot get better: report it as this revision's error.
-            Err(RegenError::Input(reason) | RegenError::Timeout(reason)) => PreparedTrees {
-                revision: rev.clone(),
-                base: rev.base.clone(),
-                base_tree: String::new(),
-                merge_tree: String::new(),
-                tested: String::new(),
-                changed: vec![],
-                conflicts: vec![],
-                masters: vec![],
-                timings: vec![],
-                error: Some(reason),
-            },
+            // The revision's own fault cannot get better: report it as this revision's error.
+            Err(e) if e.is_revision_fault() => failed_message(&rev, e.to_string()),
             Err(e) => return Err(StageError::Transient(e.to_string())),
         };
-        Ok(Handled { publish: vec![Outgoing { queue: Queue::Prepared, body: messages::encode(&prepared), priority: rev.broker_priority() }] })
+        Ok(Handled {
+            publish: vec![Outgoing { queue: Queue::Prepared, body: messages::encode(&prepared), priority: rev.broker_priority() }],
+        })
     }
 }

@@ -1,0 +1,81 @@
+//! The broker loop against the machine's real RabbitMQ: outputs confirmed before the ack, a malformed message dead-lettered while the stage keeps working, shutdown on request.
+
+#![allow(clippy::unwrap_used)] // a test harness: a panic is the failure message
+
+use pipeline::messages::{self, Queue, Revision};
+use pipeline::rabbitmq::{self, BrokerConfig};
+use pipeline::stage::{Handled, Outgoing, RetryPolicy, Stage, StageError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Decodes a revision and forwards its key to `prepared`.
+struct Forward;
+impl Stage for Forward {
+    fn name(&self) -> &'static str {
+        "forward"
+    }
+    fn input(&self) -> Queue {
+        Queue::Revisions
+    }
+    fn handle(&self, body: &[u8]) -> Result<Handled, StageError> {
+        let rev: Revision = messages::decode(body).map_err(|e| StageError::Permanent(e.to_string()))?;
+        Ok(Handled { publish: vec![Outgoing { queue: Queue::Prepared, body: rev.key().into_bytes(), priority: 0 }] })
+    }
+}
+
+fn revision(pr: u64) -> Revision {
+    Revision {
+        repository: "test".into(),
+        pr,
+        head: "a".repeat(40),
+        base_branch: "master".into(),
+        base: "b".repeat(40),
+        priority: false,
+        emitted_at: 0.0,
+    }
+}
+
+fn config() -> BrokerConfig {
+    let prefix = format!(
+        "prci-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    BrokerConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", &prefix)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_message_is_dead_lettered_and_the_stage_keeps_working() {
+    let cfg = config();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let consumer = tokio::spawn(rabbitmq::run_consumer(cfg.clone(), Arc::new(Forward), RetryPolicy::default(), rx));
+    for body in [messages::encode(&revision(1)), b"{not json".to_vec(), messages::encode(&revision(2))] {
+        rabbitmq::publish_once(&cfg, &Outgoing { queue: Queue::Revisions, body, priority: 0 }).await.expect("publish");
+    }
+    let mut forwarded = Vec::new();
+    for _ in 0..100 {
+        forwarded.extend(rabbitmq::take_all(&cfg, &Queue::Prepared.name(&cfg.prefix)).await.expect("get"));
+        if forwarded.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let forwarded: Vec<String> = forwarded.into_iter().map(|b| String::from_utf8(b).unwrap()).collect();
+    assert_eq!(forwarded, [revision(1).key(), revision(2).key()]);
+    let dead = rabbitmq::take_all(&cfg, &Queue::Revisions.dead_letter_name(&cfg.prefix)).await.expect("get dead");
+    assert_eq!(dead, [b"{not json".to_vec()]);
+    tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer).await.expect("the consumer stops on shutdown").unwrap();
+    cleanup(&cfg).await;
+}
+
+/// Delete the test's queues and exchanges.
+async fn cleanup(cfg: &BrokerConfig) {
+    let conn = rabbitmq::connect(cfg).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    for q in Queue::ALL {
+        let _ = ch.queue_delete(q.name(&cfg.prefix).as_str().into(), Default::default()).await;
+        let _ = ch.queue_delete(q.dead_letter_name(&cfg.prefix).as_str().into(), Default::default()).await;
+        let _ = ch.exchange_delete(q.dead_letter_exchange(&cfg.prefix).as_str().into(), Default::default()).await;
+    }
+}

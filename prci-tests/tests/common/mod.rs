@@ -1,0 +1,107 @@
+//! Harness shared by the end-to-end tests: run the real `prci` binary with its own work dir and read its report.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `target/<profile>/prci`, built by the test command before the tests run.
+pub fn prci_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("prci");
+    assert!(bin.is_file(), "{} is missing: run `cargo build --workspace --bins` first (README's test command does)", bin.display());
+    bin
+}
+
+/// One isolated prci: its own work dir, extra environment.
+pub struct Prci {
+    pub work: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+impl Prci {
+    pub fn new() -> Prci {
+        Prci { work: tempfile::Builder::new().prefix("prci-work-").tempdir().expect("work dir"), env: vec![] }
+    }
+
+    pub fn with_env(mut self, key: &str, value: &str) -> Prci {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run prci")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(prci_bin());
+        cmd.args(args).env("PRCI__WORK__DIR", self.work.path()).env_remove("PRCI_LOG");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// `prci check --json`; returns the exit code and the report.
+    pub fn check(&self, repo: &Path, base: &str, head: &str, extra: &[&str]) -> (i32, Value) {
+        let (code, report, _) = self.check_logged(repo, base, head, extra);
+        (code, report)
+    }
+
+    /// `prci check --json` with `PRCI_LOG=info`; returns the exit code, the report and the log (stderr).
+    pub fn check_logged(&self, repo: &Path, base: &str, head: &str, extra: &[&str]) -> (i32, Value, String) {
+        let repo = repo.display().to_string();
+        let mut args = vec!["check", "--json", "--repo", &repo, "--base", base, "--head", head];
+        args.extend_from_slice(extra);
+        let mut cmd = self.command(&args);
+        if !self.env.iter().any(|(k, _)| k == "PRCI_LOG") {
+            cmd.env("PRCI_LOG", "info");
+        }
+        let out = cmd.output().expect("run prci");
+        let code = out.status.code().unwrap_or(-1);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("prci check printed no report ({e}); exit {code}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
+        });
+        (code, report, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `Class@location` of every finding in one list of a report, sorted.
+pub fn summary(report: &Value, list: &str) -> Vec<String> {
+    let mut out: Vec<String> = report[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("report has no {list}: {report}"))
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f.get(k).and_then(Value::as_str);
+            let loc = match (s("category"), s("package"), s("version"), s("eclass")) {
+                (Some(c), Some(p), Some(v), _) => format!("{c}/{p}-{v}"),
+                (Some(c), Some(p), None, _) => format!("{c}/{p}"),
+                (Some(c), None, _, _) => c.to_owned(),
+                (_, _, _, Some(e)) => format!("eclass/{e}"),
+                _ => "repository".to_owned(),
+            };
+            format!("{}@{loc}", s("__class__").unwrap_or("?"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether any process's command line mentions `needle` (for "nothing left behind").
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    for e in entries.flatten() {
+        if let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(needle) {
+                found.push(format!("{}: {text}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}

@@ -1,0 +1,373 @@
+//! The whole pipeline end to end: single-process mode on in-process queues, and the five stages as separate processes on the machine's RabbitMQ.
+
+#![allow(clippy::unwrap_used)] // a test harness: a panic is the failure message
+
+mod common;
+
+use common::prci_bin;
+use fixtures::{Ebuild, Repo};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A repository with four pull requests: clean (1), broken (2), fixing (3), conflicting (4).
+fn repo_with_pulls() -> Repo {
+    let r = Repo::standalone("demo");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild::default());
+    r.add_package("dev-libs", "libdemo", "1.0", &Ebuild { license: "NoSuchLicense".into(), ..Ebuild::default() });
+    r.commit("base");
+    type Changes<'a> = Vec<(&'a str, &'a str, Ebuild)>;
+    let pulls: [(&str, Changes); 4] = [
+        ("clean", vec![("app-misc", "other", Ebuild::default())]),
+        ("broken", vec![("app-misc", "hello", Ebuild { keywords: "~amd64 ~nosucharch".into(), ..Ebuild::default() })]),
+        ("fixing", vec![("dev-libs", "libdemo", Ebuild::default())]),
+        (
+            "conflicting",
+            vec![("app-misc", "hello", Ebuild { description: "A description master changes too".into(), ..Ebuild::default() })],
+        ),
+    ];
+    for (n, (name, changes)) in pulls.into_iter().enumerate() {
+        r.switch("master");
+        r.branch(name);
+        r.switch(name);
+        for (cat, pkg, e) in &changes {
+            r.add_package(cat, pkg, "1.0", e);
+        }
+        let sha = r.commit(name);
+        r.set_ref(&format!("refs/pull/{}/head", n + 1), &sha);
+    }
+    r.switch("master");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild { description: "Master's own description".into(), ..Ebuild::default() });
+    r.commit("master moves on");
+    r
+}
+
+fn write_config(dir: &Path, repo: &Path) -> PathBuf {
+    let path = dir.join("prci.toml");
+    let text = format!(
+        "[repository]\nname = \"demo\"\nurl = \"{}\"\n\n[source]\npoll_interval_secs = 1\n\n[work]\ndir = \"{}\"\n\n[reports]\ndir = \"{}\"\n",
+        repo.display(),
+        dir.join("work").display(),
+        dir.join("reports").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The report of pull request `pr` (there is exactly one per head).
+fn report(reports: &Path, pr: u64) -> Option<Value> {
+    let dir = reports.join(pr.to_string());
+    let entry = std::fs::read_dir(dir).ok()?.flatten().find(|e| {
+        let n = e.file_name().to_string_lossy().into_owned();
+        n.ends_with(".json") && !n.ends_with(".rev.json")
+    })?;
+    serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok()
+}
+
+fn classes(report: &Value, list: &str) -> Vec<String> {
+    report[list].as_array().unwrap().iter().map(|f| f["__class__"].as_str().unwrap().to_owned()).collect()
+}
+
+fn check_reports(reports: &Path) {
+    let r1 = report(reports, 1).expect("report of PR 1");
+    assert_eq!(r1["verdict"], "pass", "{r1}");
+    let r2 = report(reports, 2).expect("report of PR 2");
+    assert_eq!(r2["verdict"], "fail", "{r2}");
+    assert_eq!(classes(&r2, "new"), ["UnknownKeywords"]);
+    let r3 = report(reports, 3).expect("report of PR 3");
+    assert_eq!(r3["verdict"], "pass", "{r3}");
+    assert_eq!(classes(&r3, "fixed"), ["UnknownLicense"]);
+    let r4 = report(reports, 4).expect("report of PR 4");
+    assert_eq!(r4["verdict"], "fail", "{r4}");
+    assert_eq!(r4["conflicts"], serde_json::json!(["app-misc/hello/hello-1.0.ebuild"]));
+    // The page has an anchor per package with new issues, and the index links every report.
+    let head2 = r2["head"].as_str().unwrap();
+    let page = std::fs::read_to_string(reports.join("2").join(format!("{head2}.html"))).unwrap();
+    assert!(page.contains("id=\"app-misc/hello\""), "no anchor in the page");
+    let index = std::fs::read_to_string(reports.join("index.html")).unwrap();
+    assert!(index.contains(&format!("2/{head2}.html")), "index does not link PR 2");
+}
+
+#[test]
+fn configured_pkgcheck_arguments_keep_every_verdict_in_the_pipeline() {
+    // Checks that run by default anyway, named through the configuration: pkgcheck then also runs them in
+    // the repository pass, which must neither hide the new issue of PR 2 nor the fix of PR 3.
+    let r = repo_with_pulls();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), r.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[checker]\npkgcheck_args = [\"--checks=+KeywordsCheck,+LicenseCheck\", \"--keywords=-DoubleEmptyLine\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(prci_bin()).args(["--config", &config.display().to_string(), "run", "--until-idle"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    check_reports(&dir.path().join("reports"));
+}
+
+#[test]
+fn single_process_mode_processes_every_pull_request() {
+    let r = repo_with_pulls();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), r.path());
+    let out = Command::new(prci_bin()).args(["--config", &config.display().to_string(), "run", "--until-idle"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("index.html"));
+    check_reports(&dir.path().join("reports"));
+    // A second run finds nothing new to do and writes nothing again.
+    let before = std::fs::metadata(dir.path().join("reports/index.html")).unwrap().modified().unwrap();
+    let out = Command::new(prci_bin()).args(["--config", &config.display().to_string(), "run", "--until-idle"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(std::fs::metadata(dir.path().join("reports/index.html")).unwrap().modified().unwrap(), before);
+}
+
+struct Stage(Child);
+impl Drop for Stage {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn five_stages_as_separate_processes_on_rabbitmq() {
+    let r = repo_with_pulls();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), r.path());
+    let prefix = format!("prci-e2e-{}", std::process::id());
+    let spawn = |stage: &str| {
+        Stage(
+            Command::new(prci_bin())
+                .args(["--config", &config.display().to_string(), "run", "--stage", stage])
+                .env("PRCI__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+                .env("PRCI__BROKER__PREFIX", &prefix)
+                .env("PRCI_LOG", "warn")
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let stages: Vec<Stage> = ["publisher", "differ", "checker", "regen", "poller"].into_iter().map(spawn).collect();
+    // A malformed message on the differ's queue: dead-lettered, and the differ keeps working.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let cfg = pipeline::rabbitmq::BrokerConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", &prefix);
+    let garbage = pipeline::stage::Outgoing {
+        queue: pipeline::messages::Queue::Scanned,
+        body: b"{\"schema\": 1, \"body\": 42}".to_vec(),
+        priority: 0,
+    };
+    rt.block_on(pipeline::rabbitmq::publish_once(&cfg, &garbage)).expect("publish a malformed message");
+    let reports = dir.path().join("reports");
+    let start = Instant::now();
+    while (1..=4).any(|pr| report(&reports, pr).is_none()) {
+        assert!(start.elapsed() < Duration::from_secs(240), "the pipeline did not finish");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    check_reports(&reports);
+    let dead = rt.block_on(pipeline::rabbitmq::take_all(&cfg, &pipeline::messages::Queue::Scanned.dead_letter_name(&prefix))).unwrap();
+    assert_eq!(dead, vec![garbage.body.clone()], "the malformed message is in the dead-letter queue");
+    for s in &stages {
+        sigterm(&s.0);
+    }
+    for mut s in stages {
+        let status = wait_timeout(&mut s.0, Duration::from_secs(30)).expect("stage did not exit on SIGTERM");
+        assert!(status.success(), "a stage exited with {status}");
+    }
+    cleanup_queues(&prefix);
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn cleanup_queues(prefix: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let cfg = pipeline::rabbitmq::BrokerConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", prefix);
+        let conn = pipeline::rabbitmq::connect(&cfg).await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        for q in pipeline::messages::Queue::ALL {
+            let _ = ch.queue_delete(q.name(prefix).as_str().into(), Default::default()).await;
+            let _ = ch.queue_delete(q.dead_letter_name(prefix).as_str().into(), Default::default()).await;
+            let _ = ch.exchange_delete(q.dead_letter_exchange(prefix).as_str().into(), Default::default()).await;
+        }
+    });
+}
+
+#[test]
+fn a_second_host_reuses_the_base_results_of_the_first() {
+    let r = Repo::standalone("demo");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild::default());
+    r.commit("base");
+    r.branch("one");
+    r.switch("one");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild { keywords: "~amd64 ~nosucharch".into(), ..Ebuild::default() });
+    let one = r.commit("one");
+    r.set_ref("refs/pull/1/head", &one);
+    r.switch("master");
+    let dir = tempfile::tempdir().unwrap();
+    let trees = dir.path().join("shared-trees.git");
+    let run_host = |host: &str| {
+        let host_dir = dir.path().join(host);
+        std::fs::create_dir_all(&host_dir).unwrap();
+        let config = write_config(&host_dir, r.path());
+        let out = Command::new(prci_bin())
+            .args(["--config", &config.display().to_string(), "run", "--until-idle"])
+            .env("PRCI__TREES__URL", trees.display().to_string())
+            .env("PRCI_LOG", "info")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = run_host("host-a");
+    assert!(!first.contains("base results from the shared cache"), "{first}");
+    // A second pull request on the same base, touching the same package, checked on another host.
+    r.branch("two");
+    r.switch("two");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild { license: "NoSuchLicense".into(), ..Ebuild::default() });
+    let two = r.commit("two");
+    r.set_ref("refs/pull/2/head", &two);
+    r.switch("master");
+    let second = run_host("host-b");
+    assert!(second.contains("base results from the shared cache"), "{second}");
+    let line = second.lines().rfind(|l| l.contains("base results cache")).unwrap_or_else(|| panic!("{second}"));
+    assert!(line.contains("misses=0"), "the second host scanned the base: {line}");
+    let r2 = report(&dir.path().join("host-b/reports"), 2).expect("report of PR 2");
+    assert_eq!(classes(&r2, "new"), ["UnknownLicense"]);
+}
+
+/// A pkgcheck that announces each scan in `marker` and takes `delay` seconds longer than the real one.
+fn slow_pkgcheck(dir: &Path, marker: &Path, delay: u32) -> PathBuf {
+    let real = fixtures::pkgcheck_path();
+    let shim = dir.join(format!("slow-pkgcheck-{}", marker.file_name().unwrap().to_string_lossy()));
+    let text = format!(
+        "#!/bin/sh\ncase \"$*\" in *scan*) : > '{marker}'; sleep {delay};; esac\nexec '{real}' \"$@\"\n",
+        marker = marker.display(),
+        real = real.display()
+    );
+    std::fs::write(&shim, text).unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    shim
+}
+
+#[test]
+fn two_checkers_share_the_work_and_a_killed_one_loses_nothing() {
+    let r = repo_with_pulls();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), r.path());
+    let prefix = format!("prci-kill-{}", std::process::id());
+    let spawn = |stage: &str, pkgcheck: Option<&Path>| {
+        let mut c = Command::new(prci_bin());
+        c.args(["--config", &config.display().to_string(), "run", "--stage", stage])
+            .env("PRCI__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+            .env("PRCI__BROKER__PREFIX", &prefix)
+            .env("PRCI_LOG", "warn");
+        if let Some(p) = pkgcheck {
+            c.env("PRCI__TOOLS__PKGCHECK", p);
+        }
+        Stage(c.spawn().unwrap())
+    };
+    let (marker_a, marker_b) = (dir.path().join("scanning-a"), dir.path().join("scanning-b"));
+    let mut checker_a = spawn("checker", Some(&slow_pkgcheck(dir.path(), &marker_a, 4)));
+    let checker_b = spawn("checker", Some(&slow_pkgcheck(dir.path(), &marker_b, 1)));
+    let others: Vec<Stage> = ["publisher", "differ", "regen", "poller"].into_iter().map(|s| spawn(s, None)).collect();
+    let start = Instant::now();
+    while !marker_a.exists() {
+        assert!(start.elapsed() < Duration::from_secs(120), "checker A never started a scan");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Checker A is in the middle of a job: kill it without warning.
+    checker_a.0.kill().unwrap();
+    checker_a.0.wait().unwrap();
+    let reports = dir.path().join("reports");
+    while (1..=4).any(|pr| report(&reports, pr).is_none()) {
+        assert!(start.elapsed() < Duration::from_secs(300), "a job was lost");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(marker_b.exists(), "checker B took no part");
+    check_reports(&reports);
+    for pr in 1..=4 {
+        let jsons = std::fs::read_dir(reports.join(pr.to_string())).unwrap().flatten().filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.ends_with(".json") && !n.ends_with(".rev.json")
+        });
+        assert_eq!(jsons.count(), 1, "PR {pr} has more than one report");
+    }
+    // Nothing checker A started is still running.
+    std::thread::sleep(Duration::from_millis(500));
+    let left = common::processes_mentioning("slow-pkgcheck-scanning-a");
+    assert!(left.is_empty(), "left behind by the killed checker: {left:?}");
+    drop(checker_b);
+    drop(others);
+    cleanup_queues(&prefix);
+}
+
+#[test]
+fn a_superseded_revision_is_dropped_and_never_published_over_a_newer_one() {
+    use pipeline::messages::{self, Revision, VerdictMessage};
+    use pipeline::stage::Stage;
+    let r = repo_with_pulls();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = pipeline::Settings::default();
+    settings.repository.name = "demo".into();
+    settings.repository.url = r.path().display().to_string();
+    settings.work.dir = dir.path().join("work");
+    settings.reports.dir = dir.path().join("reports");
+    let old_head = r.rev_parse("refs/pull/2/head");
+    let rev = |head: &str, at: f64| Revision {
+        repository: "demo".into(),
+        pr: 2,
+        head: head.into(),
+        base_branch: "master".into(),
+        base: r.rev_parse("master"),
+        priority: false,
+        emitted_at: at,
+    };
+    // The pull request gets a newer head.
+    r.switch("broken");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild::default());
+    let new_head = r.commit("broken: fixed after review");
+    r.set_ref("refs/pull/2/head", &new_head);
+    r.switch("master");
+
+    let regen = regen::stage::RegenStage::from_settings(&settings).unwrap();
+    let handled = regen.handle(&messages::encode(&rev(&old_head, 1.0))).unwrap();
+    assert!(handled.publish.is_empty(), "regen prepared a superseded revision");
+    let handled = regen.handle(&messages::encode(&rev(&new_head, 2.0))).unwrap();
+    assert_eq!(handled.publish.len(), 1, "regen dropped the current revision");
+
+    // The checker drops it too, should it arrive there.
+    let checker = checker::stage::CheckerStage::from_settings(&settings).unwrap();
+    let stale = pipeline::messages::PreparedTrees {
+        revision: rev(&old_head, 1.0),
+        base: r.rev_parse("master"),
+        base_tree: "c".repeat(40),
+        merge_tree: "d".repeat(40),
+        tested: "e".repeat(40),
+        changed: vec!["app-misc/hello/hello-1.0.ebuild".into()],
+        conflicts: vec![],
+        masters: vec![],
+        timings: vec![],
+        error: None,
+    };
+    assert!(checker.handle(&messages::encode(&stale)).unwrap().publish.is_empty(), "the checker scanned a superseded revision");
+
+    // The publisher never writes the older revision's report once the newer one is written.
+    let publisher = publisher::stage::PublisherStage { store: publisher::reports::ReportStore::new(settings.reports.dir.clone()) };
+    let report = |head: &str| findings::CheckReport::error("demo", &"b".repeat(40), head, "test");
+    publisher.handle(&messages::encode(&VerdictMessage { revision: rev(&new_head, 2.0), report: report(&new_head) })).unwrap();
+    publisher.handle(&messages::encode(&VerdictMessage { revision: rev(&old_head, 1.0), report: report(&old_head) })).unwrap();
+    assert!(settings.reports.dir.join("2").join(format!("{new_head}.json")).exists());
+    assert!(!settings.reports.dir.join("2").join(format!("{old_head}.json")).exists(), "a superseded revision was published");
+}

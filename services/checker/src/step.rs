@@ -1,0 +1,114 @@
+//! The checker step both paths run: the checkouts of a prepared revision in, both sides' findings (the `Scanned` message) out.
+
+use crate::cache::BaseCache;
+use crate::scan::{ScanError, Scanner};
+use crate::ConfirmPolicy;
+use ebuild::repo::RepoView;
+use pipeline::messages::{PreparedTrees, Scanned};
+use pipeline::Settings;
+use sandbox::{Sandbox, Tools};
+use std::path::{Path, PathBuf};
+
+/// The checkouts of one prepared revision on this host.
+pub struct Checkouts<'a> {
+    /// The repository's mirror (the base commit's tree id keys the base-results cache).
+    pub mirror: &'a git2::Repository,
+    /// The base tip the trees were prepared from.
+    pub base: git2::Oid,
+    pub base_tree: &'a Path,
+    pub merge_tree: &'a Path,
+    pub masters: &'a [RepoView],
+    /// The job's scratch directory (removed by the caller).
+    pub scratch: PathBuf,
+}
+
+/// Why a scan produced no `Scanned`: the host failed (retry). A repository pkgcheck cannot load is not an error
+/// here: it is the revision's `error` verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckerError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+}
+
+/// The checker with its configuration, the tools found at start-up and the base-results cache.
+#[derive(Debug)]
+pub struct Checker {
+    pub settings: Settings,
+    pub tools: Tools,
+    pub sandbox: Sandbox,
+    /// Shared through the trees remote when `trees.url` is configured (several hosts), this host's files otherwise.
+    pub cache: BaseCache,
+}
+
+impl Checker {
+    pub fn from_settings(settings: &Settings) -> Result<Checker, sandbox::MissingTool> {
+        let tools =
+            Tools::locate(&sandbox::ToolPaths { pkgcheck: settings.tools.pkgcheck.clone(), pmaint: settings.tools.pmaint.clone() })?;
+        let sandbox = Sandbox::new(settings.checker.sandbox);
+        let work = &settings.work.dir;
+        let cache = match &settings.trees.url {
+            Some(url) => BaseCache::shared(work, url),
+            None => BaseCache::new(work),
+        };
+        Ok(Checker { settings: settings.clone(), tools, sandbox, cache })
+    }
+
+    /// The `Scanned` message of a revision that was not scanned: a conflict or an earlier error carried on.
+    pub fn unscanned(&self, p: &PreparedTrees) -> Scanned {
+        Scanned {
+            prepared: p.clone(),
+            full: false,
+            targets: vec![],
+            base: vec![],
+            merge: vec![],
+            unstable: vec![],
+            tools: vec![("pkgcheck".into(), self.tools.pkgcheck_version.clone()), ("pkgcore".into(), self.tools.pkgcore_version.clone())],
+            timings: vec![],
+            error: None,
+        }
+    }
+
+    /// Scan both sides of a prepared revision checked out at `trees`, with `extra` pkgcheck arguments after the
+    /// configured ones. Also returns how many base units the cache answered.
+    pub fn scan(&self, p: &PreparedTrees, trees: &Checkouts, extra: &[String]) -> Result<(Scanned, usize), CheckerError> {
+        let mut out = self.unscanned(p);
+        if p.error.is_some() || !p.conflicts.is_empty() {
+            return Ok((out, 0));
+        }
+        let work = &self.settings.work.dir;
+        let base_env = sandbox::tree_env(&self.sandbox, work, trees.base_tree, trees.masters, &trees.scratch.join("scan-base"));
+        let merge_env = sandbox::tree_env(&self.sandbox, work, trees.merge_tree, trees.masters, &trees.scratch.join("scan-merge"));
+        let (base_env, merge_env) = match (base_env, merge_env) {
+            (Ok(b), Ok(m)) => (b, m),
+            (Err(sandbox::EnvError::Io(e)), _) | (_, Err(sandbox::EnvError::Io(e))) => return Err(e.into()),
+            (Err(e), _) | (_, Err(e)) => {
+                out.error = Some(e.to_string());
+                return Ok((out, 0));
+            }
+        };
+        let master_paths: Vec<&Path> = trees.masters.iter().map(|m| m.path.as_path()).collect();
+        let base_id = crate::base_id(trees.mirror, trees.base, &master_paths)?;
+        let scanner = Scanner::from_settings(&self.settings, &self.tools, self.sandbox, extra);
+        let policy = ConfirmPolicy::from_settings(&self.settings);
+        match crate::check(&scanner, &self.cache, &base_id, &p.changed, &base_env, &merge_env, &policy) {
+            Ok(outcome) => {
+                out.full = outcome.plan.full;
+                out.targets = outcome.plan.targets();
+                out.base = outcome.base;
+                out.merge = outcome.merge;
+                out.unstable = outcome.unstable.into_iter().collect();
+                out.timings.extend(outcome.timings);
+                Ok((out, outcome.cache_hits))
+            }
+            Err(ScanError::Unloadable(reason)) => {
+                out.error = Some(format!("pkgcheck cannot load the repository: {reason}"));
+                Ok((out, 0))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

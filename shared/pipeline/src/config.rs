@@ -1,0 +1,397 @@
+//! Typed configuration: one TOML file plus `PRCI__SECTION__KEY` environment overrides, validated once at start-up.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A configuration problem, naming the key and the reason; binaries exit 64 on it.
+#[derive(Debug, thiserror::Error)]
+#[error("bad configuration: {key}: {reason}")]
+pub struct ConfigError {
+    /// Dotted key (`checker.fail_levels`), or `<file>` when the file itself is unreadable.
+    pub key: String,
+    /// Why the value was refused.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { key: key.into(), reason: reason.into() }
+    }
+}
+
+/// Every setting prci knows. Each section has defaults that work on one host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub repository: RepositorySettings,
+    pub source: SourceSettings,
+    pub broker: BrokerSettings,
+    pub work: WorkSettings,
+    pub reports: ReportSettings,
+    pub checker: CheckerSettings,
+    pub tools: ToolSettings,
+    pub trees: TreesSettings,
+}
+
+/// Where prepared trees (and shared base results) travel between hosts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TreesSettings {
+    /// A git remote every host can push to and fetch from; defaults to a bare repository `<work.dir>/trees.git` (one host).
+    pub url: Option<String>,
+}
+
+impl Settings {
+    /// `trees.url`, or the one-host default.
+    pub fn trees_url(&self) -> String {
+        self.trees.url.clone().unwrap_or_else(|| self.work.dir.join("trees.git").display().to_string())
+    }
+}
+
+/// The repository under test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RepositorySettings {
+    /// Shown in reports and statuses.
+    pub name: String,
+    /// Any git URL or local path; pull-request heads are `refs/pull/<N>/head`.
+    pub url: String,
+    /// The branch pull requests are merged onto.
+    pub base_branch: String,
+    /// Master repositories (for an overlay): each is mirrored and checked out at the tip of its branch.
+    pub masters: Vec<MasterSettings>,
+}
+
+impl Default for RepositorySettings {
+    fn default() -> Self {
+        Self { name: "gentoo".into(), url: String::new(), base_branch: "master".into(), masters: vec![] }
+    }
+}
+
+/// One master repository of the repository under test.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MasterSettings {
+    /// Its `profiles/repo_name`, as named by `masters =` in the overlay's `metadata/layout.conf`.
+    pub name: String,
+    /// Git URL or local path.
+    pub url: String,
+    /// Branch to use; the remote's HEAD when absent.
+    #[serde(default)]
+    pub branch: Option<String>,
+}
+
+/// Where pull requests come from (used by the poller).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceSettings {
+    /// `git`: poll `refs/pull/*/head` of `repository.url`; `github`: the GitHub API.
+    pub kind: String,
+    /// Seconds between two polls.
+    pub poll_interval_secs: u64,
+    /// Check open pull requests again when the base branch moves (Gentoo's master moves every few minutes: off by default).
+    pub recheck_on_base_move: bool,
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        Self { kind: "git".into(), poll_interval_secs: 60, recheck_on_base_move: false }
+    }
+}
+
+/// The message broker; absent URL means in-process queues.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerSettings {
+    /// `amqp://…` URL; omit for in-process queues.
+    pub url: Option<String>,
+    /// Every exchange and queue name starts with it.
+    pub prefix: String,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        Self { url: None, prefix: "prci".into() }
+    }
+}
+
+/// This host's working storage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkSettings {
+    /// Mirrors, worktrees, caches; created when missing.
+    pub dir: PathBuf,
+}
+
+impl Default for WorkSettings {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("/var/lib/prci") }
+    }
+}
+
+/// Where reports go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// `<dir>/<pr>/<head sha>.json` and `.html`, plus `index.html`.
+    pub dir: PathBuf,
+    /// Public URL of `dir`, for links in statuses and comments.
+    pub base_url: String,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("/var/lib/prci/reports"), base_url: "http://localhost:8080/".into() }
+    }
+}
+
+/// How scans are run and judged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckerSettings {
+    /// Appended to every scan, both sides.
+    pub pkgcheck_args: Vec<String>,
+    /// A new finding at one of these levels fails the pull request.
+    pub fail_levels: Vec<String>,
+    /// `-j` for pkgcheck and pmaint (each side).
+    pub jobs: u32,
+    /// Wall-clock limit of one pkgcheck run; a target group past it is narrowed down like a crash.
+    pub scan_timeout_secs: u64,
+    /// Wall-clock limit of one `pmaint regen`; past it the job is an infrastructure error.
+    pub regen_timeout_secs: u64,
+    /// Extra scans of both sides that confirm a candidate new/fixed finding.
+    pub confirm_rescans: u32,
+    /// Extra scans for candidates whose keyword is known to flap (see `flaky_keywords`).
+    pub flaky_rescans: u32,
+    /// Keywords pkgcheck reports non-deterministically; added to the built-in list.
+    pub flaky_keywords: Vec<String>,
+    /// Run the tools in their own PID, mount and network namespaces (falls back to a process group when the kernel refuses).
+    pub sandbox: bool,
+}
+
+impl Default for CheckerSettings {
+    fn default() -> Self {
+        Self {
+            pkgcheck_args: vec![],
+            fail_levels: vec!["error".into(), "warning".into()],
+            jobs: 0,
+            scan_timeout_secs: 1800,
+            regen_timeout_secs: 3600,
+            confirm_rescans: 1,
+            flaky_rescans: 6,
+            flaky_keywords: vec![],
+            sandbox: true,
+        }
+    }
+}
+
+impl CheckerSettings {
+    /// `jobs`, with 0 meaning "half the cores, at least one" (base and merge scan at once).
+    pub fn effective_jobs(&self) -> u32 {
+        if self.jobs > 0 {
+            return self.jobs;
+        }
+        let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        (cores / 2).max(1)
+    }
+}
+
+/// Where the QA tools are.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolSettings {
+    /// Path of `pkgcheck`; defaults to the project's environment (`.ci/install-tools`).
+    pub pkgcheck: Option<PathBuf>,
+    /// Path of `pmaint`; defaults to the project's environment.
+    pub pmaint: Option<PathBuf>,
+}
+
+pub const LEVELS: [&str; 4] = ["error", "warning", "style", "info"];
+
+impl Settings {
+    /// Load `file` (if any) then `PRCI__SECTION__KEY` variables, then validate.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::new("<file>", format!("{} is not a readable file", file.display())));
+            }
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("PRCI")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("checker.pkgcheck_args")
+                .with_list_parse_key("checker.fail_levels")
+                .with_list_parse_key("checker.flaky_keywords")
+                .try_parsing(true),
+        );
+        let raw = builder.build().map_err(|e| config_error(&e))?;
+        let settings: Settings = raw.try_deserialize().map_err(|e| config_error(&e))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for level in &self.checker.fail_levels {
+            if !LEVELS.contains(&level.as_str()) {
+                return Err(ConfigError::new(
+                    "checker.fail_levels",
+                    format!("unknown level {level:?}; expected one of {}", LEVELS.join(", ")),
+                ));
+            }
+        }
+        if !["git", "github"].contains(&self.source.kind.as_str()) {
+            return Err(ConfigError::new("source.kind", format!("unknown kind {:?}; expected git or github", self.source.kind)));
+        }
+        if self.repository.name.is_empty() || self.repository.name.contains('/') {
+            return Err(ConfigError::new("repository.name", "must be a non-empty name without '/'"));
+        }
+        if self.checker.scan_timeout_secs == 0 {
+            return Err(ConfigError::new("checker.scan_timeout_secs", "must be at least 1"));
+        }
+        if self.checker.regen_timeout_secs == 0 {
+            return Err(ConfigError::new("checker.regen_timeout_secs", "must be at least 1"));
+        }
+        for arg in &self.checker.pkgcheck_args {
+            for owned in ["-r", "--repo", "-R", "--reporter", "--config", "--cache-dir", "--cache"] {
+                if arg == owned || arg.starts_with(&format!("{owned}=")) {
+                    return Err(ConfigError::new("checker.pkgcheck_args", format!("{owned} is set by prci itself")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turn the config crate's error into key + reason.
+fn config_error(e: &config::ConfigError) -> ConfigError {
+    let text = e.to_string();
+    // The config crate writes "... for key `section.key`" or "... in `file`"; keep the key when it names one.
+    if let Some(start) = text.find("key `") {
+        let rest = &text[start + 5..];
+        if let Some(end) = rest.find('`') {
+            return ConfigError::new(&rest[..end], text[..start].trim_end_matches([' ', ',']).trim_end_matches(" for"));
+        }
+    }
+    if let Some(field) = text.strip_prefix("unknown field `") {
+        if let Some(end) = field.find('`') {
+            return ConfigError::new(&field[..end], "unknown key");
+        }
+    }
+    ConfigError::new("<file>", text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile_dir::Dir, PathBuf) {
+        let dir = tempfile_dir::Dir::new();
+        let path = dir.0.join("prci.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    /// A tiny temp dir so the shared crate needs no dev-dependency.
+    mod tempfile_dir {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let p = std::env::temp_dir().join(format!("prci-config-test-{}-{n}", std::process::id()));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_load_without_a_file() {
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.checker.fail_levels, vec!["error", "warning"]);
+        assert_eq!(s.broker.prefix, "prci");
+    }
+
+    #[test]
+    fn design_example_loads() {
+        let (_d, p) = write(
+            r#"
+[repository]
+name = "gentoo"
+url = "https://github.com/gentoo/gentoo.git"
+base_branch = "master"
+[source]
+kind = "git"
+poll_interval_secs = 60
+[broker]
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+prefix = "prci"
+[work]
+dir = "/var/lib/prci"
+[reports]
+dir = "/var/lib/prci/reports"
+base_url = "http://localhost:8080/"
+[checker]
+pkgcheck_args = []
+fail_levels = ["error", "warning"]
+"#,
+        );
+        let s = Settings::load(Some(&p)).unwrap();
+        assert_eq!(s.broker.url.as_deref(), Some("amqp://guest:guest@127.0.0.1:5672/%2f"));
+    }
+
+    #[test]
+    fn the_example_config_loads_and_documents_every_section() {
+        let text = include_str!("../../../compose/prci.example.toml");
+        let (_d, p) = write(text);
+        let s = Settings::load(Some(&p)).unwrap();
+        assert!(s.broker.url.is_none(), "the example runs on in-process queues");
+        assert_eq!(s.checker.flaky_rescans, 6);
+        for section in ["[repository]", "[source]", "[broker]", "[work]", "[trees]", "[reports]", "[checker]", "[tools]"] {
+            assert!(text.contains(section), "{section} is not documented");
+        }
+        for key in
+            ["recheck_on_base_move", "scan_timeout_secs", "regen_timeout_secs", "confirm_rescans", "flaky_keywords", "sandbox", "masters"]
+        {
+            assert!(text.contains(key), "{key} is not documented");
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let (_d, p) = write("[checker]\nfail_level = [\"error\"]\n");
+        let e = Settings::load(Some(&p)).unwrap_err();
+        assert!(e.to_string().contains("fail_level"), "{e}");
+    }
+
+    #[test]
+    fn bad_level_is_refused_with_its_key() {
+        let (_d, p) = write("[checker]\nfail_levels = [\"fatal\"]\n");
+        let e = Settings::load(Some(&p)).unwrap_err();
+        assert_eq!(e.key, "checker.fail_levels");
+    }
+
+    #[test]
+    fn wrong_type_is_refused() {
+        let (_d, p) = write("[checker]\nscan_timeout_secs = \"soon\"\n");
+        let e = Settings::load(Some(&p)).unwrap_err();
+        assert!(e.to_string().contains("scan_timeout_secs"), "{e}");
+    }
+
+    #[test]
+    fn prci_owned_pkgcheck_args_are_refused() {
+        let (_d, p) = write("[checker]\npkgcheck_args = [\"--reporter=FancyReporter\"]\n");
+        let e = Settings::load(Some(&p)).unwrap_err();
+        assert_eq!(e.key, "checker.pkgcheck_args");
+    }
+}

@@ -1,0 +1,11 @@
+//! The pipeline's plumbing, the same for every stage: the messages between stages, the `Stage` contract and its retry policy, the two transports (RabbitMQ, in-process queues), the service runtime, configuration and logging. Nothing about git, tools or QA.
+
+pub mod config;
+pub mod memory;
+pub mod messages;
+pub mod rabbitmq;
+pub mod runtime;
+pub mod stage;
+pub mod telemetry;
+
+pub use config::{ConfigError, Settings};

@@ -1,0 +1,168 @@
+"""prci's warm tool process: imports pkgcore and pkgcheck once, then runs each requested tool in a forked child, so a job pays Python's start-up (about 0.26 s of imports) once per tree instead of once per run.
+
+It runs inside the same sandbox a single tool run gets (namespaces, bind mount, scrubbed environment;
+shared/sandbox/src/lib.rs starts it). Protocol, one JSON object per line:
+
+- on fd 0 the requests: {"tool": "pkgcheck" | "pmaint" | "python", "args": [...], "stdin": path | null,
+  "stdout": path, "stderr": path, "cwd": path, "env": {name: value}}. For "python", args[0] is a script.
+- on fd 1 the answers: first {"ready": true} (once pkgcore is imported; pkgcheck follows while no
+  request waits), then per request {"code": N} or {"signal": N}.
+
+The child gets the request's files as its fds 0, 1 and 2, its environment and working directory, and
+runs the tool's own entry point as the console script would. The server does nothing else: a crash,
+a hang or a kill of a child is that child's; prci kills the whole sandbox on a timeout.
+"""
+
+import json
+import os
+import sys
+
+
+def load_core():
+    """What a regen needs (pkgcore): imported before the server says it is ready."""
+    import pkgcore.config  # noqa: F401
+    import pkgcore.ebuild.atom  # noqa: F401
+    import pkgcore.ebuild.repository  # noqa: F401
+    import pkgcore.operations.regen  # noqa: F401
+    import pkgcore.restrictions.packages  # noqa: F401
+    import pkgcore.scripts  # noqa: F401
+
+
+def load_rest():
+    """What a scan needs (pkgcheck, every check): imported while no request is waiting. pmaint's own
+    script module is left to its runs, so no run sees another tool's state."""
+    import pkgcheck.objects  # noqa: F401  (registers every check and keyword)
+    import pkgcheck.scripts  # noqa: F401
+    import pkgcheck.scripts.pkgcheck_scan  # noqa: F401
+
+
+def entry(tool):
+    if tool == "pkgcheck":
+        from pkgcheck.scripts import main
+
+        return main
+    if tool == "pmaint":
+        from pkgcore.scripts import main
+
+        return main
+    raise ValueError(f"unknown tool {tool!r}")
+
+
+def child(req, protocol_fds):
+    """Become the requested tool run; never returns."""
+    code = 1
+    try:
+        for fd in protocol_fds:
+            os.close(fd)
+        stdin = os.open(req.get("stdin") or os.devnull, os.O_RDONLY)
+        stdout = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        stderr = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
+        sys.stdin = open(0, "r", closefd=False)
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        os.environ.update(req.get("env") or {})
+        os.chdir(req["cwd"])
+        import tempfile
+
+        tempfile.tempdir = None
+        # snakeoil caches the first "<project> <version>" it computes, process-wide.
+        import snakeoil.version
+
+        snakeoil.version._ver = None
+        tool, args = req["tool"], list(req["args"])
+        try:
+            if tool == "python":
+                import runpy
+
+                sys.argv = args
+                runpy.run_path(args[0], run_name="__main__")
+                code = 0
+            else:
+                sys.argv = [tool] + args
+                result = entry(tool)()
+                code = result if isinstance(result, int) else 0
+        except SystemExit as e:
+            if e.code is None:
+                code = 0
+            elif isinstance(e.code, int):
+                code = e.code
+            else:
+                sys.stderr.write(f"{e.code}\n")
+                code = 1
+    except BaseException:  # the tool's own traceback, as the console script would print it
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        os._exit(code & 0xFF)
+
+
+class Requests:
+    """Request lines read straight from a file descriptor (no buffer a child could inherit)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.pending = b""
+
+    def waiting(self):
+        """Whether a request (or the end of input) is there to read now."""
+        import select
+
+        return b"\n" in self.pending or bool(select.select([self.fd], [], [], 0)[0])
+
+    def next(self):
+        while b"\n" not in self.pending:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line
+
+
+def main():
+    requests = os.dup(0)
+    answers = os.dup(1)
+    # The server itself reads and writes nothing else: its own 0 and 1 point nowhere.
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    load_core()
+    out = os.fdopen(answers, "w")
+    out.write(json.dumps({"ready": True}) + "\n")
+    out.flush()
+    reader = Requests(requests)
+    rest_loaded = False
+    while True:
+        if not rest_loaded and not reader.waiting():
+            load_rest()
+            rest_loaded = True
+        line = reader.next()
+        if line is None:
+            return
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            child(req, (requests, answers, devnull))
+        _, status = os.waitpid(pid, 0)
+        if os.WIFEXITED(status):
+            answer = {"code": os.WEXITSTATUS(status)}
+        else:
+            answer = {"signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0}
+        out.write(json.dumps(answer) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()

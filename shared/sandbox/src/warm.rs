@@ -1,0 +1,379 @@
+//! Warm tool processes: one sandboxed Python process per tree that imports pkgcheck and pkgcore once and forks for each tool run, so a job pays Python's start-up once per tree instead of once per run.
+//!
+//! `Sandbox::run` hands a run of `pkgcheck`, `pmaint` or a prci Python script (`python3 x.py`) to the
+//! warm process for its tree (same namespaces, same bind mount, same scrubbed environment; the
+//! server script is `warm_tools.py`). Each run gets its own files for fds 0/1/2, its own `HOME`,
+//! `TMPDIR` and working directory. A run past its timeout kills the whole sandbox, server included
+//! (the next run starts a new one), exactly as a cold run is killed. Anything unexpected (no Python
+//! next to the tool, a server that does not come up or dies) falls back to a cold run.
+
+use crate::{Isolation, Sandbox, ToolCommand, ToolOutput};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const SERVER_SCRIPT: &str = include_str!("python/warm_tools.py");
+
+/// How long a new server may take to import the tools.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether warm processes are used: on, unless `PRCI_WARM_TOOLS=0`.
+pub fn enabled() -> bool {
+    std::env::var("PRCI_WARM_TOOLS").map_or(true, |v| v != "0")
+}
+
+/// The tool a command runs, as the server names it. pkgcheck and pmaint only when the program is
+/// the environment's own console script for them (a configured wrapper is run as it is, cold).
+fn tool_of(cmd: &ToolCommand) -> Option<(&'static str, Vec<String>)> {
+    let name = cmd.program.file_name()?.to_str()?;
+    let console_script = |module: &str| {
+        let head = std::fs::read(&cmd.program).ok().map(|b| String::from_utf8_lossy(&b[..b.len().min(1024)]).into_owned());
+        cmd.program.parent() == Some(cmd.bin_dir.as_path())
+            && head.is_some_and(|h| h.contains(&format!("from {module}.scripts.__init__ import main")))
+    };
+    match name {
+        "pkgcheck" if console_script("pkgcheck") => Some(("pkgcheck", cmd.args.clone())),
+        "pmaint" if console_script("pkgcore") => Some(("pmaint", cmd.args.clone())),
+        "python3" | "python" if cmd.args.first().is_some_and(|a| a.ends_with(".py")) => Some(("python", cmd.args.clone())),
+        _ => None,
+    }
+}
+
+/// One server per tree (bind source, as of its inode), mount point and tool environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    bind: Option<(PathBuf, PathBuf, u64)>,
+    bin_dir: PathBuf,
+}
+
+struct Server {
+    child: Child,
+    requests: ChildStdin,
+    answers: Receiver<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = crate::kill_namespace(&mut self.child);
+    }
+}
+
+type Pool = Mutex<HashMap<Key, Arc<Mutex<Option<Server>>>>>;
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The pool slot of the server `cmd` would run in, and its interpreter; None when it runs cold.
+fn slot_of(sandbox: &Sandbox, cmd: &ToolCommand) -> Option<(Arc<Mutex<Option<Server>>>, PathBuf)> {
+    if !enabled() || sandbox.isolation != Isolation::Namespaces {
+        return None;
+    }
+    let python = cmd.bin_dir.join("python3");
+    if !python.is_file() {
+        return None;
+    }
+    let bind = match &cmd.bind {
+        Some((src, dst)) => Some((src.clone(), dst.clone(), std::fs::metadata(src).ok()?.ino())),
+        None => None,
+    };
+    let key = Key { bind, bin_dir: cmd.bin_dir.clone() };
+    let mut pool = pool().lock().ok()?;
+    // A tree replaced under the same path (another inode): its old server sees the old tree; drop it.
+    pool.retain(|k, _| {
+        k == &key || k.bin_dir != key.bin_dir || k.bind.as_ref().map(|b| (&b.0, &b.1)) != key.bind.as_ref().map(|b| (&b.0, &b.1))
+    });
+    Some((pool.entry(key).or_default().clone(), python))
+}
+
+/// Make sure the server for `slot` is up (the lock is held by the caller).
+fn ensure_started(server: &mut Option<Server>, cmd: &ToolCommand, python: &Path) -> bool {
+    if server.is_none() {
+        match spawn(cmd, python) {
+            Ok(s) => *server = Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "no warm tool process; running tools cold");
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Start the warm process the tools of `cmd` (its tree and tool directory) will use, in the background,
+/// so its imports overlap other work (a checkout). Later runs wait for it.
+pub fn prestart(sandbox: &Sandbox, cmd: &ToolCommand) {
+    let Some((slot, python)) = slot_of(sandbox, cmd) else { return };
+    let cmd = cmd.clone();
+    let (started_tx, started_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok(mut server) = slot.lock() else { return };
+        let _ = started_tx.send(());
+        ensure_started(&mut server, &cmd, &python);
+    });
+    // Return once the slot is held, so a run that follows waits for this server instead of starting its own.
+    let _ = started_rx.recv_timeout(Duration::from_secs(5));
+}
+
+/// Run `cmd` in a warm process; None when it cannot be (the caller runs it cold).
+pub fn run(sandbox: &Sandbox, cmd: &ToolCommand) -> Option<std::io::Result<ToolOutput>> {
+    let (tool, args) = tool_of(cmd)?;
+    let (slot, python) = slot_of(sandbox, cmd)?;
+    let mut server = slot.lock().ok()?;
+    if !ensure_started(&mut server, cmd, &python) {
+        return None;
+    }
+    let s = server.as_mut()?;
+    let outcome = request(s, cmd, tool, &args);
+    match outcome {
+        Request::Done(out) => Some(Ok(out)),
+        Request::TimedOut(out) => {
+            *server = None; // killed, and with it everything the run started
+            Some(Ok(out))
+        }
+        Request::Broken(why) => {
+            tracing::warn!(reason = %why, "warm tool process failed; running this tool cold");
+            *server = None;
+            None
+        }
+    }
+}
+
+enum Request {
+    Done(ToolOutput),
+    TimedOut(ToolOutput),
+    Broken(String),
+}
+
+static RUN_ID: AtomicU64 = AtomicU64::new(0);
+
+fn request(s: &mut Server, cmd: &ToolCommand, tool: &str, args: &[String]) -> Request {
+    if let Err(e) = std::fs::create_dir_all(&cmd.scratch) {
+        return Request::Broken(format!("scratch dir: {e}"));
+    }
+    let n = RUN_ID.fetch_add(1, Ordering::Relaxed);
+    let file = |ext: &str| cmd.scratch.join(format!("prci-run-{}-{n}.{ext}", std::process::id()));
+    let (fin, fout, ferr) = (file("in"), file("out"), file("err"));
+    if let Some(data) = &cmd.stdin {
+        if let Err(e) = std::fs::write(&fin, data) {
+            return Request::Broken(format!("stdin file: {e}"));
+        }
+    }
+    let mut env: serde_json::Map<String, Value> = serde_json::Map::new();
+    env.insert("HOME".into(), json!(cmd.scratch));
+    env.insert("TMPDIR".into(), json!(cmd.scratch));
+    for (k, v) in &cmd.env {
+        env.insert(k.clone(), json!(v));
+    }
+    let req = json!({
+        "tool": tool,
+        "args": args,
+        "stdin": cmd.stdin.as_ref().map(|_| fin.clone()),
+        "stdout": fout,
+        "stderr": ferr,
+        "cwd": cmd.scratch,
+        "env": env,
+    });
+    let start = Instant::now();
+    if let Err(e) = writeln!(s.requests, "{req}").and_then(|_| s.requests.flush()) {
+        return Request::Broken(format!("write request: {e}"));
+    }
+    let answer = s.answers.recv_timeout(cmd.timeout);
+    let read = |p: &Path| -> Vec<u8> { std::fs::read(p).unwrap_or_default() };
+    let finish = |code: Option<i32>, timed_out: bool| {
+        let out = ToolOutput { code, stdout: read(&fout), stderr: read(&ferr), timed_out, elapsed: start.elapsed() };
+        for p in [&fin, &fout, &ferr] {
+            let _ = std::fs::remove_file(p);
+        }
+        out
+    };
+    match answer {
+        Ok(line) => match serde_json::from_str::<Value>(&line) {
+            Ok(v) => {
+                let code = v.get("code").and_then(Value::as_i64).and_then(|c| i32::try_from(c).ok());
+                Request::Done(finish(code, false))
+            }
+            Err(e) => Request::Broken(format!("bad answer {line:?}: {e}")),
+        },
+        Err(RecvTimeoutError::Timeout) => {
+            tracing::warn!(program = %cmd.program.display(), timeout_secs = cmd.timeout.as_secs(), "tool timed out; killing it and everything it started");
+            let _ = crate::kill_namespace(&mut s.child);
+            Request::TimedOut(finish(None, true))
+        }
+        Err(RecvTimeoutError::Disconnected) => {
+            for p in [&fin, &fout, &ferr] {
+                let _ = std::fs::remove_file(p);
+            }
+            Request::Broken("the warm process exited".into())
+        }
+    }
+}
+
+/// The server script, written once per process under the system temp dir.
+fn script_path() -> std::io::Result<PathBuf> {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(p) = PATH.get() {
+        return Ok(p.clone());
+    }
+    let dir = std::env::temp_dir().join(format!("prci-warm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("warm_tools.py");
+    std::fs::write(&path, SERVER_SCRIPT)?;
+    Ok(PATH.get_or_init(|| path).clone())
+}
+
+fn spawn(cmd: &ToolCommand, python: &Path) -> std::io::Result<Server> {
+    std::fs::create_dir_all(&cmd.scratch)?;
+    let mut c = crate::in_namespaces(cmd.bind.as_ref());
+    c.arg(python).arg(script_path()?);
+    crate::scrubbed_env(&mut c, &cmd.bin_dir, &cmd.scratch);
+    c.current_dir(&cmd.scratch).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    crate::die_with_parent(&mut c);
+    let mut child = spawn_from_long_lived_thread(c)?;
+    let requests = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
+    let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let mut stderr = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr"))?;
+    let (tx, answers) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The server itself writes nothing to stderr unless it breaks: keep it for the log.
+    let (etx, erx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        let _ = etx.send(text);
+    });
+    let mut server = Server { child, requests, answers };
+    match server.answers.recv_timeout(READY_TIMEOUT) {
+        Ok(line) if line.contains("\"ready\"") => Ok(server),
+        other => {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            let stderr = erx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+            Err(std::io::Error::other(format!(
+                "warm tool process did not start ({other:?}): {}",
+                stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+            )))
+        }
+    }
+}
+
+type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
+
+/// Spawn from a thread that lives as long as the process: the sandbox's parent-death signal follows
+/// the spawning *thread*, and a warm process must outlive the scan thread that first needed it.
+fn spawn_from_long_lived_thread(c: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Option<Mutex<Sender<SpawnRequest>>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("prci-warm-spawner".into())
+            .spawn(move || {
+                for (mut c, reply) in rx {
+                    let _ = reply.send(c.spawn());
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    let spawner = spawner.as_ref().ok_or_else(|| std::io::Error::other("no spawner thread"))?;
+    let (reply, answer) = mpsc::channel();
+    spawner
+        .lock()
+        .map_err(|_| std::io::Error::other("spawner poisoned"))?
+        .send((c, reply))
+        .map_err(|_| std::io::Error::other("spawner gone"))?;
+    answer.recv().map_err(|_| std::io::Error::other("spawner gone"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::ToolPaths;
+    use crate::tools::{Tools, INSTALL_HINT};
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("prci-warm-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn command(tools: &Tools, program: PathBuf, args: &[&str], dir: &Path, timeout: Duration) -> ToolCommand {
+        ToolCommand {
+            program,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            bin_dir: tools.bin_dir.clone(),
+            scratch: dir.to_path_buf(),
+            bind: None,
+            timeout,
+            stdin: None,
+            env: vec![("PRCI_TEST_VAR".into(), "set".into())],
+        }
+    }
+
+    fn processes_mentioning(needle: &str) -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .filter(|c| String::from_utf8_lossy(c).contains(needle))
+            .count()
+    }
+
+    #[test]
+    fn warm_runs_answer_like_cold_ones_and_a_hang_is_killed_with_what_it_started() {
+        let sandbox = Sandbox::new(true);
+        assert_eq!(sandbox.isolation, Isolation::Namespaces, "these tests need unshare with namespaces (run as root)");
+        let tools = Tools::locate(&ToolPaths::default()).unwrap_or_else(|e| panic!("{e}: {INSTALL_HINT}"));
+        let dir = scratch("runs");
+
+        // The tool's own entry point: the same answer as a process of its own.
+        let version = command(&tools, tools.pkgcheck.clone(), &["--version"], &dir, Duration::from_secs(60));
+        let warm = run(&sandbox, &version).expect("pkgcheck runs warm").unwrap();
+        let cold = sandbox.run_cold(&version).unwrap();
+        assert_eq!((warm.code, &warm.stdout), (Some(0), &cold.stdout), "{}", warm.stderr_text());
+
+        // A script: its stdin, environment, working directory and exit code are its own.
+        let script = dir.join("echo.py");
+        std::fs::write(&script, "import os, sys\nprint(sys.stdin.read().upper(), os.environ['PRCI_TEST_VAR'], os.getcwd() == os.environ['HOME'])\nsys.exit(3)\n").unwrap();
+        let mut echo = command(&tools, tools.bin_dir.join("python3"), &[script.to_str().unwrap()], &dir, Duration::from_secs(60));
+        echo.stdin = Some(b"abc".to_vec());
+        let out = run(&sandbox, &echo).expect("scripts run warm").unwrap();
+        assert_eq!((out.code, String::from_utf8_lossy(&out.stdout).trim()), (Some(3), "ABC set True"), "{}", out.stderr_text());
+
+        // A hang: killed at its timeout, with the process it started; the next run gets a new server.
+        let marker = format!("{}.{}", 86_000 + std::process::id() % 1000, 7);
+        let hang = dir.join("hang.py");
+        std::fs::write(&hang, format!("import subprocess, time\nsubprocess.Popen(['sleep', '{marker}'])\ntime.sleep(3600)\n")).unwrap();
+        let hang_cmd = command(&tools, tools.bin_dir.join("python3"), &[hang.to_str().unwrap()], &dir, Duration::from_secs(2));
+        let out = run(&sandbox, &hang_cmd).expect("runs warm").unwrap();
+        assert!(out.timed_out && out.code.is_none(), "{out:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(processes_mentioning(&format!("sleep\0{marker}")), 0, "the hung run's child was left running");
+        let again = run(&sandbox, &echo).expect("a new server").unwrap();
+        assert_eq!(again.code, Some(3));
+
+        // A configured wrapper around pkgcheck is not replaced by the real one.
+        let wrapper = dir.join("pkgcheck");
+        std::fs::write(&wrapper, "#!/bin/sh\necho wrapped\n").unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&wrapper).unwrap().permissions(), 0o755);
+        let mut wrapped = command(&tools, wrapper, &["--version"], &dir, Duration::from_secs(60));
+        wrapped.bin_dir = dir.clone();
+        assert!(tool_of(&wrapped).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
