@@ -119,10 +119,7 @@ fn plan_of(changed: &[String], base_env: &TreeEnv, merge_env: &TreeEnv) -> Resul
     let base_index = CacheIndex::read(&base_env.tree)?;
     // Both md5-caches are valid for their trees: where the pull request changed neither an eclass nor a
     // repository-wide file, they differ only in the packages it changed (an md5-cache entry is its package's).
-    let package_paths_only = changed.iter().all(|p| {
-        let md5_entry = p.starts_with("metadata/md5-cache/") && ebuild::layout::package_of_path(p).is_some();
-        md5_entry || !(p.starts_with("eclass/") || p.starts_with("metadata/"))
-    });
+    let package_paths_only = !changed.iter().any(|p| ebuild::layout::feeds_package_metadata(p));
     let merge_index = if package_paths_only {
         let touched: BTreeSet<String> = changed.iter().filter_map(|p| ebuild::layout::package_of_path(p)).collect();
         base_index.with_packages_from(&merge_env.tree, &touched)?
@@ -239,10 +236,7 @@ pub fn tool_cache_dir(tree: &Path) -> std::path::PathBuf {
 /// Whether the pull request leaves every input of pkgcheck's profile and eclass caches as the base has it:
 /// it changes nothing under `profiles/`, `eclass/` or `metadata/` (md5-cache entries aside).
 fn tool_cache_inputs_unchanged(changed: &[String]) -> bool {
-    changed.iter().all(|p| {
-        let md5_entry = p.starts_with("metadata/md5-cache/");
-        md5_entry || !(p.starts_with("profiles/") || p.starts_with("eclass/") || p.starts_with("metadata/"))
-    })
+    !changed.iter().any(|p| ebuild::layout::is_tool_cache_input(p))
 }
 
 /// When the pull request changed none of their inputs, give the merge side a private copy of the cache kept beside

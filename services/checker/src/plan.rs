@@ -344,15 +344,15 @@ fn nearest_existing<'a>(cp: &str, added: &str, existing: impl Iterator<Item = &'
 /// `(operator, version)` of every atom with a version operator on `cp` in any file under `profiles/`.
 fn profile_atoms_on(tree: &Path, cp: &str) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
-    let mut stack = vec![tree.join("profiles")];
+    let mut stack = vec![std::path::PathBuf::from("profiles")];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = ebuild::untrusted::read_dir(tree, &dir) else { continue };
         for entry in entries.flatten() {
             let Ok(kind) = entry.file_type() else { continue };
             if kind.is_dir() {
-                stack.push(entry.path());
+                stack.push(dir.join(entry.file_name()));
             } else if kind.is_file() {
-                let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+                let Ok(text) = ebuild::untrusted::read_to_string(tree, dir.join(entry.file_name())) else { continue };
                 if !text.contains(cp) {
                     continue;
                 }
@@ -396,7 +396,7 @@ fn atoms_see_twins_alike(
 /// in `profiles/profiles.desc` (experimental profiles are left out unless an arch selected has nothing else).
 /// Empty when the tree lacks either file (an overlay using its master's profiles): then no arch is narrowed.
 pub fn default_scan_arches(tree: &Path) -> BTreeSet<String> {
-    let read = |f: &str| std::fs::read_to_string(tree.join("profiles").join(f)).unwrap_or_default();
+    let read = |f: &str| ebuild::untrusted::read_to_string(tree, Path::new("profiles").join(f)).unwrap_or_default();
     let lines = |text: &str| -> Vec<String> {
         text.lines().map(|l| l.split('#').next().unwrap_or("").trim().to_owned()).filter(|l| !l.is_empty()).collect()
     };

@@ -241,12 +241,17 @@ struct Meta {
 
 impl Contribution {
     fn read(tree: Tree, cp: &str) -> Contribution {
-        let dir = tree.path.join(cp);
         let ebuilds = layout::ebuild_versions(tree.path, cp);
         let meta = tree.index.packages.get(cp).map(Meta::of).unwrap_or_default();
-        let xml = std::fs::read_to_string(dir.join("metadata.xml")).unwrap_or_default();
-        let manifest = std::fs::read_to_string(dir.join("Manifest")).unwrap_or_default();
-        Contribution { dir: dir.is_dir(), ebuilds, meta, use_xml: use_blocks(&xml), dist: dist_lines(&manifest) }
+        let xml = ebuild::untrusted::read_to_string(tree.path, format!("{cp}/metadata.xml")).unwrap_or_default();
+        let manifest = ebuild::untrusted::read_to_string(tree.path, format!("{cp}/Manifest")).unwrap_or_default();
+        Contribution {
+            dir: ebuild::untrusted::is_dir(tree.path, cp),
+            ebuilds,
+            meta,
+            use_xml: use_blocks(&xml),
+            dist: dist_lines(&manifest),
+        }
     }
 
     /// Every ebuild has an md5-cache entry and every entry an ebuild: the metadata is what pkgcheck sees.
@@ -325,12 +330,12 @@ fn compare_packages(d: &mut Decision, packages: &BTreeSet<String>, base: Tree, m
     }
     if licenses {
         unused_check(d, ctx, "UnusedLicensesCheck", "UnusedLicenses", "licenses", base, merge, |t| {
-            unused(files(&t.path.join("licenses"), None), t.index, |m| &m.licenses)
+            unused(files(t.path, "licenses", None), t.index, |m| &m.licenses)
         });
     }
     if eclasses {
         unused_check(d, ctx, "UnusedEclassesCheck", "UnusedEclasses", "eclasses", base, merge, |t| {
-            unused(files(&t.path.join("eclass"), Some(".eclass")), t.index, |m| &m.eclasses)
+            unused(files(t.path, "eclass", Some(".eclass")), t.index, |m| &m.eclasses)
         });
     }
     if mirrors {
@@ -385,9 +390,9 @@ fn unused(defined: BTreeSet<String>, index: &CacheIndex, used: impl Fn(&PackageM
     left
 }
 
-/// Regular files of a directory (optionally ending in `suffix`, which is cut off).
-fn files(dir: &Path, suffix: Option<&str>) -> BTreeSet<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return BTreeSet::new() };
+/// Regular files of the directory `tree/rel` (optionally ending in `suffix`, which is cut off).
+fn files(tree: &Path, rel: &str, suffix: Option<&str>) -> BTreeSet<String> {
+    let Ok(entries) = ebuild::untrusted::read_dir(tree, rel) else { return BTreeSet::new() };
     entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
@@ -403,7 +408,7 @@ fn files(dir: &Path, suffix: Option<&str>) -> BTreeSet<String> {
 
 /// Mirror names of `profiles/thirdpartymirrors`.
 fn mirror_names(tree: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(tree.join("profiles/thirdpartymirrors"))
+    ebuild::untrusted::read_to_string(tree, "profiles/thirdpartymirrors")
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
@@ -417,10 +422,10 @@ fn global_flags(tree: &Path) -> BTreeSet<String> {
         text.lines().filter(|l| !l.trim_start().starts_with('#')).filter_map(|l| l.split_whitespace().next().map(str::to_owned)).collect()
     };
     let mut flags: BTreeSet<String> =
-        first_words(std::fs::read_to_string(tree.join("profiles/use.desc")).unwrap_or_default()).into_iter().collect();
-    for group in files(&tree.join("profiles/desc"), None) {
+        first_words(ebuild::untrusted::read_to_string(tree, "profiles/use.desc").unwrap_or_default()).into_iter().collect();
+    for group in files(tree, "profiles/desc", None) {
         let prefix = group.split('.').next().unwrap_or_default().to_owned();
-        let text = std::fs::read_to_string(tree.join("profiles/desc").join(&group)).unwrap_or_default();
+        let text = ebuild::untrusted::read_to_string(tree, Path::new("profiles/desc").join(&group)).unwrap_or_default();
         flags.extend(first_words(text).into_iter().map(|v| format!("{prefix}_{v}")));
     }
     flags
@@ -428,17 +433,16 @@ fn global_flags(tree: &Path) -> BTreeSet<String> {
 
 /// `cat/pkg` names that `profiles/updates/*` mention (moves and slot moves).
 fn updated_packages(tree: &Path) -> BTreeSet<String> {
-    let dir = tree.join("profiles/updates");
     let mut out = BTreeSet::new();
-    for file in files(&dir, None) {
-        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+    for file in files(tree, "profiles/updates", None) {
+        let text = ebuild::untrusted::read_to_string(tree, Path::new("profiles/updates").join(file)).unwrap_or_default();
         out.extend(text.split_whitespace().filter_map(ebuild::index::atom_package));
     }
     out
 }
 
 fn category_has_packages(tree: &Path, cat: &str) -> bool {
-    std::fs::read_dir(tree.join(cat)).map(|mut e| e.any(|e| e.is_ok_and(|e| e.path().is_dir()))).unwrap_or(false)
+    ebuild::untrusted::read_dir(tree, cat).map(|mut e| e.any(|e| e.is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_dir())))).unwrap_or(false)
 }
 
 /// The `<use …>…</use>` blocks of a metadata.xml, verbatim.
@@ -505,7 +509,7 @@ fn manifest_collision_possible(changed: &BTreeSet<String>, base: Tree, merge: Tr
     for tree in [base, merge] {
         let mut mine: Vec<(String, String)> = Vec::new();
         for cp in changed {
-            let manifest = std::fs::read_to_string(tree.path.join(cp).join("Manifest")).unwrap_or_default();
+            let manifest = ebuild::untrusted::read_to_string(tree.path, format!("{cp}/Manifest")).unwrap_or_default();
             for line in dist_lines(&manifest) {
                 if let Some((name, size)) = dist_name_size(&line) {
                     mine.push((name.to_owned(), size.to_owned()));
@@ -524,13 +528,13 @@ fn manifest_collision_possible(changed: &BTreeSet<String>, base: Tree, merge: Tr
             return Some(format!("a changed Manifest shares the distfile name or size {n}"));
         }
         for cat in categories(&[tree.path]) {
-            let Ok(pkgs) = std::fs::read_dir(tree.path.join(&cat)) else { continue };
+            let Ok(pkgs) = ebuild::untrusted::read_dir(tree.path, &cat) else { continue };
             for pkg in pkgs.flatten() {
                 let cp = format!("{cat}/{}", pkg.file_name().to_string_lossy());
                 if changed.contains(&cp) {
                     continue;
                 }
-                let Ok(manifest) = std::fs::read_to_string(pkg.path().join("Manifest")) else { continue };
+                let Ok(manifest) = ebuild::untrusted::read_to_string(tree.path, format!("{cp}/Manifest")) else { continue };
                 for line in dist_lines(&manifest) {
                     if let Some((name, size)) = dist_name_size(&line) {
                         if names.contains_key(name) || sizes.contains_key(size) {

@@ -561,7 +561,7 @@ fn metadata_complete(tree: &Path, target: &str) -> bool {
         return true;
     }
     let Some((cat, _)) = target.split_once('/') else { return true };
-    let Ok(entries) = std::fs::read_dir(tree.join(target)) else { return true };
+    let Ok(entries) = ebuild::untrusted::read_dir(tree, target) else { return true };
     entries.flatten().all(|e| {
         let name = e.file_name().to_string_lossy().into_owned();
         match name.strip_suffix(".ebuild") {
@@ -574,7 +574,7 @@ fn metadata_complete(tree: &Path, target: &str) -> bool {
 /// Every eclass and package of a tree, as targets (a full scan split into parts).
 pub fn all_targets(tree: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(tree.join("eclass")) {
+    if let Ok(entries) = ebuild::untrusted::read_dir(tree, "eclass") {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.ends_with(".eclass") {
@@ -583,9 +583,9 @@ pub fn all_targets(tree: &Path) -> Vec<String> {
         }
     }
     for cat in ebuild::layout::categories(&[tree]) {
-        if let Ok(entries) = std::fs::read_dir(tree.join(&cat)) {
+        if let Ok(entries) = ebuild::untrusted::read_dir(tree, &cat) {
             for e in entries.flatten() {
-                if e.path().is_dir() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
                     out.push(format!("{cat}/{}", e.file_name().to_string_lossy()));
                 }
             }

@@ -45,7 +45,7 @@ impl RegenError {
 impl From<TreesError> for RegenError {
     fn from(e: TreesError) -> RegenError {
         match e {
-            TreesError::NotFound(what) => RegenError::Input(what),
+            TreesError::NotFound(what) | TreesError::Refused(what) => RegenError::Input(what),
             TreesError::Git(e) => RegenError::Git(e),
             TreesError::Io(e) => RegenError::Io(e),
         }

@@ -55,6 +55,23 @@ pub fn package_of_path(path: &str) -> Option<String> {
     }
 }
 
+/// A committed md5-cache entry of some package (`metadata/md5-cache/<cat>/<PF>`), whatever the categories.
+fn is_md5_entry(path: &str) -> bool {
+    path.starts_with("metadata/md5-cache/") && package_of_path(path).is_some()
+}
+
+/// Whether a change of `path` can change the md5-cache entries of packages other than its own: an eclass, or a file
+/// under `metadata/` other than a package's md5-cache entry (`layout.conf`: masters, cache format).
+pub fn feeds_package_metadata(path: &str) -> bool {
+    !is_md5_entry(path) && (path.starts_with("eclass/") || path.starts_with("metadata/"))
+}
+
+/// Whether `path` is an input of pkgcheck's profile and eclass caches: under `profiles/`, `eclass/` or `metadata/`
+/// (md5-cache entries aside).
+pub fn is_tool_cache_input(path: &str) -> bool {
+    !path.starts_with("metadata/md5-cache/") && ["profiles/", "eclass/", "metadata/"].iter().any(|d| path.starts_with(d))
+}
+
 fn classify_with(path: &str, is_category: impl Fn(&str) -> bool) -> PathKind {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
@@ -127,7 +144,7 @@ pub fn is_version(v: &str) -> bool {
 
 /// `PF` of every `<tree>/<cp>/*.ebuild` (empty when the package directory does not exist).
 pub fn ebuild_versions(tree: &Path, cp: &str) -> BTreeSet<String> {
-    std::fs::read_dir(tree.join(cp))
+    crate::untrusted::read_dir(tree, cp)
         .map(|entries| {
             entries.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".ebuild")).map(str::to_owned)).collect()
         })
@@ -156,7 +173,7 @@ pub fn changed_packages(paths: &[String], categories: &BTreeSet<String>) -> Opti
 pub fn categories(trees: &[&Path]) -> BTreeSet<String> {
     trees
         .iter()
-        .filter_map(|t| std::fs::read_to_string(t.join("profiles").join("categories")).ok())
+        .filter_map(|t| crate::untrusted::read_to_string(t, "profiles/categories").ok())
         .flat_map(|text| {
             text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect::<Vec<_>>()
         })
@@ -287,6 +304,22 @@ mod tests {
 #[cfg(test)]
 mod package_tests {
     use super::*;
+
+    #[test]
+    fn which_paths_feed_other_packages_or_pkgchecks_caches() {
+        for p in ["eclass/foo.eclass", "metadata/layout.conf", "metadata/md5-cache/app-misc/noversion"] {
+            assert!(feeds_package_metadata(p), "{p}");
+        }
+        for p in ["metadata/md5-cache/app-misc/foo-1.0", "app-misc/foo/foo-1.0.ebuild", "profiles/package.mask", "licenses/MIT"] {
+            assert!(!feeds_package_metadata(p), "{p}");
+        }
+        for p in ["profiles/package.mask", "eclass/foo.eclass", "metadata/layout.conf"] {
+            assert!(is_tool_cache_input(p), "{p}");
+        }
+        for p in ["metadata/md5-cache/app-misc/foo-1.0", "licenses/MIT", "app-misc/foo/metadata.xml"] {
+            assert!(!is_tool_cache_input(p), "{p}");
+        }
+    }
 
     fn cats() -> BTreeSet<String> {
         ["app-misc", "dev-libs"].iter().map(|s| s.to_string()).collect()

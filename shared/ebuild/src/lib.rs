@@ -3,4 +3,5 @@
 pub mod index;
 pub mod layout;
 pub mod repo;
+pub mod untrusted;
 pub mod version;

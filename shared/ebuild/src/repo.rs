@@ -13,7 +13,7 @@ pub struct RepoView {
 
 /// Read `profiles/repo_name` (or `repo-name` in `metadata/layout.conf`) of a checkout.
 pub fn repo_name(tree: &Path) -> Option<String> {
-    if let Ok(name) = std::fs::read_to_string(tree.join("profiles/repo_name")) {
+    if let Ok(name) = crate::untrusted::read_to_string(tree, "profiles/repo_name") {
         let name = name.trim();
         if !name.is_empty() {
             return Some(name.to_owned());
@@ -24,7 +24,7 @@ pub fn repo_name(tree: &Path) -> Option<String> {
 
 /// One `key = value` of `metadata/layout.conf`.
 pub fn layout_value(tree: &Path, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(tree.join("metadata/layout.conf")).ok()?;
+    let text = crate::untrusted::read_to_string(tree, "metadata/layout.conf").ok()?;
     text.lines().find_map(|l| {
         let (k, v) = l.split_once('=')?;
         (k.trim() == key).then(|| v.trim().to_owned())
@@ -34,13 +34,13 @@ pub fn layout_value(tree: &Path, key: &str) -> Option<String> {
 /// The first profile listed in `profiles/profiles.desc` of the first repository that has one.
 pub fn first_profile(trees: &[&Path]) -> Option<(usize, String)> {
     for (i, tree) in trees.iter().enumerate() {
-        if let Ok(text) = std::fs::read_to_string(tree.join("profiles/profiles.desc")) {
+        if let Ok(text) = crate::untrusted::read_to_string(tree, "profiles/profiles.desc") {
             if let Some(profile) = text
                 .lines()
                 .map(str::trim)
                 .filter(|l| !l.starts_with('#') && !l.is_empty())
                 .filter_map(|l| l.split_whitespace().nth(1))
-                .find(|p| tree.join("profiles").join(p).is_dir())
+                .find(|p| crate::untrusted::is_dir(tree, Path::new("profiles").join(p)))
             {
                 return Some((i, profile.to_owned()));
             }

@@ -31,6 +31,10 @@ pub enum TreesError {
     /// have): asking again cannot help.
     #[error("{0}")]
     NotFound(String),
+    /// The tree holds something prci refuses to read or carry (a link, a special or oversized file where a pull
+    /// request's code could have put one): the revision's fault, never retried.
+    #[error("{0}")]
+    Refused(String),
     /// libgit2 failed (a remote unreachable, a corrupt object): may pass on a retry.
     #[error("git: {0}")]
     Git(#[from] git2::Error),

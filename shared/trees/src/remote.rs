@@ -31,7 +31,7 @@ pub fn publish(dir: &Path, source: Oid, trees_url: &str) -> Result<Oid, TreesErr
     index.read_tree(&source_commit.tree()?)?;
     // The md5-cache is ignored by the repository's .gitignore: add it by walking it ourselves.
     let cache = dir.join("metadata").join("md5-cache");
-    if cache.is_dir() {
+    if std::fs::symlink_metadata(&cache).is_ok_and(|m| m.is_dir()) {
         add_dir(&repo, &mut index, dir, &cache)?;
     }
     let tree_id = index.write_tree_to(&repo)?;
@@ -46,6 +46,27 @@ pub fn publish(dir: &Path, source: Oid, trees_url: &str) -> Result<Oid, TreesErr
     Ok(oid)
 }
 
+/// The most one md5-cache entry may hold (real ones hold a few KiB).
+pub const MAX_ENTRY_BYTES: u64 = 1 << 20;
+
+/// One md5-cache file, which the pull request's code could write (regen runs it with the md5-cache writable): only
+/// a regular file, never followed through a link, at most [`MAX_ENTRY_BYTES`].
+fn read_entry(path: &Path, kind: std::fs::FileType) -> Result<Vec<u8>, TreesError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let refused = |why: &str| TreesError::Refused(format!("{}: {why}", path.display()));
+    if !kind.is_file() {
+        return Err(refused("not a regular file (a link or a special file) in the md5-cache"));
+    }
+    let file = std::fs::File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    let mut data = Vec::new();
+    file.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_ENTRY_BYTES {
+        return Err(refused(&format!("more than {MAX_ENTRY_BYTES} bytes in one md5-cache entry")));
+    }
+    Ok(data)
+}
+
 /// Add every file under `dir` to the index (paths relative to the work tree `root`).
 fn add_dir(repo: &Repository, index: &mut git2::Index, root: &Path, dir: &Path) -> Result<(), TreesError> {
     for entry in std::fs::read_dir(dir)? {
@@ -56,7 +77,7 @@ fn add_dir(repo: &Repository, index: &mut git2::Index, root: &Path, dir: &Path) 
             continue;
         }
         let rel = path.strip_prefix(root).map_err(|_| TreesError::NotFound(format!("{} is outside {}", path.display(), root.display())))?;
-        let data = std::fs::read(&path)?;
+        let data = read_entry(&path, entry.file_type()?)?;
         let blob = repo.blob(&data)?;
         let entry = git2::IndexEntry {
             ctime: git2::IndexTime::new(0, 0),
@@ -131,5 +152,21 @@ mod tests {
         // A SHA the remote does not have is an error naming it.
         let bogus = Oid::from_str(&"1".repeat(40)).unwrap();
         assert!(fetch(&other, &remote, &[bogus]).is_err());
+    }
+
+    #[test]
+    fn a_link_or_an_oversized_file_in_the_md5_cache_is_refused_not_carried() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = tmp.path().join("host-a");
+        let source = checkout_with_cache(&host);
+        let remote = tmp.path().join("trees.git").display().to_string();
+        std::os::unix::fs::symlink("/proc/self/environ", host.join("metadata/md5-cache/app-misc/foo-2")).unwrap();
+        let e = publish(&host, source, &remote).expect_err("a link is carried");
+        assert!(matches!(e, TreesError::Refused(_)), "{e}");
+        std::fs::remove_file(host.join("metadata/md5-cache/app-misc/foo-2")).unwrap();
+        std::fs::write(host.join("metadata/md5-cache/app-misc/foo-2"), vec![b'x'; MAX_ENTRY_BYTES as usize + 1]).unwrap();
+        assert!(matches!(publish(&host, source, &remote), Err(TreesError::Refused(_))));
+        std::fs::remove_file(host.join("metadata/md5-cache/app-misc/foo-2")).unwrap();
+        publish(&host, source, &remote).expect("a plain md5-cache is carried");
     }
 }
