@@ -151,6 +151,7 @@ impl Sandbox {
             Isolation::ProcessGroup => {
                 let mut c = Command::new(&cmd.program);
                 std::os::unix::process::CommandExt::process_group(&mut c, 0);
+                die_with_parent(&mut c);
                 c
             }
         };
@@ -273,14 +274,23 @@ fn join_reader(t: Option<std::thread::JoinHandle<Vec<u8>>>) -> Vec<u8> {
     t.and_then(|t| t.join().ok()).unwrap_or_default()
 }
 
-/// Have the kernel kill `unshare` (and with it, through `--kill-child`, the whole namespace) when the
-/// thread that started it dies: a service killed with SIGKILL must not leave its scans running.
+/// The largest file a tool (or the ebuild code it runs) may write: past it the writer gets SIGXFSZ. Far above any
+/// md5-cache entry or pkgcheck cache, far below what would fill a host's disk (`head -c 20G /dev/zero > …`).
+pub const MAX_WRITTEN_FILE_BYTES: u64 = 1 << 30;
+
+/// In the child, before the tool starts: die with the service (SIGKILL when the thread that started it exits), no
+/// core dumps, and no file larger than [`MAX_WRITTEN_FILE_BYTES`]; every process the tool starts inherits the limits.
 #[allow(unsafe_code)]
 pub(crate) fn die_with_parent(c: &mut Command) {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) and setrlimit are async-signal-safe and touch no memory of the parent.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(c, || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            let size = libc::rlimit { rlim_cur: MAX_WRITTEN_FILE_BYTES, rlim_max: MAX_WRITTEN_FILE_BYTES };
+            let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &size) != 0 || libc::setrlimit(libc::RLIMIT_CORE, &none) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -328,6 +338,25 @@ mod tests {
         assert!(!env.contains("hunter2"), "{env}");
         assert!(env.contains("LANG=C.UTF-8"));
         assert_eq!(out.code, Some(0));
+    }
+
+    #[test]
+    fn tools_and_their_children_write_no_file_over_the_limit_and_dump_no_core() {
+        for wanted in [true, false] {
+            // A grandchild, as ebuild code run by pkgcore would be.
+            let out = Sandbox::new(wanted).run_cold(&cmd("sh -c 'cat /proc/self/limits'", Duration::from_secs(30))).unwrap();
+            let limits = String::from_utf8_lossy(&out.stdout);
+            let row = |name: &str| -> Vec<String> {
+                let line = limits.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {limits}"));
+                line[name.len()..].split_whitespace().map(str::to_owned).collect()
+            };
+            assert_eq!(row("Max file size")[..2], [MAX_WRITTEN_FILE_BYTES.to_string(), MAX_WRITTEN_FILE_BYTES.to_string()], "{limits}");
+            assert_eq!(row("Max core file size")[..2], ["0", "0"], "{limits}");
+        }
+        // A write past the limit stops there (the writer gets SIGXFSZ), whatever it asked for.
+        let script = format!("head -c {} /dev/zero > big; stat -c %s big; rm -f big", MAX_WRITTEN_FILE_BYTES + 4096);
+        let out = Sandbox::new(true).run_cold(&cmd(&script, Duration::from_secs(60))).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), MAX_WRITTEN_FILE_BYTES.to_string());
     }
 
     #[test]
