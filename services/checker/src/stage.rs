@@ -24,7 +24,6 @@ impl CheckerStage {
         if p.error.is_some() || !p.conflicts.is_empty() {
             return Ok(Some(self.checker.unscanned(p)));
         }
-        let transient = |e: &dyn std::fmt::Display| StageError::Transient(e.to_string());
         let settings = &self.checker.settings;
         let repo = &settings.repository;
         // Stale work is dropped: no scan for a revision whose pull request has moved on.
@@ -35,29 +34,34 @@ impl CheckerStage {
             Err(e) => tracing::warn!(error = %e, "cannot ask the remote for the current head; scanning anyway"),
         }
         let ws = RepoWorkspace::new(&settings.work.dir, &repo.name, &repo.url);
-        let _lock = ws.lock().map_err(|e| transient(&e))?;
+        let _lock = ws.lock().map_err(transient)?;
         let t = Instant::now();
-        let mirror = trees::open_mirror(&ws, &repo.url).map_err(|e| transient(&e))?;
+        let mirror = trees::open_mirror(&ws, &repo.url).map_err(transient)?;
         let oid = |s: &str| Oid::from_str(s).map_err(|_| StageError::Permanent(format!("bad tree sha {s:?}")));
         let (base_tree, merge_tree) = (oid(&p.base_tree)?, oid(&p.merge_tree)?);
         let base = oid(&p.base)?;
-        trees::remote::fetch(&mirror, &settings.trees_url(), &[base_tree, merge_tree]).map_err(|e| transient(&e))?;
+        trees::remote::fetch(&mirror, &settings.trees_url(), &[base_tree, merge_tree]).map_err(transient)?;
         let (base_dir, merge_dir) = (ws.prepared_tree(Side::Base), ws.prepared_tree(Side::Merge));
         // As regen's checkouts: only what changed is written where the tools see the trees read-only.
         let mode = if self.checker.sandbox.can_bind() { CheckoutMode::ChangedOnly } else { CheckoutMode::Verify };
-        trees::ensure_checkout(&mirror, &base_dir, base_tree, mode, &[]).map_err(|e| transient(&e))?;
-        trees::ensure_checkout(&mirror, &merge_dir, merge_tree, mode, &[]).map_err(|e| transient(&e))?;
-        let masters = regen_masters(&ws, settings).map_err(|e| transient(&e))?;
+        trees::ensure_checkout(&mirror, &base_dir, base_tree, mode, &[]).map_err(transient)?;
+        trees::ensure_checkout(&mirror, &merge_dir, merge_tree, mode, &[]).map_err(transient)?;
+        let masters = regen_masters(&ws, settings).map_err(transient)?;
         let fetched = t.elapsed().as_secs_f64();
 
         let scratch = settings.work.dir.join("jobs").join(format!("checker-{}-{}", p.revision.pr, &p.merge_tree[..12]));
         let checkouts = Checkouts { mirror: &mirror, base, base_tree: &base_dir, merge_tree: &merge_dir, masters: &masters, scratch };
         let result = self.checker.scan(p, &checkouts, &[]);
         let _ = std::fs::remove_dir_all(&checkouts.scratch);
-        let (mut scanned, _) = result.map_err(|e| transient(&e))?;
+        let (mut scanned, _) = result.map_err(transient)?;
         scanned.timings.insert(0, ("fetch_trees".into(), fetched));
         Ok(Some(scanned))
     }
+}
+
+/// A failure of this host (git, disk, a tool): retried.
+fn transient(e: impl std::fmt::Display) -> StageError {
+    StageError::Transient(e.to_string())
 }
 
 /// The master repositories, checked out on this host as regen checks them out.

@@ -48,13 +48,17 @@ impl Checker {
     pub fn from_settings(settings: &Settings) -> Result<Checker, sandbox::MissingTool> {
         let tools =
             Tools::locate(&sandbox::ToolPaths { pkgcheck: settings.tools.pkgcheck.clone(), pmaint: settings.tools.pmaint.clone() })?;
-        let sandbox = Sandbox::new(settings.checker.sandbox);
+        Ok(Checker::new(settings, tools, Sandbox::new(settings.checker.sandbox)))
+    }
+
+    /// With tools already located (`prci check` shares regen's).
+    pub fn new(settings: &Settings, tools: Tools, sandbox: Sandbox) -> Checker {
         let work = &settings.work.dir;
         let cache = match &settings.trees.url {
             Some(url) => BaseCache::shared(work, url),
             None => BaseCache::new(work),
         };
-        Ok(Checker { settings: settings.clone(), tools, sandbox, cache })
+        Checker { settings: settings.clone(), tools, sandbox, cache }
     }
 
     /// The `Scanned` message of a revision that was not scanned: a conflict or an earlier error carried on.

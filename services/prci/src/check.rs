@@ -1,7 +1,7 @@
 //! `prci check`: the pipeline's own steps (regen's [`Regen::prepare`], the checker's [`Checker::scan`], the differ's [`differ::report_of`]) chained in one process on a local repository; also the building block of `prci replay`.
 
 use checker::step::{Checker, Checkouts};
-use findings::{CheckReport, Verdict};
+use findings::CheckReport;
 use pipeline::config::{MasterSettings, Settings};
 use pipeline::messages::Revision;
 use regen::{Job, Prepared, Regen, RegenError};
@@ -41,7 +41,7 @@ pub struct Context {
 impl Context {
     pub fn new(settings: Settings) -> Result<Context, CheckError> {
         let regen = Regen::from_settings(&settings).map_err(|e| CheckError::Input(e.to_string()))?;
-        let checker = Checker::from_settings(&settings).map_err(|e| CheckError::Input(e.to_string()))?;
+        let checker = Checker::new(&settings, regen.tools.clone(), regen.sandbox);
         Ok(Context { settings, regen, checker })
     }
 
@@ -125,9 +125,6 @@ pub fn run(ctx: &Context, req: &CheckRequest) -> Result<Checked, CheckError> {
     // differ
     let mut report = differ::report_of(&name, &scanned, &ctx.settings.checker.fail_levels);
     report.timings.insert("total_seconds".into(), started.elapsed().as_secs_f64());
-    if report.verdict == Verdict::Error {
-        return Err(CheckError::Pipeline(Box::new(report)));
-    }
     Ok(Checked { report, prepared: Some(prepared), workspace: ws, scratch, cache_hits })
 }
 
