@@ -29,12 +29,12 @@ impl Host {
         Host::with_sandbox(repo, masters, true)
     }
 
-    /// Without the sandbox's namespaces the tools see the checkouts at their real paths (no bind mount).
+    /// Unsandboxed (`sandbox.enabled = false`) the tools see the checkouts at their real paths (no bind mount).
     fn with_sandbox(repo: &Repo, masters: &[&Repo], sandbox: bool) -> Host {
         let work = tempfile::Builder::new().prefix("prci-regen-incr-").tempdir().expect("work dir");
         let mut settings = Settings::default();
         settings.work.dir = work.path().to_path_buf();
-        settings.checker.sandbox = sandbox;
+        settings.sandbox.enabled = sandbox;
         let regen = Regen::from_settings(&settings).expect("the pinned tools (bash .ci/install-tools)");
         let url = repo.path().display().to_string();
         let ws = RepoWorkspace::new(work.path(), repo.name(), &url);

@@ -353,16 +353,9 @@ impl Scanner {
 impl Scanner {
     /// One pkgcheck run on the tree of `env`, under this scanner's limit.
     fn pkgcheck(&self, env: &TreeEnv, args: Vec<String>, stdin: Option<Vec<u8>>) -> ToolCommand {
-        ToolCommand {
-            program: self.tools.pkgcheck.clone(),
-            args,
-            bin_dir: self.tools.bin_dir.clone(),
-            scratch: env.scratch.join("home"),
-            bind: env.bind.clone(),
-            timeout: self.timeout,
-            stdin,
-            env: vec![],
-        }
+        let mut cmd = env.command(self.tools.pkgcheck.clone(), args, &self.tools.bin_dir, self.timeout, false);
+        cmd.stdin = stdin;
+        cmd
     }
 
     /// The cross-package checks (`plan::CROSS_PACKAGE_CHECKS`) this scanner's selection lets run.
@@ -423,6 +416,8 @@ enum RunResult {
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub timed_out: bool,
+    /// The sandbox limit the run reached (`LimitHit`'s text), if that is what stopped it.
+    pub limit: Option<String>,
     pub timeout_secs: u64,
     pub stderr: String,
 }
@@ -452,8 +447,22 @@ pub fn refusal(last_stderr_line: &str) -> Refusal {
 }
 
 fn classify(out: ToolOutput, visible: &Path) -> Result<RunResult, ScanError> {
+    if let Some(hit) = out.limit {
+        // Contained like a crash: narrowed down to the target that causes it, rerun once to see it recur.
+        return Ok(RunResult::Failed(Failure {
+            timed_out: false,
+            limit: Some(hit.to_string()),
+            timeout_secs: 0,
+            stderr: out.stderr_text(),
+        }));
+    }
     if out.timed_out {
-        return Ok(RunResult::Failed(Failure { timed_out: true, timeout_secs: out.elapsed.as_secs(), stderr: out.stderr_text() }));
+        return Ok(RunResult::Failed(Failure {
+            timed_out: true,
+            limit: None,
+            timeout_secs: out.elapsed.as_secs(),
+            stderr: out.stderr_text(),
+        }));
     }
     let stderr = out.stderr_text();
     match out.code {
@@ -463,7 +472,7 @@ fn classify(out: ToolOutput, visible: &Path) -> Result<RunResult, ScanError> {
             Ok(RunResult::Ok(text.lines().filter_map(|l| findings::parse_line(l, &tree)).collect()))
         }
         _ if stderr.contains("Traceback (most recent call last)") => {
-            Ok(RunResult::Failed(Failure { timed_out: false, timeout_secs: 0, stderr }))
+            Ok(RunResult::Failed(Failure { timed_out: false, limit: None, timeout_secs: 0, stderr }))
         }
         Some(code) => match refusal(&out.last_stderr_line()) {
             // The configured selection leaves no check for this kind of target (`-c SourcingCheck` and an
@@ -496,6 +505,9 @@ fn failure_finding(f: &Failure, target: Option<&str>, tools: &Tools) -> Finding 
     map.insert("target".into(), json!(target.unwrap_or("repository")));
     if f.timed_out {
         map.insert("timeout_secs".into(), json!(f.timeout_secs));
+    } else if let Some(limit) = &f.limit {
+        map.insert("check".into(), json!("sandbox"));
+        map.insert("error".into(), json!(limit));
     } else {
         let (check, error) = crash_origin(&f.stderr, tools.pkgcheck_source.as_deref());
         map.insert("check".into(), json!(check));

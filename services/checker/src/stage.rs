@@ -15,7 +15,7 @@ pub struct CheckerStage {
 }
 
 impl CheckerStage {
-    pub fn from_settings(settings: &Settings) -> Result<CheckerStage, sandbox::MissingTool> {
+    pub fn from_settings(settings: &Settings) -> Result<CheckerStage, sandbox::SetupError> {
         Ok(CheckerStage { checker: Checker::from_settings(settings)? })
     }
 

@@ -44,11 +44,28 @@ pub struct Checker {
     pub cache: BaseCache,
 }
 
+/// The sandbox `[sandbox]` configures.
+pub fn sandbox_config(s: &pipeline::config::SandboxSettings) -> sandbox::SandboxConfig {
+    const MIB: u64 = 1 << 20;
+    let limits = sandbox::Limits {
+        memory_bytes: s.memory_mb * MIB,
+        processes: s.processes,
+        cpu: std::time::Duration::from_secs(s.cpu_secs),
+        file_bytes: s.file_mb * MIB,
+        md5_cache_bytes: s.md5_cache_mb * MIB,
+        stdout_bytes: s.stdout_mb * MIB,
+        stderr_bytes: s.stderr_mb * MIB,
+        tmp_bytes: s.tmp_mb * MIB,
+    };
+    sandbox::SandboxConfig { enabled: s.enabled, limits, cgroups: s.cgroups }
+}
+
 impl Checker {
-    pub fn from_settings(settings: &Settings) -> Result<Checker, sandbox::MissingTool> {
+    /// Located tools and a working sandbox, or why the stage cannot start (exit 64).
+    pub fn from_settings(settings: &Settings) -> Result<Checker, sandbox::SetupError> {
         let tools =
             Tools::locate(&sandbox::ToolPaths { pkgcheck: settings.tools.pkgcheck.clone(), pmaint: settings.tools.pmaint.clone() })?;
-        Ok(Checker::new(settings, tools, Sandbox::new(settings.checker.sandbox)))
+        Ok(Checker::new(settings, tools, Sandbox::new(&sandbox_config(&settings.sandbox))?))
     }
 
     /// With tools already located (`prci check` shares regen's).
@@ -70,7 +87,11 @@ impl Checker {
             base: vec![],
             merge: vec![],
             unstable: vec![],
-            tools: vec![("pkgcheck".into(), self.tools.pkgcheck_version.clone()), ("pkgcore".into(), self.tools.pkgcore_version.clone())],
+            tools: vec![
+                ("pkgcheck".into(), self.tools.pkgcheck_version.clone()),
+                ("pkgcore".into(), self.tools.pkgcore_version.clone()),
+                ("sandbox".into(), if self.sandbox.unsandboxed() { "UNSANDBOXED (sandbox.enabled = false)" } else { "bubblewrap" }.into()),
+            ],
             timings: vec![],
             error: None,
         }

@@ -102,6 +102,8 @@ pub enum RegenKind {
     Targeted(Vec<String>),
     /// `pmaint regen` on the whole tree.
     Full,
+    /// Stopped at a sandbox limit: the entries written stay, the tree is not stamped (`run::unfinished`).
+    Unfinished(Box<RegenKind>),
 }
 
 impl RegenKind {
@@ -111,6 +113,7 @@ impl RegenKind {
             RegenKind::Unchanged => "unchanged since last job".to_string(),
             RegenKind::Targeted(p) => format!("{} package(s) targeted", p.len()),
             RegenKind::Full => "full".to_string(),
+            RegenKind::Unfinished(k) => format!("{}, stopped at a sandbox limit", k.describe()),
         }
     }
 }

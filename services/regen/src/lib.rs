@@ -33,19 +33,27 @@ pub enum RegenError {
     /// A regen tool failed otherwise (exit status other than 0 or 1).
     #[error("{0}")]
     Tool(String),
+    /// The pull request's content is refused (a path leading out of the tree, a tree that overflows the md5-cache):
+    /// its `error` verdict, naming what.
+    #[error("{0}")]
+    Refused(String),
+    /// A regen tool reached a sandbox limit (handled where regen runs: the scan names the culprit).
+    #[error("{0}")]
+    Limit(sandbox::LimitHit),
 }
 
 impl RegenError {
     /// Whether this is the revision's fault (an `error` verdict) rather than the host's (a retry).
     pub fn is_revision_fault(&self) -> bool {
-        matches!(self, RegenError::Input(_) | RegenError::Timeout(_))
+        matches!(self, RegenError::Input(_) | RegenError::Refused(_) | RegenError::Timeout(_) | RegenError::Limit(_))
     }
 }
 
 impl From<TreesError> for RegenError {
     fn from(e: TreesError) -> RegenError {
         match e {
-            TreesError::NotFound(what) | TreesError::Refused(what) => RegenError::Input(what),
+            TreesError::NotFound(what) => RegenError::Input(what),
+            TreesError::Refused(what) => RegenError::Refused(what),
             TreesError::Git(e) => RegenError::Git(e),
             TreesError::Io(e) => RegenError::Io(e),
         }
@@ -56,6 +64,7 @@ impl From<EnvError> for RegenError {
     fn from(e: EnvError) -> RegenError {
         match e {
             EnvError::NotARepository(_) => RegenError::Input(e.to_string()),
+            EnvError::Refused(_) => RegenError::Refused(e.to_string()),
             EnvError::Io(e) => RegenError::Io(e),
         }
     }
@@ -92,6 +101,22 @@ pub struct Job<'a> {
 }
 
 /// The regen step with its configuration and the tools found at start-up.
+/// The sandbox `[sandbox]` configures.
+pub fn sandbox_config(s: &pipeline::config::SandboxSettings) -> sandbox::SandboxConfig {
+    const MIB: u64 = 1 << 20;
+    let limits = sandbox::Limits {
+        memory_bytes: s.memory_mb * MIB,
+        processes: s.processes,
+        cpu: std::time::Duration::from_secs(s.cpu_secs),
+        file_bytes: s.file_mb * MIB,
+        md5_cache_bytes: s.md5_cache_mb * MIB,
+        stdout_bytes: s.stdout_mb * MIB,
+        stderr_bytes: s.stderr_mb * MIB,
+        tmp_bytes: s.tmp_mb * MIB,
+    };
+    sandbox::SandboxConfig { enabled: s.enabled, limits, cgroups: s.cgroups }
+}
+
 #[derive(Debug)]
 pub struct Regen {
     pub settings: Settings,
@@ -100,10 +125,11 @@ pub struct Regen {
 }
 
 impl Regen {
-    pub fn from_settings(settings: &Settings) -> Result<Regen, sandbox::MissingTool> {
+    /// Located tools and a working sandbox, or why the stage cannot start (exit 64).
+    pub fn from_settings(settings: &Settings) -> Result<Regen, sandbox::SetupError> {
         let tools =
             Tools::locate(&sandbox::ToolPaths { pkgcheck: settings.tools.pkgcheck.clone(), pmaint: settings.tools.pmaint.clone() })?;
-        let sandbox = Sandbox::new(settings.checker.sandbox);
+        let sandbox = Sandbox::new(&sandbox_config(&settings.sandbox))?;
         Ok(Regen { settings: settings.clone(), tools, sandbox })
     }
 
@@ -144,26 +170,32 @@ impl Regen {
             }
         }
         prepared.changed = trees::changed_paths(&mirror, job.base, prepared.tested)?;
+        // Nothing the pull request adds may lead the tools or this service out of the tree.
+        let escaping = trees::escaping_paths(&mirror, prepared.tested, &prepared.changed)?;
+        if !escaping.is_empty() {
+            return Err(RegenError::Refused(format!("the pull request adds paths that lead out of the tree: {}", escaping.join(", "))));
+        }
         // What each checkout's md5-cache was valid for, read before a checkout removes the stamp.
         let old = (incremental::read_stamp(&prepared.base_tree), incremental::read_stamp(&prepared.merge_tree));
-        self.check_out(ws, &mirror, &mut prepared, scratch)?;
+        self.check_out(&mirror, &mut prepared, scratch)?;
         self.regenerate(&mirror, &mut prepared, old, scratch)?;
         Ok(prepared)
     }
 
     /// Check both sides out at their stable paths, writing only what changed when the tools see them read-only.
-    fn check_out(&self, ws: &RepoWorkspace, mirror: &Repository, p: &mut Prepared, scratch: &Path) -> Result<(), RegenError> {
+    fn check_out(&self, mirror: &Repository, p: &mut Prepared, scratch: &Path) -> Result<(), RegenError> {
         let t = Instant::now();
         // The merge side's tools are needed first (its regen): start them now, to overlap the checkouts; the base
         // side's (usually no regen, then the scan) after them.
-        run::prestart_tools(&self.sandbox, &self.tools, &ws.work_dir, &[&p.merge_tree], scratch);
+        let work = &self.settings.work.dir;
+        run::prestart_tools(&self.sandbox, &self.tools, work, &[(&p.merge_tree, "merge")], &p.masters, scratch);
         // The tools see the checkouts read-only when they can be bind-mounted: then only changed paths need writing.
         let mode = if self.sandbox.can_bind() { CheckoutMode::ChangedOnly } else { CheckoutMode::Verify };
         // A checkout that moves files invalidates what regen's stamp said of the md5-cache.
         trees::ensure_checkout(mirror, &p.base_tree, p.base, mode, &[incremental::STAMP_FILE])?;
         trees::ensure_checkout(mirror, &p.merge_tree, p.tested, mode, &[incremental::STAMP_FILE])?;
         p.timings.push(("checkout".to_string(), t.elapsed().as_secs_f64()));
-        run::prestart_tools(&self.sandbox, &self.tools, &ws.work_dir, &[&p.base_tree], scratch);
+        run::prestart_tools(&self.sandbox, &self.tools, work, &[(&p.base_tree, "base")], &p.masters, scratch);
         Ok(())
     }
 
@@ -188,7 +220,7 @@ impl Regen {
         let plan_base = incremental::plan(mirror, old_base.as_ref(), &want_base, &categories(&p.base_tree));
         let plan_merge = incremental::plan(mirror, old_merge.as_ref(), &want_merge, &categories(&p.merge_tree));
         let side = |tree: &Path, name: &str, plan: RegenKind, wanted: &Stamp| -> Result<RegenKind, RegenError> {
-            let env = sandbox::tree_env(&self.sandbox, &self.settings.work.dir, tree, &p.masters, &scratch.join(format!("regen-{name}")))?;
+            let env = sandbox::tree_env(&self.sandbox, &self.settings.work.dir, tree, &p.masters, &run::side_scratch(scratch, name))?;
             run::regen_incremental(&self.sandbox, &self.tools, &env, plan, wanted, self.jobs(), self.timeout())
         };
         let (rb, rm) = std::thread::scope(|s| {
@@ -221,7 +253,7 @@ impl Regen {
             let wanted = Stamp::new(&repo, head, &self.tools, &commits)?;
             let unchanged = incremental::read_stamp(&m.path).as_ref().is_some_and(|s| s.tree == wanted.tree && s.same_environment(&wanted));
             let kind = if unchanged { RegenKind::Unchanged } else { RegenKind::Full };
-            let env = sandbox::env::tree_env_real(&m.path, &masters[..i], &scratch.join(format!("master-{}", m.name)))?;
+            let env = sandbox::env::tree_env_real(&self.sandbox, &m.path, &masters[..i], &scratch.join(format!("master-{}", m.name)))?;
             let kind = run::regen_incremental(&self.sandbox, &self.tools, &env, kind, &wanted, self.jobs(), self.timeout())?;
             tracing::info!("regen master {}: {}", m.name, kind.describe());
             done.push((format!("master {}", m.name), kind));

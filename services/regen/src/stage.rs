@@ -15,7 +15,7 @@ pub struct RegenStage {
 }
 
 impl RegenStage {
-    pub fn from_settings(settings: &Settings) -> Result<RegenStage, sandbox::MissingTool> {
+    pub fn from_settings(settings: &Settings) -> Result<RegenStage, sandbox::SetupError> {
         Ok(RegenStage { regen: Regen::from_settings(settings)? })
     }
 

@@ -31,6 +31,50 @@ pub struct Settings {
     pub checker: CheckerSettings,
     pub tools: ToolSettings,
     pub trees: TreesSettings,
+    pub sandbox: SandboxSettings,
+}
+
+/// The sandbox every pmaint and pkgcheck run gets (bubblewrap), and its limits per run.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSettings {
+    /// `false` runs pull requests' code unsandboxed (logged at ERROR on every start, shown in every report).
+    pub enabled: bool,
+    /// Give each run a cgroup (memory and processes of the run as a whole) where the host allows it.
+    pub cgroups: bool,
+    /// Memory of one run, every process in it.
+    pub memory_mb: u64,
+    /// Processes and threads of one run.
+    pub processes: u64,
+    /// CPU time of any one process of a run.
+    pub cpu_secs: u64,
+    /// The largest file a run may write.
+    pub file_mb: u64,
+    /// Everything a regen leaves in the tree's md5-cache.
+    pub md5_cache_mb: u64,
+    /// What is read of a run's stdout (pkgcheck's findings); past it the run is stopped.
+    pub stdout_mb: u64,
+    /// What is read of a run's stderr; past it the run is stopped.
+    pub stderr_mb: u64,
+    /// The run's private `/tmp` and `/var/tmp` (in memory).
+    pub tmp_mb: u64,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cgroups: true,
+            memory_mb: 8192,
+            processes: 2048,
+            cpu_secs: 4 * 3600,
+            file_mb: 1024,
+            md5_cache_mb: 1024,
+            stdout_mb: 512,
+            stderr_mb: 16,
+            tmp_mb: 512,
+        }
+    }
 }
 
 /// Where prepared trees (and shared base results) travel between hosts.
@@ -165,8 +209,9 @@ pub struct CheckerSettings {
     pub flaky_rescans: u32,
     /// Keywords pkgcheck reports non-deterministically; added to the built-in list.
     pub flaky_keywords: Vec<String>,
-    /// Run the tools in their own PID, mount and network namespaces (falls back to a process group when the kernel refuses).
-    pub sandbox: bool,
+    /// The old switch of the sandbox, now `sandbox.enabled`: refused with a message naming it.
+    #[doc(hidden)]
+    pub sandbox: Option<serde::de::IgnoredAny>,
 }
 
 impl Default for CheckerSettings {
@@ -180,7 +225,7 @@ impl Default for CheckerSettings {
             confirm_rescans: 1,
             flaky_rescans: 6,
             flaky_keywords: vec![],
-            sandbox: true,
+            sandbox: None,
         }
     }
 }
@@ -236,6 +281,27 @@ impl Settings {
 
     /// Checks that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.checker.sandbox.is_some() {
+            return Err(ConfigError::new(
+                "checker.sandbox",
+                "this key is gone: the sandbox is configured under [sandbox] (sandbox.enabled, true by default; false runs pull requests unsandboxed)",
+            ));
+        }
+        let s = &self.sandbox;
+        for (key, value) in [
+            ("memory_mb", s.memory_mb),
+            ("processes", s.processes),
+            ("cpu_secs", s.cpu_secs),
+            ("file_mb", s.file_mb),
+            ("md5_cache_mb", s.md5_cache_mb),
+            ("stdout_mb", s.stdout_mb),
+            ("stderr_mb", s.stderr_mb),
+            ("tmp_mb", s.tmp_mb),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(format!("sandbox.{key}"), "must be greater than 0"));
+            }
+        }
         for level in &self.checker.fail_levels {
             if !LEVELS.contains(&level.as_str()) {
                 return Err(ConfigError::new(
@@ -357,14 +423,36 @@ fail_levels = ["error", "warning"]
         let s = Settings::load(Some(&p)).unwrap();
         assert!(s.broker.url.is_none(), "the example runs on in-process queues");
         assert_eq!(s.checker.flaky_rescans, 6);
-        for section in ["[repository]", "[source]", "[broker]", "[work]", "[trees]", "[reports]", "[checker]", "[tools]"] {
+        for section in ["[repository]", "[source]", "[broker]", "[work]", "[trees]", "[reports]", "[checker]", "[tools]", "[sandbox]"] {
             assert!(text.contains(section), "{section} is not documented");
         }
-        for key in
-            ["recheck_on_base_move", "scan_timeout_secs", "regen_timeout_secs", "confirm_rescans", "flaky_keywords", "sandbox", "masters"]
-        {
+        for key in [
+            "recheck_on_base_move",
+            "scan_timeout_secs",
+            "regen_timeout_secs",
+            "confirm_rescans",
+            "flaky_keywords",
+            "enabled",
+            "memory_mb",
+            "processes",
+            "masters",
+        ] {
             assert!(text.contains(key), "{key} is not documented");
         }
+    }
+
+    #[test]
+    fn the_old_sandbox_switch_is_refused_naming_the_new_one() {
+        let (_d, p) = write("[checker]\nsandbox = false\n");
+        let e = Settings::load(Some(&p)).unwrap_err();
+        assert_eq!(e.key, "checker.sandbox");
+        assert!(e.reason.contains("sandbox.enabled"), "{e}");
+        let (_d, p) = write("[sandbox]\nenabled = false\nmemory_mb = 2048\n");
+        let s = Settings::load(Some(&p)).unwrap();
+        assert!(!s.sandbox.enabled);
+        assert_eq!((s.sandbox.memory_mb, s.sandbox.processes), (2048, SandboxSettings::default().processes));
+        let (_d, p) = write("[sandbox]\nprocesses = 0\n");
+        assert_eq!(Settings::load(Some(&p)).unwrap_err().key, "sandbox.processes");
     }
 
     #[test]

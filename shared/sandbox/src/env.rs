@@ -1,6 +1,6 @@
 //! The per-tree tool environment: the path the tools see the tree at, a hermetic pkgcore configuration naming it and its masters, a scratch directory and pkgcheck's cache directory.
 
-use crate::{pkgcore, Sandbox};
+use crate::{pkgcore, Sandbox, ToolCommand};
 use ebuild::repo::{self as repo, RepoView};
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,9 @@ pub enum EnvError {
     /// repository, whatever is retried.
     #[error("{} is not an ebuild repository: profiles/repo_name is missing", .0.display())]
     NotARepository(PathBuf),
+    /// A path the tools would write through is not a plain directory of the tree (a symlink out of it, a file).
+    #[error("{0} must be a directory of the tree, not a symlink or a file")]
+    Refused(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -32,6 +35,8 @@ pub struct TreeEnv {
     pub config_dir: PathBuf,
     pub scratch: PathBuf,
     pub bind: Option<(PathBuf, PathBuf)>,
+    /// The master repositories, seen read-only at their own paths.
+    pub masters: Vec<PathBuf>,
     /// pkgcheck's `--cache-dir` (its profile and eclass caches): the job's own, unless the checker gives the
     /// side a trusted one.
     pub pkgcheck_cache: PathBuf,
@@ -42,9 +47,8 @@ pub fn tree_env(sandbox: &Sandbox, work_dir: &Path, tree: &Path, masters: &[Repo
     let visible = visible_path(sandbox, work_dir, tree);
     if sandbox.can_bind() {
         std::fs::create_dir_all(&visible)?;
-        // The sandbox mounts the tree read-only and this directory writable: it must exist.
-        std::fs::create_dir_all(tree.join("metadata").join("md5-cache"))?;
     }
+    md5_cache_dir(tree)?;
     let name = repo::repo_name(tree).ok_or_else(|| EnvError::NotARepository(tree.to_path_buf()))?;
     let main = RepoView { name, path: visible.clone() };
     let mut trees: Vec<&Path> = vec![tree];
@@ -57,11 +61,49 @@ pub fn tree_env(sandbox: &Sandbox, work_dir: &Path, tree: &Path, masters: &[Repo
     pkgcore::write_config(&config_dir, &main, masters, profile.as_deref())?;
     let bind = sandbox.can_bind().then(|| (tree.to_path_buf(), visible.clone()));
     let pkgcheck_cache = scratch.join("pkgcheck-cache");
-    Ok(TreeEnv { tree: tree.to_path_buf(), visible, config_dir, scratch: scratch.to_path_buf(), bind, pkgcheck_cache })
+    let masters = masters.iter().map(|m| m.path.clone()).collect();
+    Ok(TreeEnv { tree: tree.to_path_buf(), visible, config_dir, scratch: scratch.to_path_buf(), bind, masters, pkgcheck_cache })
 }
 
-/// A master repository is regenerated at its own path (no bind: it is the same for both sides).
-pub fn tree_env_real(tree: &Path, masters: &[RepoView], scratch: &Path) -> Result<TreeEnv, EnvError> {
+/// Make sure `metadata/md5-cache` of `tree` is a directory of its own (the sandbox mounts it writable for regen, and
+/// host code reads it): a pull request that makes `metadata` or `metadata/md5-cache` a symlink or a file is refused.
+fn md5_cache_dir(tree: &Path) -> Result<(), EnvError> {
+    let mut dir = tree.to_path_buf();
+    for part in ["metadata", "md5-cache"] {
+        dir.push(part);
+        match dir.symlink_metadata() {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(EnvError::Refused(dir.strip_prefix(tree).unwrap_or(&dir).display().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+impl TreeEnv {
+    /// A run of `program` on this tree: the tree at its visible path (md5-cache writable when `regen`), the masters
+    /// read-only, the side's scratch and pkgcheck cache writable, `HOME` in `scratch/home`.
+    pub fn command(&self, program: PathBuf, args: Vec<String>, bin_dir: &Path, timeout: std::time::Duration, regen: bool) -> ToolCommand {
+        ToolCommand {
+            program,
+            args,
+            bin_dir: bin_dir.to_path_buf(),
+            scratch: self.scratch.join("home"),
+            bind: self.bind.clone(),
+            write_md5_cache: regen,
+            read_only: self.masters.clone(),
+            writable: vec![self.scratch.clone(), self.pkgcheck_cache.clone()],
+            timeout,
+            stdin: None,
+            env: vec![],
+        }
+    }
+}
+
+/// A master repository is regenerated at its own path (the same for both sides).
+pub fn tree_env_real(sandbox: &Sandbox, tree: &Path, masters: &[RepoView], scratch: &Path) -> Result<TreeEnv, EnvError> {
+    md5_cache_dir(tree)?;
     let name = repo::repo_name(tree).ok_or_else(|| EnvError::NotARepository(tree.to_path_buf()))?;
     let main = RepoView { name, path: tree.to_path_buf() };
     let mut trees: Vec<&Path> = vec![tree];
@@ -75,7 +117,8 @@ pub fn tree_env_real(tree: &Path, masters: &[RepoView], scratch: &Path) -> Resul
         visible: tree.to_path_buf(),
         config_dir,
         scratch: scratch.to_path_buf(),
-        bind: None,
+        bind: sandbox.can_bind().then(|| (tree.to_path_buf(), tree.to_path_buf())),
+        masters: masters.iter().map(|m| m.path.clone()).collect(),
         pkgcheck_cache,
     })
 }

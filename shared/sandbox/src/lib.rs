@@ -1,24 +1,33 @@
-//! The one runner for untrusted-input tools (pmaint, pkgcheck): scrubbed environment, no network, whole-tree kill at a timeout.
+//! The one runner for untrusted-input tools (pmaint, pkgcheck, prci's Python scripts, warm tool processes): bubblewrap, limits, and nothing left behind.
 //!
-//! Ebuilds are bash that strangers wrote; the tools source them. So every tool run gets:
-//! - an environment built from nothing (no tokens or credentials can leak in from the service's own);
-//! - its own PID namespace (killing its first process kills everything it started, including the
-//!   ebuild-daemon children that put themselves in their own process groups), its own network
-//!   namespace (no network), and its own mount namespace, where the tree under test can be
-//!   bind-mounted at one fixed path so that base and merge are scanned from the same path, read-only
-//!   except its `metadata/md5-cache` (what regen writes), so no ebuild can change the tree it is in;
-//! - a wall-clock limit, after which the whole namespace is killed.
+//! Ebuilds are bash that strangers wrote; the tools source them. So every tool run gets (see `bwrap.rs`):
+//! - a user namespace where it is an ordinary user (uid 1000) with no capabilities and `no_new_privs`, and its own
+//!   PID, mount, network (no network), IPC and UTS namespaces;
+//! - a filesystem of its own: `/usr`, the tools' environment, the master repositories and the tree (at one fixed
+//!   path, so base and merge are scanned from the same path), all read-only; writable only the tree's
+//!   `metadata/md5-cache` when the run regenerates it, the run's own scratch directories, and private
+//!   size-limited `/tmp` and `/var/tmp`; its own `/proc`; no other part of the host;
+//! - an environment built from nothing (no token, password or broker URL can leak in);
+//! - limits (`limits.rs`): memory and processes for the run as a whole through a cgroup of its own where the host
+//!   gives one (`cgroup.rs`), rlimits always (CPU time, file size, no core dumps; address space and processes
+//!   per process without a cgroup), and caps on what is read of its output and written to the md5-cache. A run
+//!   that reaches one is stopped and says which ([`ToolOutput::limit`]);
+//! - a wall-clock limit, after which the whole namespace is killed; when the run's first process ends, everything
+//!   else in its namespace ends with it.
 //!
-//! Where the kernel refuses namespaces (an unprivileged container), the runner falls back to a
-//! process group of its own and says so in the log: the tree is then scanned at its real path and
-//! network isolation is not available.
+//! Where bubblewrap cannot run, [`Sandbox::new`] refuses (the stage does not start) unless the operator set
+//! `sandbox.enabled = false`: then tools run unsandboxed in a process group, and every start and report says so.
 
+pub mod bwrap;
+pub mod cgroup;
 pub mod env;
+pub mod limits;
 pub mod pkgcore;
 pub mod tools;
 pub mod warm;
 
 pub use env::{tree_env, EnvError, TreeEnv};
+pub use limits::{LimitHit, Limits};
 pub use tools::{MissingTool, ToolPaths, Tools};
 
 /// prci's targeted regen (`python/targeted_regen.py`: `pmaint regen` for named packages only), run by the tools'
@@ -28,63 +37,87 @@ pub const TARGETED_REGEN_SCRIPT: &str = include_str!("python/targeted_regen.py")
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How tools are isolated on this machine.
+/// How tools are isolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
-    /// PID + mount + network namespaces via `unshare`.
-    Namespaces,
-    /// A process group of its own, killed as a whole.
-    ProcessGroup,
+    /// bubblewrap, at this path.
+    Bubblewrap(&'static Path),
+    /// No sandbox, by the operator's explicit choice (`sandbox.enabled = false`): a process group of its own.
+    Unsandboxed,
 }
 
-/// Probe once whether `unshare` with PID, mount and network namespaces works here.
-pub fn detect_isolation(wanted: bool) -> Isolation {
-    static PROBE: OnceLock<Isolation> = OnceLock::new();
-    if !wanted {
-        return Isolation::ProcessGroup;
+/// What the operator configured (`[sandbox]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxConfig {
+    pub enabled: bool,
+    pub limits: Limits,
+    /// Give each run a cgroup where the host allows it.
+    pub cgroups: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig { enabled: true, limits: Limits::default(), cgroups: true }
     }
-    *PROBE.get_or_init(|| {
-        let ok = Command::new("unshare")
-            .args(UNSHARE_ARGS)
-            .args(["/bin/sh", "-c", "mount --bind /tmp /tmp"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            Isolation::Namespaces
-        } else {
-            tracing::warn!("unshare refused: tools run in a process group, with the network reachable");
-            Isolation::ProcessGroup
-        }
-    })
 }
 
-/// Inside the new mount namespace: mount the tree (`$1`) at the scan path (`$2`) read-only, except its md5-cache
-/// (which regen writes), then run the tool. The tools cannot change the tree's tracked files.
-pub(crate) const BIND_SCRIPT: &str = "mount --bind -- \"$1\" \"$2\" || exit 125; \
-    if [ -d \"$1/metadata/md5-cache\" ]; then mount --bind -- \"$1/metadata/md5-cache\" \"$2/metadata/md5-cache\" || exit 125; fi; \
-    mount -o remount,bind,ro -- \"$2\" || exit 125; shift 2; exec \"$@\"";
+/// Why a stage that runs tools cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("sandbox.enabled: the tool sandbox cannot be set up on this host: {0}. Install bubblewrap (`apt-get install bubblewrap`; `bash .ci/install-tools` does it) and allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0; in a container, the security options compose/docker-compose.yml sets), or set sandbox.enabled = false to run untrusted pull requests unsandboxed")]
+    Unavailable(String),
+    #[error(transparent)]
+    MissingTool(#[from] MissingTool),
+}
 
-pub(crate) const UNSHARE_ARGS: &[&str] =
-    &["--fork", "--pid", "--kill-child", "--mount-proc", "--mount", "--net", "--propagation", "private"];
+/// Find bubblewrap and prove it can make the sandbox here (once per process).
+fn probe_bwrap(limits: &Limits) -> Result<&'static Path, String> {
+    static PROBE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let path = std::env::var_os("PATH")
+                .map(|p| std::env::split_paths(&p).map(|d| d.join("bwrap")).find(|b| b.is_file()))
+                .unwrap_or(None)
+                .or_else(|| Some(PathBuf::from("/usr/bin/bwrap")).filter(|p| p.is_file()))
+                .ok_or_else(|| "bwrap (bubblewrap) is not installed".to_string())?;
+            let out = Command::new(&path)
+                .args(bwrap::probe_args(limits))
+                .env_clear()
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+            if out.status.success() {
+                Ok(path)
+            } else {
+                Err(format!("{} refused: {}", path.display(), String::from_utf8_lossy(&out.stderr).trim()))
+            }
+        })
+        .as_ref()
+        .map(PathBuf::as_path)
+        .map_err(Clone::clone)
+}
 
 /// One tool invocation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ToolCommand {
     pub program: PathBuf,
     pub args: Vec<String>,
-    /// Directory of the tools, put first on `PATH`.
+    /// Directory of the tools, put first on `PATH`; its Python environment is visible read-only.
     pub bin_dir: PathBuf,
-    /// `HOME` and `TMPDIR` of the tool: a scratch directory owned by this job.
+    /// `HOME`, `TMPDIR` and working directory of the tool: a directory owned by this job, writable.
     pub scratch: PathBuf,
-    /// Bind-mount `.0` at `.1` inside the sandbox (namespaces only).
+    /// The tree (`.0`) seen read-only at `.1` inside the sandbox; unsandboxed, the tools see it at its real path.
     pub bind: Option<(PathBuf, PathBuf)>,
+    /// The tree's `metadata/md5-cache` is writable (regen only).
+    pub write_md5_cache: bool,
+    /// Further directories visible read-only at their own path (the master repositories).
+    pub read_only: Vec<PathBuf>,
+    /// Further directories visible writable at their own path (the side's scratch, pkgcheck's cache).
+    pub writable: Vec<PathBuf>,
     pub timeout: Duration,
     pub stdin: Option<Vec<u8>>,
     /// Extra environment, on top of the scrubbed base.
@@ -99,6 +132,8 @@ pub struct ToolOutput {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub timed_out: bool,
+    /// The limit the run reached (it was stopped there), if any.
+    pub limit: Option<LimitHit>,
     pub elapsed: Duration,
 }
 
@@ -112,55 +147,104 @@ impl ToolOutput {
     }
 }
 
-/// Runs tools under the chosen isolation.
+/// Runs tools under the chosen isolation and limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Sandbox {
     pub isolation: Isolation,
+    pub limits: Limits,
+    cgroups: Option<&'static cgroup::Hierarchy>,
 }
 
 impl Sandbox {
-    pub fn new(wanted: bool) -> Sandbox {
-        Sandbox { isolation: detect_isolation(wanted) }
+    /// The sandbox `config` asks for, or why it cannot be had. Disabled explicitly, it says so at ERROR.
+    pub fn new(config: &SandboxConfig) -> Result<Sandbox, SetupError> {
+        let cgroups = if config.cgroups { cgroup::hierarchy() } else { None };
+        if !config.enabled {
+            tracing::error!("sandbox.enabled = false: pull requests' code runs UNSANDBOXED, with this service's user, files and network");
+            return Ok(Sandbox { isolation: Isolation::Unsandboxed, limits: config.limits, cgroups });
+        }
+        let bwrap = probe_bwrap(&config.limits).map_err(SetupError::Unavailable)?;
+        Ok(Sandbox { isolation: Isolation::Bubblewrap(bwrap), limits: config.limits, cgroups })
     }
 
-    /// Whether a bind mount (same scan path for both sides) is available.
+    /// Whether the tools run sandboxed (they then see the tree at one fixed mount point).
     pub fn can_bind(&self) -> bool {
-        self.isolation == Isolation::Namespaces
+        matches!(self.isolation, Isolation::Bubblewrap(_))
     }
 
-    /// Run `cmd` to completion or until its timeout, then make sure nothing it started is left.
+    /// Whether tools run without the sandbox (shown in every report).
+    pub fn unsandboxed(&self) -> bool {
+        self.isolation == Isolation::Unsandboxed
+    }
+
+    /// A cgroup for one run, when the host gives them.
+    pub(crate) fn run_cgroup(&self) -> Option<cgroup::RunCgroup> {
+        let h = self.cgroups?;
+        match cgroup::RunCgroup::create(h, &self.limits) {
+            Ok(cg) => Some(cg),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not make a cgroup for a tool run; it is bounded by rlimits only");
+                None
+            }
+        }
+    }
+
+    /// Run `cmd` to completion or until its timeout or a limit, then make sure nothing it started is left.
     /// pkgcheck, pmaint and prci's Python scripts run in the tree's warm tool process when there is
     /// one (`crate::warm`), else (and on any trouble with it) in a process of their own.
     pub fn run(&self, cmd: &ToolCommand) -> std::io::Result<ToolOutput> {
-        if let Some(out) = crate::warm::run(self, cmd) {
-            return out;
+        let mut out = match crate::warm::run(self, cmd) {
+            Some(out) => out?,
+            None => self.run_cold(cmd)?,
+        };
+        self.check_md5_cache(cmd, &mut out);
+        Ok(out)
+    }
+
+    /// A run that may write the md5-cache left no more there than the limit allows.
+    fn check_md5_cache(&self, cmd: &ToolCommand, out: &mut ToolOutput) {
+        let Some((tree, _)) = cmd.bind.as_ref().filter(|_| cmd.write_md5_cache) else { return };
+        let cap = self.limits.md5_cache_bytes;
+        if out.limit.is_none() && limits::tree_bytes(&tree.join("metadata").join("md5-cache"), cap) > cap {
+            out.limit = Some(LimitHit::Md5CacheSize(cap));
         }
-        self.run_cold(cmd)
+    }
+
+    /// The command that starts `program` for `cmd` in this sandbox, with its environment, limits and cgroup.
+    pub(crate) fn command(&self, cmd: &ToolCommand, program: &Path, cg: Option<&cgroup::RunCgroup>) -> std::io::Result<Command> {
+        std::fs::create_dir_all(&cmd.scratch)?;
+        let mut c = match self.isolation {
+            Isolation::Bubblewrap(bwrap) => {
+                for w in &cmd.writable {
+                    std::fs::create_dir_all(w)?;
+                }
+                if let Some((_, dst)) = &cmd.bind {
+                    std::fs::create_dir_all(dst)?;
+                }
+                let mut c = Command::new(bwrap);
+                c.args(bwrap::args(cmd, &self.limits)).arg("--").arg(program);
+                c
+            }
+            Isolation::Unsandboxed => {
+                let mut c = Command::new(program);
+                std::os::unix::process::CommandExt::process_group(&mut c, 0);
+                c
+            }
+        };
+        scrubbed_env(&mut c, &cmd.bin_dir, &cmd.scratch);
+        for (k, v) in &cmd.env {
+            c.env(k, v);
+        }
+        c.current_dir(&cmd.scratch);
+        self.in_child(&mut c, cg.map(cgroup::RunCgroup::procs_files).unwrap_or_default());
+        Ok(c)
     }
 
     /// Run `cmd` in a process of its own.
     pub fn run_cold(&self, cmd: &ToolCommand) -> std::io::Result<ToolOutput> {
-        std::fs::create_dir_all(&cmd.scratch)?;
-        let mut command = match self.isolation {
-            Isolation::Namespaces => {
-                let mut c = in_namespaces(cmd.bind.as_ref());
-                c.arg(&cmd.program);
-                die_with_parent(&mut c);
-                c
-            }
-            Isolation::ProcessGroup => {
-                let mut c = Command::new(&cmd.program);
-                std::os::unix::process::CommandExt::process_group(&mut c, 0);
-                die_with_parent(&mut c);
-                c
-            }
-        };
+        let cg = self.run_cgroup();
+        let mut command = self.command(cmd, &cmd.program, cg.as_ref())?;
         command.args(&cmd.args);
-        scrubbed_env(&mut command, &cmd.bin_dir, &cmd.scratch);
-        for (k, v) in &cmd.env {
-            command.env(k, v);
-        }
-        command.current_dir(&cmd.scratch);
         command.stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
 
@@ -173,61 +257,109 @@ impl Sandbox {
             })),
             _ => None,
         };
-        let stdout_thread = child.stdout.take().map(|mut p| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = p.read_to_end(&mut buf);
-                buf
-            })
-        });
-        let stderr_thread = child.stderr.take().map(|mut p| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = p.read_to_end(&mut buf);
-                buf
-            })
-        });
+        let stdout_over = Arc::new(AtomicBool::new(false));
+        let stderr_over = Arc::new(AtomicBool::new(false));
+        let stdout_thread = child.stdout.take().map(|p| capped_reader(p, self.limits.stdout_bytes, stdout_over.clone()));
+        let stderr_thread = child.stderr.take().map(|p| capped_reader(p, self.limits.stderr_bytes, stderr_over.clone()));
 
         let deadline = start + cmd.timeout;
-        let mut timed_out = false;
+        let (mut timed_out, mut limit) = (false, None);
+        let mut polls = 0u32;
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
             }
-            if Instant::now() >= deadline {
-                timed_out = true;
-                tracing::warn!(program = %cmd.program.display(), timeout_secs = cmd.timeout.as_secs(), "tool timed out; killing it and everything it started");
-                if self.isolation == Isolation::ProcessGroup {
+            polls += 1;
+            if stdout_over.load(Ordering::Relaxed) {
+                limit = Some(LimitHit::Stdout(self.limits.stdout_bytes));
+            } else if stderr_over.load(Ordering::Relaxed) {
+                limit = Some(LimitHit::Stderr(self.limits.stderr_bytes));
+            } else if polls.is_multiple_of(5) {
+                limit = cg.as_ref().and_then(cgroup::RunCgroup::hit);
+            }
+            if limit.is_some() || Instant::now() >= deadline {
+                timed_out = limit.is_none();
+                match limit {
+                    Some(hit) => {
+                        tracing::warn!(program = %cmd.program.display(), %hit, "tool reached a sandbox limit; killing it and everything it started")
+                    }
+                    None => {
+                        tracing::warn!(program = %cmd.program.display(), timeout_secs = cmd.timeout.as_secs(), "tool timed out; killing it and everything it started")
+                    }
+                }
+                if self.isolation == Isolation::Unsandboxed {
                     kill_group(pid);
                 }
                 break kill_namespace(&mut child)?;
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        if self.isolation == Isolation::ProcessGroup {
-            // Anything the tool left in its group goes with it.
-            kill_group(pid);
+        if self.isolation == Isolation::Unsandboxed {
+            kill_group(pid); // anything the tool left in its group goes with it
+        }
+        if let Some(cg) = &cg {
+            limit = limit.or_else(|| cg.hit());
+            cg.kill_all();
         }
         if let Some(t) = stdin_thread {
             let _ = t.join();
         }
         let stdout = join_reader(stdout_thread);
         let stderr = join_reader(stderr_thread);
-        let code = std::os::unix::process::ExitStatusExt::signal(&status).map_or(status.code(), |_| None);
-        Ok(ToolOutput { code, stdout, stderr, timed_out, elapsed: start.elapsed() })
+        // A tool that died of its closed pipe ended before the loop saw the flag.
+        if stdout_over.load(Ordering::Relaxed) {
+            limit = limit.or(Some(LimitHit::Stdout(self.limits.stdout_bytes)));
+        } else if stderr_over.load(Ordering::Relaxed) {
+            limit = limit.or(Some(LimitHit::Stderr(self.limits.stderr_bytes)));
+        }
+        let mut code = std::os::unix::process::ExitStatusExt::signal(&status).map_or(status.code(), |_| None);
+        if let (Isolation::Bubblewrap(_), Some(c)) = (self.isolation, code) {
+            if c == 1 && stdout.is_empty() && String::from_utf8_lossy(&stderr).starts_with("bwrap: ") {
+                return Err(std::io::Error::other(format!("the sandbox could not be set up: {}", String::from_utf8_lossy(&stderr).trim())));
+            }
+            // bubblewrap exits 128 + N when the tool died of signal N.
+            if (129..=128 + 64).contains(&c) {
+                limit = limit.or_else(|| self.limits.hit_by_signal(c - 128));
+                code = None;
+            }
+        }
+        if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
+            limit = limit.or_else(|| self.limits.hit_by_signal(sig));
+        }
+        Ok(ToolOutput { code, stdout, stderr, timed_out, limit, elapsed: start.elapsed() })
+    }
+
+    /// In the child, before the program starts: die with the service, the run's rlimits, its cgroup.
+    #[allow(unsafe_code)]
+    fn in_child(&self, c: &mut Command, cgroup_procs: Vec<std::ffi::CString>) {
+        let rlimits = self.limits.rlimits(cgroup_procs.is_empty());
+        // SAFETY: prctl, setrlimit, open and write are async-signal-safe; `rlimits` and `cgroup_procs` were built before fork.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(c, move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                for (resource, value) in &rlimits {
+                    let l = libc::rlimit { rlim_cur: *value, rlim_max: *value };
+                    if libc::setrlimit(*resource, &l) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                cgroup::join_from_child(&cgroup_procs)
+            });
+        }
     }
 }
 
-/// `unshare` with prci's namespaces, mounting `bind` (tree, scan path) as [`BIND_SCRIPT`] does; the program and
-/// its arguments come next.
-pub(crate) fn in_namespaces(bind: Option<&(PathBuf, PathBuf)>) -> Command {
-    let mut c = Command::new("unshare");
-    c.args(UNSHARE_ARGS);
-    if let Some((src, dst)) = bind {
-        c.args(["/bin/sh", "-c", BIND_SCRIPT, "prci-sandbox"]);
-        c.arg(src).arg(dst);
-    }
-    c
+/// Read a pipe up to `cap` bytes; past it, flag `over` and stop (the run is then killed).
+fn capped_reader(mut pipe: impl Read + Send + 'static, cap: u64, over: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = (&mut pipe).take(cap).read_to_end(&mut buf);
+        let mut one = [0u8; 1];
+        if matches!(pipe.read(&mut one), Ok(1)) {
+            over.store(true, Ordering::Relaxed);
+        }
+        buf
+    })
 }
 
 /// The environment every tool gets, built from nothing: `PATH` with the tools first, `HOME` and `TMPDIR` in scratch, a UTF-8 locale.
@@ -243,7 +375,7 @@ pub(crate) fn scrubbed_env(command: &mut Command, bin_dir: &Path, scratch: &Path
         .env("PYTHONDONTWRITEBYTECODE", "1");
 }
 
-/// SIGKILL `unshare` (and with it, through `--kill-child`, the namespace's first process), then wait until that
+/// SIGKILL `bwrap` (and with it, through `--die-with-parent`, the namespace's first process), then wait until that
 /// first process is dead: the kernel lets it finish dying only once every process of its PID namespace is gone,
 /// so nothing the tool started outlives this call.
 pub(crate) fn kill_namespace(child: &mut std::process::Child) -> std::io::Result<std::process::ExitStatus> {
@@ -274,28 +406,6 @@ fn join_reader(t: Option<std::thread::JoinHandle<Vec<u8>>>) -> Vec<u8> {
     t.and_then(|t| t.join().ok()).unwrap_or_default()
 }
 
-/// The largest file a tool (or the ebuild code it runs) may write: past it the writer gets SIGXFSZ. Far above any
-/// md5-cache entry or pkgcheck cache, far below what would fill a host's disk (`head -c 20G /dev/zero > …`).
-pub const MAX_WRITTEN_FILE_BYTES: u64 = 1 << 30;
-
-/// In the child, before the tool starts: die with the service (SIGKILL when the thread that started it exits), no
-/// core dumps, and no file larger than [`MAX_WRITTEN_FILE_BYTES`]; every process the tool starts inherits the limits.
-#[allow(unsafe_code)]
-pub(crate) fn die_with_parent(c: &mut Command) {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) and setrlimit are async-signal-safe and touch no memory of the parent.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(c, || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            let size = libc::rlimit { rlim_cur: MAX_WRITTEN_FILE_BYTES, rlim_max: MAX_WRITTEN_FILE_BYTES };
-            let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &size) != 0 || libc::setrlimit(libc::RLIMIT_CORE, &none) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 /// SIGKILL a whole process group (the fallback isolation).
 #[allow(unsafe_code)]
 fn kill_group(pgid: u32) {
@@ -316,47 +426,89 @@ pub fn scan_mount_point(work_dir: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn cmd(script: &str, timeout: Duration) -> ToolCommand {
-        let scratch = std::env::temp_dir().join(format!("prci-sandbox-test-{}-{}", std::process::id(), script.len()));
+    pub(crate) fn sandbox_with(limits: Limits) -> Sandbox {
+        Sandbox::new(&SandboxConfig { limits, ..SandboxConfig::default() }).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("prci-sandbox-test-{}-{name}", std::process::id()))
+    }
+
+    fn cmd(name: &str, script: &str, timeout: Duration) -> ToolCommand {
         ToolCommand {
             program: PathBuf::from("/bin/sh"),
             args: vec!["-c".into(), script.into()],
             bin_dir: PathBuf::from("/usr/bin"),
-            scratch,
-            bind: None,
+            scratch: scratch(name),
             timeout,
-            stdin: None,
-            env: vec![],
+            ..ToolCommand::default()
         }
+    }
+
+    fn stdout(out: &ToolOutput) -> String {
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn running(marker: &str) -> bool {
+        let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+        String::from_utf8_lossy(&ps.stdout).contains(marker)
     }
 
     #[test]
     fn environment_is_scrubbed() {
         std::env::set_var("PRCI_TEST_SECRET_TOKEN", "hunter2");
-        let out = Sandbox::new(true).run(&cmd("env", Duration::from_secs(30))).unwrap();
-        let env = String::from_utf8_lossy(&out.stdout);
+        let out = sandbox_with(Limits::default()).run(&cmd("env", "env", Duration::from_secs(30))).unwrap();
+        let env = stdout(&out);
         assert!(!env.contains("hunter2"), "{env}");
         assert!(env.contains("LANG=C.UTF-8"));
         assert_eq!(out.code, Some(0));
     }
 
     #[test]
-    fn tools_and_their_children_write_no_file_over_the_limit_and_dump_no_core() {
-        for wanted in [true, false] {
+    fn tools_are_an_unprivileged_user_without_network_host_files_or_host_processes() {
+        let script = "id -u; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; ls /; ls /proc | grep -c '^[0-9]'; \
+            tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; \
+            mount -o remount,rw /usr 2>&1 && echo REMOUNTED; echo x > /usr/prci-test 2>&1 || echo RO; \
+            (exec 3<>/dev/tcp/127.0.0.1/22) 2>/dev/null && echo CONNECTED; true";
+        let mut c = cmd("identity", "", Duration::from_secs(30));
+        c.program = PathBuf::from("/bin/bash");
+        c.args = vec!["-c".into(), script.into()];
+        let out = sandbox_with(Limits::default()).run_cold(&c).unwrap();
+        let text = stdout(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], bwrap::SANDBOX_UID.to_string(), "{text}");
+        assert!(text.contains("CapEff:\t0000000000000000") && text.contains("NoNewPrivs:\t1"), "{text}");
+        for host_only in ["root", "home", "work", "etc/shadow", "var/lib"] {
+            assert!(!lines.contains(&host_only), "{host_only} is visible: {text}");
+        }
+        assert!(lines.contains(&"lo"), "{text}");
+        assert!(!text.contains("eth") && !text.contains("REMOUNTED") && !text.contains("CONNECTED"), "{text}");
+        assert!(text.contains("RO"), "{text}");
+    }
+
+    #[test]
+    fn tools_and_their_children_get_the_rlimits() {
+        let limits = Limits { file_bytes: 1 << 20, cpu: Duration::from_secs(77), ..Limits::default() };
+        for enabled in [true, false] {
+            let sandbox = Sandbox::new(&SandboxConfig { enabled, limits, cgroups: true }).unwrap();
             // A grandchild, as ebuild code run by pkgcore would be.
-            let out = Sandbox::new(wanted).run_cold(&cmd("sh -c 'cat /proc/self/limits'", Duration::from_secs(30))).unwrap();
-            let limits = String::from_utf8_lossy(&out.stdout);
+            let out = sandbox.run_cold(&cmd("rlimits", "sh -c 'cat /proc/self/limits'", Duration::from_secs(30))).unwrap();
+            let limits_text = stdout(&out);
             let row = |name: &str| -> Vec<String> {
-                let line = limits.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {limits}"));
+                let line = limits_text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {limits_text}"));
                 line[name.len()..].split_whitespace().map(str::to_owned).collect()
             };
-            assert_eq!(row("Max file size")[..2], [MAX_WRITTEN_FILE_BYTES.to_string(), MAX_WRITTEN_FILE_BYTES.to_string()], "{limits}");
-            assert_eq!(row("Max core file size")[..2], ["0", "0"], "{limits}");
+            assert_eq!(row("Max file size")[..2], ["1048576", "1048576"], "{limits_text}");
+            assert_eq!(row("Max core file size")[..2], ["0", "0"], "{limits_text}");
+            assert_eq!(row("Max cpu time")[..2], ["77", "77"], "{limits_text}");
         }
-        // A write past the limit stops there (the writer gets SIGXFSZ), whatever it asked for.
-        let script = format!("head -c {} /dev/zero > big; stat -c %s big; rm -f big", MAX_WRITTEN_FILE_BYTES + 4096);
-        let out = Sandbox::new(true).run_cold(&cmd(&script, Duration::from_secs(60))).unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), MAX_WRITTEN_FILE_BYTES.to_string());
+        // A write past the limit stops there (the writer gets SIGXFSZ); a tool that dies of it says so.
+        let out = sandbox_with(limits)
+            .run_cold(&cmd("fsize", "head -c 2000000 /dev/zero > big; stat -c %s big", Duration::from_secs(60)))
+            .unwrap();
+        assert_eq!(stdout(&out).trim(), "1048576");
+        let out = sandbox_with(limits).run_cold(&cmd("fsize2", "exec head -c 2000000 /dev/zero > big2", Duration::from_secs(60))).unwrap();
+        assert_eq!(out.limit, Some(LimitHit::FileSize(1 << 20)), "{out:?}");
     }
 
     #[test]
@@ -364,46 +516,111 @@ mod tests {
         let marker = format!("prci-sandbox-sleeper-{}", std::process::id());
         // A child that escapes into its own process group, like pkgcore's ebuild daemons.
         let script = format!("setsid sh -c 'exec -a {marker} sleep 300' & sleep 300");
-        let out = Sandbox::new(true).run(&cmd(&script, Duration::from_millis(500))).unwrap();
-        assert!(out.timed_out);
+        let out = sandbox_with(Limits::default()).run(&cmd("hang", &script, Duration::from_millis(500))).unwrap();
+        assert!(out.timed_out && out.limit.is_none());
         assert_eq!(out.code, None);
-        std::thread::sleep(Duration::from_millis(300));
-        let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-        let ps = String::from_utf8_lossy(&ps.stdout);
-        if Sandbox::new(true).isolation == Isolation::Namespaces {
-            assert!(!ps.contains(&marker), "a child survived the kill:\n{ps}");
-        }
+        assert!(!running(&marker), "a child survived the kill");
     }
 
     #[test]
-    fn the_tree_is_read_only_for_the_tools_except_its_md5_cache() {
-        let sandbox = Sandbox::new(true);
-        assert!(sandbox.can_bind(), "this test needs unshare with namespaces (run as root)");
-        let base = std::env::temp_dir().join(format!("prci-sandbox-ro-{}", std::process::id()));
+    fn nothing_a_run_detached_outlives_it() {
+        let marker = format!("prci-sandbox-detached-{}", std::process::id());
+        let script = format!("setsid sh -c 'exec -a {marker} sleep 300' </dev/null >/dev/null 2>&1 & echo started");
+        let out = sandbox_with(Limits::default()).run_cold(&cmd("detached", &script, Duration::from_secs(30))).unwrap();
+        assert_eq!((out.code, stdout(&out).trim()), (Some(0), "started"));
+        assert!(!running(&marker), "a detached process outlived its run");
+    }
+
+    #[test]
+    fn endless_output_is_stopped_at_its_limit() {
+        let limits = Limits { stdout_bytes: 1 << 20, stderr_bytes: 1 << 16, ..Limits::default() };
+        let out = sandbox_with(limits).run_cold(&cmd("yes", "yes", Duration::from_secs(120))).unwrap();
+        assert_eq!(out.limit, Some(LimitHit::Stdout(1 << 20)));
+        assert_eq!(out.stdout.len(), 1 << 20);
+        let out = sandbox_with(limits).run_cold(&cmd("yes2", "yes >&2", Duration::from_secs(120))).unwrap();
+        assert_eq!(out.limit, Some(LimitHit::Stderr(1 << 16)));
+        assert!(!out.timed_out);
+    }
+
+    #[test]
+    fn a_run_is_bounded_in_processes_and_memory_as_a_whole() {
+        let root = current_uid() == 0;
+        assert!(!root || cgroup::hierarchy().is_some(), "running as root, yet no cgroup for tool runs");
+        let limits = Limits { processes: 64, memory_bytes: 64 << 20, ..Limits::default() };
+        let bomb = "f() { f | f & }; f; sleep 100";
+        let out = sandbox_with(limits).run_cold(&cmd("bomb", bomb, Duration::from_secs(120))).unwrap();
+        assert!(!out.timed_out, "{out:?}");
+        if cgroup::hierarchy().is_some() {
+            assert_eq!(out.limit, Some(LimitHit::Processes(64)));
+            let out = sandbox_with(limits)
+                .run_cold(&cmd("memory", "head -c 400000000 /dev/zero | tail -c 300000000 | wc -c", Duration::from_secs(120)))
+                .unwrap();
+            assert_eq!(out.limit, Some(LimitHit::Memory(64 << 20)), "{}", out.stderr_text());
+        }
+    }
+
+    fn current_uid() -> u32 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").and_then(|r| r.split_whitespace().next()?.parse().ok())))
+            .unwrap_or(u32::MAX)
+    }
+
+    #[test]
+    fn the_tree_is_read_only_and_its_md5_cache_writable_only_for_regen() {
+        let sandbox = sandbox_with(Limits::default());
+        let base = scratch("ro");
         let (tree, mount) = (base.join("tree"), base.join("mount"));
         std::fs::create_dir_all(tree.join("metadata/md5-cache")).unwrap();
-        std::fs::create_dir_all(&mount).unwrap();
         std::fs::write(tree.join("file"), "original\n").unwrap();
-        let mut c = cmd("/bin/sh", Duration::from_secs(30));
-        c.args = vec![
-            "-c".into(),
-            "echo changed > \"$0/file\"; echo entry > \"$0/metadata/md5-cache/x\"; cat \"$0/file\"".into(),
-            mount.display().to_string(),
-        ];
-        c.bind = Some((tree.clone(), mount.clone()));
-        let out = sandbox.run(&c).unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "original\n", "{}", out.stderr_text());
-        assert!(out.stderr_text().contains("Read-only file system"), "{}", out.stderr_text());
-        assert_eq!(std::fs::read_to_string(tree.join("file")).unwrap(), "original\n");
-        assert_eq!(std::fs::read_to_string(tree.join("metadata/md5-cache/x")).unwrap(), "entry\n");
+        let script = "echo changed > \"$0/file\"; echo entry > \"$0/metadata/md5-cache/x\"; cat \"$0/file\"; ls \"$1\" 2>&1 | head -1";
+        for regen in [false, true] {
+            let mut c = cmd("ro-run", "", Duration::from_secs(30));
+            c.args = vec!["-c".into(), script.into(), mount.display().to_string(), tree.display().to_string()];
+            c.bind = Some((tree.clone(), mount.clone()));
+            c.write_md5_cache = regen;
+            let out = sandbox.run(&c).unwrap();
+            assert!(stdout(&out).starts_with("original\n"), "{}", out.stderr_text());
+            assert!(stdout(&out).contains("No such file"), "the tree's real path is visible: {}", stdout(&out));
+            assert!(out.stderr_text().contains("Read-only file system"), "{}", out.stderr_text());
+            assert_eq!(std::fs::read_to_string(tree.join("file")).unwrap(), "original\n");
+            assert_eq!(tree.join("metadata/md5-cache/x").exists(), regen);
+        }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_regen_that_leaves_too_much_in_the_md5_cache_says_so() {
+        let limits = Limits { md5_cache_bytes: 1 << 20, ..Limits::default() };
+        let base = scratch("md5");
+        let (tree, mount) = (base.join("tree"), base.join("mount"));
+        std::fs::create_dir_all(tree.join("metadata/md5-cache")).unwrap();
+        for (bytes, hit) in [(100_000, None), (2_000_000, Some(LimitHit::Md5CacheSize(1 << 20)))] {
+            let mut c = cmd("md5-run", "", Duration::from_secs(30));
+            c.args = vec!["-c".into(), format!("head -c {bytes} /dev/zero > \"$0/metadata/md5-cache/x\""), mount.display().to_string()];
+            c.bind = Some((tree.clone(), mount.clone()));
+            c.write_md5_cache = true;
+            let out = sandbox_with(limits).run(&c).unwrap();
+            assert_eq!(out.limit, hit, "{}", out.stderr_text());
+        }
         std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
     fn stdin_reaches_the_tool() {
-        let mut c = cmd("cat", Duration::from_secs(30));
+        let mut c = cmd("stdin", "cat", Duration::from_secs(30));
         c.stdin = Some(b"app-misc/foo\n".to_vec());
-        let out = Sandbox::new(true).run(&c).unwrap();
+        let out = sandbox_with(Limits::default()).run(&c).unwrap();
         assert_eq!(out.stdout, b"app-misc/foo\n");
+    }
+
+    #[test]
+    fn unsandboxed_only_when_asked_and_then_in_a_process_group_of_its_own() {
+        let sandbox = Sandbox::new(&SandboxConfig { enabled: false, ..SandboxConfig::default() }).unwrap();
+        assert!(sandbox.unsandboxed() && !sandbox.can_bind());
+        let out = sandbox.run(&cmd("unsandboxed", "ps -o pgid= -p $$; ps -o pid= -p $$", Duration::from_secs(30))).unwrap();
+        let ids: Vec<String> = stdout(&out).split_whitespace().map(str::to_owned).collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert_eq!(ids[0], ids[1], "the tool leads its own process group");
     }
 }

@@ -1,13 +1,18 @@
 //! Warm tool processes: one sandboxed Python process per tree that imports pkgcheck and pkgcore once and forks for each tool run, so a job pays Python's start-up once per tree instead of once per run.
 //!
 //! `Sandbox::run` hands a run of `pkgcheck`, `pmaint` or a prci Python script (`python3 x.py`) to the
-//! warm process for its tree (same namespaces, same bind mount, same scrubbed environment; the
-//! server script is `warm_tools.py`). Each run gets its own files for fds 0/1/2, its own `HOME`,
-//! `TMPDIR` and working directory. A run past its timeout kills the whole sandbox, server included
-//! (the next run starts a new one), exactly as a cold run is killed. Anything unexpected (no Python
-//! next to the tool, a server that does not come up or dies) falls back to a cold run.
+//! warm process for its view (the same sandbox a cold run with that view gets: tree, masters, writable
+//! directories, limits, cgroup; the server script is `warm_tools.py`). A server serves one job's tree at
+//! most: its view names the job's scratch directories, and a server whose directories are gone (the job
+//! ended) is killed with everything in its namespace the next time the pool is used. After each run the
+//! server kills every other process in its namespace, so nothing a run leaves behind sees the next. Each
+//! run gets its own files for fds 0/1/2, its own `HOME`, `TMPDIR` and working directory. A run past its
+//! timeout or a limit kills the whole sandbox, server included (the next run starts a new one), exactly
+//! as a cold run is killed. Anything unexpected (no Python next to the tool, a server that does not come
+//! up or dies) falls back to a cold run.
 
-use crate::{Isolation, Sandbox, ToolCommand, ToolOutput};
+use crate::cgroup::RunCgroup;
+use crate::{LimitHit, Sandbox, ToolCommand, ToolOutput};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -46,22 +51,39 @@ fn tool_of(cmd: &ToolCommand) -> Option<(&'static str, Vec<String>)> {
     }
 }
 
-/// One server per tree (bind source, as of its inode), mount point and tool environment.
+/// One server per view: tree (bind source, as of its inode) and mount point, tool environment, masters, and the
+/// job's own writable directories.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     bind: Option<(PathBuf, PathBuf, u64)>,
+    write_md5_cache: bool,
     bin_dir: PathBuf,
+    read_only: Vec<PathBuf>,
+    writable: Vec<PathBuf>,
+    scratch: PathBuf,
+}
+
+impl Key {
+    /// Whether the job this server was started for is over (its directories are gone) or its tree was replaced.
+    fn stale(&self) -> bool {
+        let replaced = self.bind.as_ref().is_some_and(|(src, _, ino)| std::fs::metadata(src).map_or(true, |m| m.ino() != *ino));
+        replaced || !self.scratch.is_dir() || self.writable.iter().any(|w| !w.is_dir())
+    }
 }
 
 struct Server {
     child: Child,
     requests: ChildStdin,
     answers: Receiver<String>,
+    cgroup: Option<RunCgroup>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = crate::kill_namespace(&mut self.child);
+        if let Some(cg) = &self.cgroup {
+            cg.kill_all();
+        }
     }
 }
 
@@ -74,7 +96,7 @@ fn pool() -> &'static Pool {
 
 /// The pool slot of the server `cmd` would run in, and its interpreter; None when it runs cold.
 fn slot_of(sandbox: &Sandbox, cmd: &ToolCommand) -> Option<(Arc<Mutex<Option<Server>>>, PathBuf)> {
-    if !enabled() || sandbox.isolation != Isolation::Namespaces {
+    if !enabled() || !sandbox.can_bind() {
         return None;
     }
     let python = cmd.bin_dir.join("python3");
@@ -85,19 +107,41 @@ fn slot_of(sandbox: &Sandbox, cmd: &ToolCommand) -> Option<(Arc<Mutex<Option<Ser
         Some((src, dst)) => Some((src.clone(), dst.clone(), std::fs::metadata(src).ok()?.ino())),
         None => None,
     };
-    let key = Key { bind, bin_dir: cmd.bin_dir.clone() };
+    let key = Key {
+        bind,
+        write_md5_cache: cmd.write_md5_cache,
+        bin_dir: cmd.bin_dir.clone(),
+        read_only: cmd.read_only.clone(),
+        writable: cmd.writable.clone(),
+        scratch: cmd.scratch.clone(),
+    };
+    retire_stale();
     let mut pool = pool().lock().ok()?;
-    // A tree replaced under the same path (another inode): its old server sees the old tree; drop it.
-    pool.retain(|k, _| {
-        k == &key || k.bin_dir != key.bin_dir || k.bind.as_ref().map(|b| (&b.0, &b.1)) != key.bind.as_ref().map(|b| (&b.0, &b.1))
-    });
     Some((pool.entry(key).or_default().clone(), python))
 }
 
+/// Kill the servers of jobs that are over (their scratch directories are gone) or whose tree was replaced, with
+/// everything in their namespaces. Their slots are taken out of the pool first, so a run still holding one
+/// finishes before its server goes.
+pub fn retire_stale() {
+    let stale: Vec<Arc<Mutex<Option<Server>>>> = match pool().lock() {
+        Ok(mut pool) => {
+            let keys: Vec<Key> = pool.keys().filter(|k| k.stale()).cloned().collect();
+            keys.iter().filter_map(|k| pool.remove(k)).collect()
+        }
+        Err(_) => return,
+    };
+    for slot in stale {
+        if let Ok(mut server) = slot.lock() {
+            *server = None;
+        }
+    }
+}
+
 /// Make sure the server for `slot` is up (the lock is held by the caller).
-fn ensure_started(server: &mut Option<Server>, cmd: &ToolCommand, python: &Path) -> bool {
+fn ensure_started(sandbox: &Sandbox, server: &mut Option<Server>, cmd: &ToolCommand, python: &Path) -> bool {
     if server.is_none() {
-        match spawn(cmd, python) {
+        match spawn(sandbox, cmd, python) {
             Ok(s) => *server = Some(s),
             Err(e) => {
                 tracing::warn!(error = %e, "no warm tool process; running tools cold");
@@ -112,12 +156,12 @@ fn ensure_started(server: &mut Option<Server>, cmd: &ToolCommand, python: &Path)
 /// so its imports overlap other work (a checkout). Later runs wait for it.
 pub fn prestart(sandbox: &Sandbox, cmd: &ToolCommand) {
     let Some((slot, python)) = slot_of(sandbox, cmd) else { return };
-    let cmd = cmd.clone();
+    let (cmd, sandbox) = (cmd.clone(), *sandbox);
     let (started_tx, started_rx) = mpsc::channel();
     std::thread::spawn(move || {
         let Ok(mut server) = slot.lock() else { return };
         let _ = started_tx.send(());
-        ensure_started(&mut server, &cmd, &python);
+        ensure_started(&sandbox, &mut server, &cmd, &python);
     });
     // Return once the slot is held, so a run that follows waits for this server instead of starting its own.
     let _ = started_rx.recv_timeout(Duration::from_secs(5));
@@ -128,14 +172,14 @@ pub fn run(sandbox: &Sandbox, cmd: &ToolCommand) -> Option<std::io::Result<ToolO
     let (tool, args) = tool_of(cmd)?;
     let (slot, python) = slot_of(sandbox, cmd)?;
     let mut server = slot.lock().ok()?;
-    if !ensure_started(&mut server, cmd, &python) {
+    if !ensure_started(sandbox, &mut server, cmd, &python) {
         return None;
     }
     let s = server.as_mut()?;
-    let outcome = request(s, cmd, tool, &args);
+    let outcome = request(sandbox, s, cmd, tool, &args);
     match outcome {
         Request::Done(out) => Some(Ok(out)),
-        Request::TimedOut(out) => {
+        Request::Stopped(out) => {
             *server = None; // killed, and with it everything the run started
             Some(Ok(out))
         }
@@ -149,13 +193,14 @@ pub fn run(sandbox: &Sandbox, cmd: &ToolCommand) -> Option<std::io::Result<ToolO
 
 enum Request {
     Done(ToolOutput),
-    TimedOut(ToolOutput),
+    /// Timed out, reached a limit, or left processes the server could not kill: the server is gone.
+    Stopped(ToolOutput),
     Broken(String),
 }
 
 static RUN_ID: AtomicU64 = AtomicU64::new(0);
 
-fn request(s: &mut Server, cmd: &ToolCommand, tool: &str, args: &[String]) -> Request {
+fn request(sandbox: &Sandbox, s: &mut Server, cmd: &ToolCommand, tool: &str, args: &[String]) -> Request {
     if let Err(e) = std::fs::create_dir_all(&cmd.scratch) {
         return Request::Broken(format!("scratch dir: {e}"));
     }
@@ -186,10 +231,38 @@ fn request(s: &mut Server, cmd: &ToolCommand, tool: &str, args: &[String]) -> Re
     if let Err(e) = writeln!(s.requests, "{req}").and_then(|_| s.requests.flush()) {
         return Request::Broken(format!("write request: {e}"));
     }
-    let answer = s.answers.recv_timeout(cmd.timeout);
-    let read = |p: &Path| -> Vec<u8> { std::fs::read(p).unwrap_or_default() };
-    let finish = |code: Option<i32>, timed_out: bool| {
-        let out = ToolOutput { code, stdout: read(&fout), stderr: read(&ferr), timed_out, elapsed: start.elapsed() };
+    let limits = &sandbox.limits;
+    let deadline = start + cmd.timeout;
+    // Wait for the answer, watching the run's output sizes and its cgroup's events meanwhile.
+    let (answer, limit) = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match s.answers.recv_timeout(left.min(Duration::from_millis(100))) {
+            Err(RecvTimeoutError::Timeout) if !left.is_zero() => {
+                let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+                let hit = if size(&fout) > limits.stdout_bytes {
+                    Some(LimitHit::Stdout(limits.stdout_bytes))
+                } else if size(&ferr) > limits.stderr_bytes {
+                    Some(LimitHit::Stderr(limits.stderr_bytes))
+                } else {
+                    s.cgroup.as_ref().and_then(RunCgroup::hit)
+                };
+                if hit.is_some() {
+                    break (Err(RecvTimeoutError::Timeout), hit);
+                }
+            }
+            other => break (other, None),
+        }
+    };
+    let read = |p: &Path, cap: u64| -> Vec<u8> {
+        let mut buf = Vec::new();
+        if let Ok(f) = std::fs::File::open(p) {
+            let _ = f.take(cap).read_to_end(&mut buf);
+        }
+        buf
+    };
+    let finish = |code: Option<i32>, timed_out: bool, limit: Option<LimitHit>| {
+        let (stdout, stderr) = (read(&fout, limits.stdout_bytes), read(&ferr, limits.stderr_bytes));
+        let out = ToolOutput { code, stdout, stderr, timed_out, limit, elapsed: start.elapsed() };
         for p in [&fin, &fout, &ferr] {
             let _ = std::fs::remove_file(p);
         }
@@ -199,14 +272,32 @@ fn request(s: &mut Server, cmd: &ToolCommand, tool: &str, args: &[String]) -> Re
         Ok(line) => match serde_json::from_str::<Value>(&line) {
             Ok(v) => {
                 let code = v.get("code").and_then(Value::as_i64).and_then(|c| i32::try_from(c).ok());
-                Request::Done(finish(code, false))
+                let signal = v.get("signal").and_then(Value::as_i64).and_then(|c| i32::try_from(c).ok());
+                let limit = signal.and_then(|sig| limits.hit_by_signal(sig)).or_else(|| s.cgroup.as_ref().and_then(RunCgroup::hit));
+                let out = finish(code, false, limit);
+                if limit.is_some() || v.get("clean") == Some(&Value::Bool(false)) {
+                    // Its cgroup's counters now hold this run's hit, or something survived the sweep: a new server.
+                    Request::Stopped(out)
+                } else {
+                    Request::Done(out)
+                }
             }
             Err(e) => Request::Broken(format!("bad answer {line:?}: {e}")),
         },
         Err(RecvTimeoutError::Timeout) => {
-            tracing::warn!(program = %cmd.program.display(), timeout_secs = cmd.timeout.as_secs(), "tool timed out; killing it and everything it started");
+            match limit {
+                Some(hit) => {
+                    tracing::warn!(program = %cmd.program.display(), %hit, "tool reached a sandbox limit; killing it and everything it started")
+                }
+                None => {
+                    tracing::warn!(program = %cmd.program.display(), timeout_secs = cmd.timeout.as_secs(), "tool timed out; killing it and everything it started")
+                }
+            }
             let _ = crate::kill_namespace(&mut s.child);
-            Request::TimedOut(finish(None, true))
+            if let Some(cg) = &s.cgroup {
+                cg.kill_all();
+            }
+            Request::Stopped(finish(None, limit.is_none(), limit))
         }
         Err(RecvTimeoutError::Disconnected) => {
             for p in [&fin, &fout, &ferr] {
@@ -217,30 +308,15 @@ fn request(s: &mut Server, cmd: &ToolCommand, tool: &str, args: &[String]) -> Re
     }
 }
 
-/// The server script, written once per process under the system temp dir.
-fn script_path() -> std::io::Result<PathBuf> {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    if let Some(p) = PATH.get() {
-        return Ok(p.clone());
-    }
-    let dir = std::env::temp_dir().join(format!("prci-warm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("warm_tools.py");
-    std::fs::write(&path, SERVER_SCRIPT)?;
-    Ok(PATH.get_or_init(|| path).clone())
-}
-
-fn spawn(cmd: &ToolCommand, python: &Path) -> std::io::Result<Server> {
-    std::fs::create_dir_all(&cmd.scratch)?;
-    let mut c = crate::in_namespaces(cmd.bind.as_ref());
-    c.arg(python).arg(script_path()?);
-    crate::scrubbed_env(&mut c, &cmd.bin_dir, &cmd.scratch);
-    c.current_dir(&cmd.scratch).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    crate::die_with_parent(&mut c);
+fn spawn(sandbox: &Sandbox, cmd: &ToolCommand, python: &Path) -> std::io::Result<Server> {
+    let cgroup = sandbox.run_cgroup();
+    let mut c = sandbox.command(cmd, python, cgroup.as_ref())?;
+    c.arg("-c").arg(SERVER_SCRIPT);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = spawn_from_long_lived_thread(c)?;
     let requests = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
     let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
-    let mut stderr = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr"))?;
+    let stderr = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr"))?;
     let (tx, answers) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -250,19 +326,18 @@ fn spawn(cmd: &ToolCommand, python: &Path) -> std::io::Result<Server> {
             }
         }
     });
-    // The server itself writes nothing to stderr unless it breaks: keep it for the log.
+    // The server itself writes nothing to stderr unless it breaks: keep (the start of) it for the log.
     let (etx, erx) = mpsc::channel::<String>();
     std::thread::spawn(move || {
         let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
+        let _ = stderr.take(64 * 1024).read_to_string(&mut text);
         let _ = etx.send(text);
     });
-    let mut server = Server { child, requests, answers };
+    let mut server = Server { child, requests, answers, cgroup };
     match server.answers.recv_timeout(READY_TIMEOUT) {
         Ok(line) if line.contains("\"ready\"") => Ok(server),
         other => {
-            let _ = server.child.kill();
-            let _ = server.child.wait();
+            let _ = crate::kill_namespace(&mut server.child);
             let stderr = erx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
             Err(std::io::Error::other(format!(
                 "warm tool process did not start ({other:?}): {}",
@@ -318,10 +393,9 @@ mod tests {
             args: args.iter().map(|a| a.to_string()).collect(),
             bin_dir: tools.bin_dir.clone(),
             scratch: dir.to_path_buf(),
-            bind: None,
             timeout,
-            stdin: None,
             env: vec![("PRCI_TEST_VAR".into(), "set".into())],
+            ..ToolCommand::default()
         }
     }
 
@@ -336,8 +410,7 @@ mod tests {
 
     #[test]
     fn warm_runs_answer_like_cold_ones_and_a_hang_is_killed_with_what_it_started() {
-        let sandbox = Sandbox::new(true);
-        assert_eq!(sandbox.isolation, Isolation::Namespaces, "these tests need unshare with namespaces (run as root)");
+        let sandbox = crate::tests::sandbox_with(crate::Limits::default());
         let tools = Tools::locate(&ToolPaths::default()).unwrap_or_else(|e| panic!("{e}: {INSTALL_HINT}"));
         let dir = scratch("runs");
 
@@ -375,5 +448,28 @@ mod tests {
         wrapped.bin_dir = dir.clone();
         assert!(tool_of(&wrapped).is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn nothing_a_warm_run_leaves_reaches_the_next_and_a_finished_jobs_server_goes() {
+        let sandbox = crate::tests::sandbox_with(crate::Limits::default());
+        let tools = Tools::locate(&ToolPaths::default()).unwrap_or_else(|e| panic!("{e}: {INSTALL_HINT}"));
+        let dir = scratch("leave");
+        let marker = format!("{}.{}", 87_000 + std::process::id() % 1000, 3);
+        let script = dir.join("leave.py");
+        std::fs::write(
+            &script,
+            format!("import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True)\nprint('left')\n"),
+        )
+        .unwrap();
+        let leave = command(&tools, tools.bin_dir.join("python3"), &[script.to_str().unwrap()], &dir, Duration::from_secs(60));
+        let out = run(&sandbox, &leave).expect("runs warm").unwrap();
+        assert_eq!((out.code, String::from_utf8_lossy(&out.stdout).trim()), (Some(0), "left"), "{}", out.stderr_text());
+        assert_eq!(processes_mentioning(&format!("sleep\0{marker}")), 0, "a detached process outlived its warm run");
+        let servers = || pool().lock().unwrap().keys().filter(|k| k.scratch == dir).count();
+        assert_eq!(servers(), 1, "the job's server stays for its next run");
+        std::fs::remove_dir_all(&dir).unwrap();
+        retire_stale();
+        assert_eq!(servers(), 0, "the server of a finished job is retired");
     }
 }

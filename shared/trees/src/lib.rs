@@ -18,7 +18,7 @@ pub mod remote;
 pub mod store;
 
 pub use checkout::{checkout, ensure_checkout, CheckoutMode};
-pub use merge::{changed_paths, merge, MergeOutcome};
+pub use merge::{changed_paths, escaping_paths, merge, MergeOutcome};
 pub use mirror::{current_pull_head, fetch, list_refs, open_mirror, resolve};
 
 use std::fs::File;

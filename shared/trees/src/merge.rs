@@ -50,6 +50,48 @@ pub fn changed_paths(mirror: &Repository, a: Oid, b: Oid) -> Result<Vec<String>,
     Ok(diff_paths(mirror, &ta, &tb)?)
 }
 
+/// The paths among `paths` that `commit` holds as something host code and the tools must not follow: a symlink that
+/// points out of the tree (an absolute target, or one climbing above the root), or a submodule. Each named with what
+/// it is, e.g. `profiles/repo_name (a symlink to /dev/zero)`.
+pub fn escaping_paths(repo: &Repository, commit: Oid, paths: &[String]) -> Result<Vec<String>, TreesError> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    let mut found = Vec::new();
+    for path in paths {
+        let Ok(entry) = tree.get_path(std::path::Path::new(path)) else { continue }; // not on this side
+        match entry.filemode() {
+            0o120000 => {
+                let blob = repo.find_blob(entry.id())?;
+                let target = String::from_utf8_lossy(blob.content()).into_owned();
+                if link_escapes(path, &target) {
+                    found.push(format!("{path} (a symlink to {target})"));
+                }
+            }
+            0o160000 => found.push(format!("{path} (a submodule)")),
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// Whether a symlink at `path` (relative to the tree's root) pointing at `target` leads out of the tree.
+fn link_escapes(path: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return true;
+    }
+    let mut depth = path.matches('/').count();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return true,
+            },
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
 /// Paths that differ between two trees (both sides of each change), sorted.
 pub fn diff_paths(repo: &Repository, ta: &git2::Tree, tb: &git2::Tree) -> Result<Vec<String>, git2::Error> {
     let diff = repo.diff_tree_to_tree(Some(ta), Some(tb), None)?;
@@ -64,4 +106,19 @@ pub fn diff_paths(repo: &Repository, ta: &git2::Tree, tb: &git2::Tree) -> Result
     paths.sort();
     paths.dedup();
     Ok(paths)
+}
+
+#[cfg(test)]
+mod escaping_tests {
+    use super::link_escapes;
+
+    #[test]
+    fn links_out_of_the_tree_are_told_from_links_inside_it() {
+        assert!(link_escapes("profiles/repo_name", "/dev/zero"));
+        assert!(link_escapes("metadata/md5-cache", "../../etc"));
+        assert!(link_escapes("a", ".."));
+        assert!(!link_escapes("app-misc/foo/files/x", "../../bar/files/y"));
+        assert!(!link_escapes("app-misc/foo/files/x", "./y"));
+        assert!(link_escapes("app-misc/foo/files/x", "../../../../y"));
+    }
 }

@@ -1,12 +1,15 @@
 """prci's warm tool process: imports pkgcore and pkgcheck once, then runs each requested tool in a forked child, so a job pays Python's start-up (about 0.26 s of imports) once per tree instead of once per run.
 
-It runs inside the same sandbox a single tool run gets (namespaces, bind mount, scrubbed environment;
-shared/sandbox/src/lib.rs starts it). Protocol, one JSON object per line:
+It runs inside the same sandbox a single tool run gets (bubblewrap: namespaces, the run's view of the
+filesystem, scrubbed environment, limits; shared/sandbox/src/warm.rs starts it, as `python3 -c`). It serves
+one job's tree: after each run it kills every other process of its PID namespace, so nothing a run
+started outlives it, and it makes itself non-dumpable, so no run can ptrace it to change later runs. Protocol, one JSON object per line:
 
 - on fd 0 the requests: {"tool": "pkgcheck" | "pmaint" | "python", "args": [...], "stdin": path | null,
   "stdout": path, "stderr": path, "cwd": path, "env": {name: value}}. For "python", args[0] is a script.
 - on fd 1 the answers: first {"ready": true} (once pkgcore is imported; pkgcheck follows while no
-  request waits), then per request {"code": N} or {"signal": N}.
+  request waits), then per request {"code": N} or {"signal": N}, with "clean": false when something the
+  run left could not be killed (prci then kills the whole sandbox).
 
 The child gets the request's files as its fds 0, 1 and 2, its environment and working directory, and
 runs the tool's own entry point as the console script would. The server does nothing else: a crash,
@@ -129,7 +132,34 @@ class Requests:
         return line
 
 
+def sweep():
+    """Kill every process of this PID namespace but its init (pid 1, bubblewrap's) and this server; True once none is left."""
+    import signal
+    import time
+
+    me = os.getpid()
+    for _ in range(200):
+        others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
+        if not others:
+            return True
+        for pid in others:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.005)
+    return False
+
+
+def not_dumpable():
+    """PR_SET_DUMPABLE 0: processes of the same uid (the runs, ebuild code) cannot ptrace this server."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
+
+
 def main():
+    not_dumpable()
     requests = os.dup(0)
     answers = os.dup(1)
     # The server itself reads and writes nothing else: its own 0 and 1 point nowhere.
@@ -160,6 +190,7 @@ def main():
             answer = {"code": os.WEXITSTATUS(status)}
         else:
             answer = {"signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0}
+        answer["clean"] = sweep()
         out.write(json.dumps(answer) + "\n")
         out.flush()
 
