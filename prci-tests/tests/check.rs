@@ -386,6 +386,37 @@ fn bad_input_gets_one_line_and_exit_2() {
 }
 
 #[test]
+fn no_sandbox_refuses_to_start_unless_disabled_explicitly_and_then_every_report_says_so() {
+    let r = base_repo();
+    let path = r.path().display().to_string();
+    let out = Prci::new()
+        .with_env("PRCI__SANDBOX__BWRAP", "/no/such/bwrap")
+        .run(&["check", "--repo", &path, "--base", "master", "--head", "master"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("/no/such/bwrap") && stderr.contains("sandbox.enabled = false"), "{stderr}");
+    assert!(stderr.contains("bubblewrap") && stderr.contains("user namespaces"), "how to allow it: {stderr}");
+
+    // The old switch is refused, naming the new one.
+    let out =
+        Prci::new().with_env("PRCI__CHECKER__SANDBOX", "false").run(&["check", "--repo", &path, "--base", "master", "--head", "master"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("checker.sandbox") && stderr.contains("sandbox.enabled"), "{stderr}");
+
+    start_pr(&r);
+    r.add_package("app-misc", "foo", "1.0", &ebuild_with_license("NoSuchLicense"));
+    r.commit("app-misc/foo: break the license");
+    let (code, report, log) = Prci::new().with_env("PRCI__SANDBOX__ENABLED", "false").check_logged(r.path(), "master", "pr", &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(summary(&report, "new"), ["UnknownLicense@app-misc/foo-1.0"]);
+    assert!(report["tools"]["sandbox"].as_str().unwrap().starts_with("UNSANDBOXED"), "{report}");
+    assert!(log.contains("ERROR") && log.contains("UNSANDBOXED"), "{log}");
+    let (_, sandboxed) = Prci::new().check(r.path(), "master", "pr", &[]);
+    assert_eq!(sandboxed["tools"]["sandbox"], "bubblewrap");
+}
+
+#[test]
 fn the_text_summary_puts_new_issues_first() {
     let r = base_repo();
     r.add_package("dev-libs", "lib", "1.0", &ebuild_with_license("NoSuchLicense"));

@@ -137,6 +137,25 @@ fn a_hostile_pull_request_changes_nothing_outside_reads_no_secret_and_opens_no_c
 }
 
 #[test]
+fn a_gigabyte_written_into_the_md5_cache_stops_at_the_file_limit_and_nothing_of_it_stays() {
+    let r = base_repo();
+    let prci = Prci::new().with_env("PRCI__SANDBOX__FILE_MB", "64");
+    // Into its own md5-cache, at the path where the regen's sandbox shows it the tree.
+    let cache = prci.work.path().join("scan-root/metadata/md5-cache");
+    let body = format!("DESCRIPTION=\"$( /usr/bin/head -c 1000000000 /dev/zero 2>&1 > {}/big | /usr/bin/tail -c 60 )\"", cache.display());
+    pull(&r, "bigcache", &[("bigcache", &body)]);
+    let (_, report, log) = prci.check_logged(r.path(), "master", "bigcache", &[]);
+    assert_ne!(report["verdict"], "error", "{report}\n{log}");
+    // The writer was stopped at the limit (EFBIG: Python, and so pkgcore's ebuild processes, ignore SIGXFSZ), and
+    // what it wrote is not an md5-cache entry: pmaint's regen removes it, or the md5-cache limit would refuse the tree.
+    let merge_cache =
+        files_named(prci.work.path(), "md5-cache").into_iter().find(|p| p.to_string_lossy().contains("/trees/merge/")).unwrap();
+    let entry = std::fs::read_to_string(merge_cache.join("app-misc/bigcache-1.0")).unwrap();
+    assert!(entry.contains("File too large"), "{entry}");
+    assert!(files_named(prci.work.path(), "big").is_empty(), "the write stayed");
+}
+
+#[test]
 fn resource_attacks_stop_at_their_limits_and_the_verdict_names_them() {
     let r = base_repo();
     let id = std::process::id();

@@ -2,6 +2,6 @@
 
 fn main() -> std::process::ExitCode {
     pipeline::runtime::service_main("checker", |settings| {
-        Ok(std::sync::Arc::new(checker::stage::CheckerStage::from_settings(settings).map_err(|e| e.to_string())?))
+        Ok(std::sync::Arc::new(checker::stage::CheckerStage::from_settings(settings).map_err(|e| (e.to_string(), e.exit_code()))?))
     })
 }

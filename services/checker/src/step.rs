@@ -57,7 +57,7 @@ pub fn sandbox_config(s: &pipeline::config::SandboxSettings) -> sandbox::Sandbox
         stderr_bytes: s.stderr_mb * MIB,
         tmp_bytes: s.tmp_mb * MIB,
     };
-    sandbox::SandboxConfig { enabled: s.enabled, limits, cgroups: s.cgroups }
+    sandbox::SandboxConfig { enabled: s.enabled, limits, cgroups: s.cgroups, bwrap: s.bwrap.clone() }
 }
 
 impl Checker {

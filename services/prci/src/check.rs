@@ -15,6 +15,9 @@ pub enum CheckError {
     /// The caller's mistake: not a repository, unknown revision, missing tool.
     #[error("{0}")]
     Input(String),
+    /// The host cannot run a check as configured (its tools, its sandbox): exit 64.
+    #[error("bad configuration: {0}")]
+    Config(String),
     /// The pipeline failed; the report (verdict `error`) says what failed.
     #[error("{}", .0.reason)]
     Pipeline(Box<CheckReport>),
@@ -40,7 +43,10 @@ pub struct Context {
 
 impl Context {
     pub fn new(settings: Settings) -> Result<Context, CheckError> {
-        let regen = Regen::from_settings(&settings).map_err(|e| CheckError::Input(e.to_string()))?;
+        let regen = Regen::from_settings(&settings).map_err(|e| match e.exit_code() {
+            64 => CheckError::Config(format!("{}: {e}", e.key())),
+            _ => CheckError::Input(e.to_string()),
+        })?;
         let checker = Checker::new(&settings, regen.tools.clone(), regen.sandbox);
         Ok(Context { settings, regen, checker })
     }

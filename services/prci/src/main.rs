@@ -122,6 +122,10 @@ fn run_command(settings: Settings, stage: Option<&str>, until_idle: bool) -> Exi
 fn check_command(settings: Settings, req: CheckRequest, json: bool) -> ExitCode {
     let ctx = match Context::new(settings) {
         Ok(c) => c,
+        Err(e @ CheckError::Config(_)) => {
+            eprintln!("prci: {e}");
+            return ExitCode::from(64);
+        }
         Err(e) => return usage(&e.to_string()),
     };
     match check::run(&ctx, &req) {
@@ -130,7 +134,7 @@ fn check_command(settings: Settings, req: CheckRequest, json: bool) -> ExitCode 
             print_report(&checked.report, json);
             ExitCode::from(checked.report.verdict.exit_code() as u8)
         }
-        Err(CheckError::Input(msg)) => usage(&msg),
+        Err(CheckError::Input(msg) | CheckError::Config(msg)) => usage(&msg),
         Err(CheckError::Pipeline(report)) => {
             print_report(&report, json);
             eprintln!("prci: {}", report.reason);
@@ -143,6 +147,10 @@ fn check_command(settings: Settings, req: CheckRequest, json: bool) -> ExitCode 
 fn replay_command(settings: Settings, repo: &std::path::Path, from: &str, to: &str, json: bool) -> ExitCode {
     let ctx = match Context::new(settings) {
         Ok(c) => c,
+        Err(e @ CheckError::Config(_)) => {
+            eprintln!("prci: {e}");
+            return ExitCode::from(64);
+        }
         Err(e) => return usage(&e.to_string()),
     };
     let commits = match prci::replay::commits(repo, from, to) {

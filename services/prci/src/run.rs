@@ -22,17 +22,21 @@ fn config(key: &str, reason: impl Into<String>) -> RunError {
     RunError::Config { key: key.into(), reason: reason.into() }
 }
 
+/// A stage that cannot start: a sandbox that cannot be made as configured is a configuration error (exit 64).
+fn start_error(e: sandbox::SetupError) -> RunError {
+    match e.exit_code() {
+        64 => config(&e.key(), e.to_string()),
+        _ => RunError::Failed(e.to_string()),
+    }
+}
+
 /// Build the consuming stages among `wanted`.
 pub fn build_stages(settings: &Settings, wanted: &[&str]) -> Result<Vec<Arc<dyn Stage>>, RunError> {
     let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
     for name in wanted {
         match *name {
-            "regen" => {
-                stages.push(Arc::new(regen::stage::RegenStage::from_settings(settings).map_err(|e| RunError::Failed(e.to_string()))?))
-            }
-            "checker" => {
-                stages.push(Arc::new(checker::stage::CheckerStage::from_settings(settings).map_err(|e| RunError::Failed(e.to_string()))?))
-            }
+            "regen" => stages.push(Arc::new(regen::stage::RegenStage::from_settings(settings).map_err(start_error)?)),
+            "checker" => stages.push(Arc::new(checker::stage::CheckerStage::from_settings(settings).map_err(start_error)?)),
             "differ" => stages.push(Arc::new(differ::stage::DifferStage::from_settings(settings))),
             "publisher" => stages.push(Arc::new(publisher::stage::PublisherStage::from_settings(settings))),
             _ => {}

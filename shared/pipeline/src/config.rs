@@ -42,6 +42,8 @@ pub struct SandboxSettings {
     pub enabled: bool,
     /// Give each run a cgroup (memory and processes of the run as a whole) where the host allows it.
     pub cgroups: bool,
+    /// bubblewrap's path; default: `bwrap` on `PATH`.
+    pub bwrap: Option<PathBuf>,
     /// Memory of one run, every process in it.
     pub memory_mb: u64,
     /// Processes and threads of one run.
@@ -65,6 +67,7 @@ impl Default for SandboxSettings {
         Self {
             enabled: true,
             cgroups: true,
+            bwrap: None,
             memory_mb: 8192,
             processes: 2048,
             cpu_secs: 4 * 3600,

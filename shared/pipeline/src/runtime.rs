@@ -93,16 +93,17 @@ pub fn service_start(name: &str) -> Result<(crate::Settings, tokio::runtime::Run
 }
 
 /// The whole `main` of a one-stage service binary: started by `service_start`, the stage built, consumed until SIGTERM.
-pub fn service_main(name: &str, build: impl FnOnce(&crate::Settings) -> Result<Arc<dyn Stage>, String>) -> std::process::ExitCode {
+/// `build` fails with the message and the exit code (64: the stage cannot start as configured; 2: anything else).
+pub fn service_main(name: &str, build: impl FnOnce(&crate::Settings) -> Result<Arc<dyn Stage>, (String, u8)>) -> std::process::ExitCode {
     let (settings, runtime) = match service_start(name) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let stage = match build(&settings) {
         Ok(s) => s,
-        Err(e) => {
+        Err((e, code)) => {
             eprintln!("{name}: {e}");
-            return std::process::ExitCode::from(2);
+            return std::process::ExitCode::from(code);
         }
     };
     runtime.block_on(async move {

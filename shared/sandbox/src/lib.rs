@@ -51,21 +51,23 @@ pub enum Isolation {
 }
 
 /// What the operator configured (`[sandbox]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxConfig {
     pub enabled: bool,
     pub limits: Limits,
     /// Give each run a cgroup where the host allows it.
     pub cgroups: bool,
+    /// bubblewrap's path; None: `bwrap` on `PATH`, else `/usr/bin/bwrap`.
+    pub bwrap: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        SandboxConfig { enabled: true, limits: Limits::default(), cgroups: true }
+        SandboxConfig { enabled: true, limits: Limits::default(), cgroups: true, bwrap: None }
     }
 }
 
-/// Why a stage that runs tools cannot start.
+/// Why a stage that runs tools cannot start (exit 64: the host or the configuration must change).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("sandbox.enabled: the tool sandbox cannot be set up on this host: {0}. Install bubblewrap (`apt-get install bubblewrap`; `bash .ci/install-tools` does it) and allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0; in a container, the security options compose/docker-compose.yml sets), or set sandbox.enabled = false to run untrusted pull requests unsandboxed")]
@@ -74,16 +76,38 @@ pub enum SetupError {
     MissingTool(#[from] MissingTool),
 }
 
-/// Find bubblewrap and prove it can make the sandbox here (once per process).
-fn probe_bwrap(limits: &Limits) -> Result<&'static Path, String> {
+impl SetupError {
+    /// The exit code of a service that cannot start for it: 64 (configuration: the sandbox cannot be made as
+    /// configured), 2 (the tools are not installed).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SetupError::Unavailable(_) => 64,
+            SetupError::MissingTool(_) => 2,
+        }
+    }
+
+    /// The configuration key that decides it.
+    pub fn key(&self) -> String {
+        match self {
+            SetupError::Unavailable(_) => "sandbox.enabled".into(),
+            SetupError::MissingTool(t) => format!("tools.{}", t.tool),
+        }
+    }
+}
+
+/// Find bubblewrap (`configured`, or on `PATH`) and prove it can make the sandbox here (once per process).
+fn probe_bwrap(configured: Option<&Path>, limits: &Limits) -> Result<&'static Path, String> {
     static PROBE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     PROBE
         .get_or_init(|| {
-            let path = std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).map(|d| d.join("bwrap")).find(|b| b.is_file()))
-                .unwrap_or(None)
-                .or_else(|| Some(PathBuf::from("/usr/bin/bwrap")).filter(|p| p.is_file()))
-                .ok_or_else(|| "bwrap (bubblewrap) is not installed".to_string())?;
+            let path = match configured {
+                Some(p) if p.is_file() => p.to_path_buf(),
+                Some(p) => return Err(format!("{} (sandbox.bwrap) does not exist", p.display())),
+                None => std::env::var_os("PATH")
+                    .and_then(|p| std::env::split_paths(&p).map(|d| d.join("bwrap")).find(|b| b.is_file()))
+                    .or_else(|| Some(PathBuf::from("/usr/bin/bwrap")).filter(|p| p.is_file()))
+                    .ok_or_else(|| "bwrap (bubblewrap) is not installed".to_string())?,
+            };
             let out = Command::new(&path)
                 .args(bwrap::probe_args(limits))
                 .env_clear()
@@ -163,7 +187,7 @@ impl Sandbox {
             tracing::error!("sandbox.enabled = false: pull requests' code runs UNSANDBOXED, with this service's user, files and network");
             return Ok(Sandbox { isolation: Isolation::Unsandboxed, limits: config.limits, cgroups });
         }
-        let bwrap = probe_bwrap(&config.limits).map_err(SetupError::Unavailable)?;
+        let bwrap = probe_bwrap(config.bwrap.as_deref(), &config.limits).map_err(SetupError::Unavailable)?;
         Ok(Sandbox { isolation: Isolation::Bubblewrap(bwrap), limits: config.limits, cgroups })
     }
 
@@ -490,7 +514,7 @@ mod tests {
     fn tools_and_their_children_get_the_rlimits() {
         let limits = Limits { file_bytes: 1 << 20, cpu: Duration::from_secs(77), ..Limits::default() };
         for enabled in [true, false] {
-            let sandbox = Sandbox::new(&SandboxConfig { enabled, limits, cgroups: true }).unwrap();
+            let sandbox = Sandbox::new(&SandboxConfig { enabled, limits, ..SandboxConfig::default() }).unwrap();
             // A grandchild, as ebuild code run by pkgcore would be.
             let out = sandbox.run_cold(&cmd("rlimits", "sh -c 'cat /proc/self/limits'", Duration::from_secs(30))).unwrap();
             let limits_text = stdout(&out);
