@@ -51,12 +51,16 @@ pub fn changed_paths(mirror: &Repository, a: Oid, b: Oid) -> Result<Vec<String>,
 }
 
 /// The paths among `paths` that `commit` holds as something host code and the tools must not follow: a symlink that
-/// points out of the tree (an absolute target, or one climbing above the root), or a submodule. Each named with what
-/// it is, e.g. `profiles/repo_name (a symlink to /dev/zero)`.
+/// points out of the tree (an absolute target, or one climbing above the root), a submodule, or a path through a
+/// `.git` directory. Each named with what it is, e.g. `profiles/repo_name (a symlink to /dev/zero)`.
 pub fn escaping_paths(repo: &Repository, commit: Oid, paths: &[String]) -> Result<Vec<String>, TreesError> {
     let tree = repo.find_commit(commit)?.tree()?;
     let mut found = Vec::new();
     for path in paths {
+        if path.split('/').any(|c| c.eq_ignore_ascii_case(".git")) {
+            found.push(format!("{path} (a .git path)"));
+            continue;
+        }
         let Ok(entry) = tree.get_path(std::path::Path::new(path)) else { continue }; // not on this side
         match entry.filemode() {
             0o120000 => {
@@ -110,7 +114,32 @@ pub fn diff_paths(repo: &Repository, ta: &git2::Tree, tb: &git2::Tree) -> Result
 
 #[cfg(test)]
 mod escaping_tests {
-    use super::link_escapes;
+    use super::{escaping_paths, link_escapes};
+
+    #[test]
+    fn symlinks_out_submodules_and_git_paths_of_a_commit_are_named() {
+        // (libgit2 refuses to write a `.git` tree entry, so that one is named by its path alone here.)
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let blob = |content: &[u8]| repo.blob(content).unwrap();
+        let mut profiles = repo.treebuilder(None).unwrap();
+        profiles.insert("repo_name", blob(b"/dev/zero"), 0o120000).unwrap();
+        profiles.insert("arch.list", blob(b"amd64\n"), 0o100644).unwrap();
+        profiles.insert("inside", blob(b"arch.list"), 0o120000).unwrap();
+        let profiles = profiles.write().unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        root.insert("profiles", profiles, 0o040000).unwrap();
+        root.insert("sub", blob(b"x"), 0o160000).unwrap();
+        let tree = repo.find_tree(root.write().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        let commit = repo.commit(None, &sig, &sig, "c", &tree, &[]).unwrap();
+        let paths: Vec<String> =
+            ["profiles/repo_name", "profiles/arch.list", "profiles/inside", ".GIT/config", "sub", "gone"].map(String::from).to_vec();
+        assert_eq!(
+            escaping_paths(&repo, commit, &paths).unwrap(),
+            ["profiles/repo_name (a symlink to /dev/zero)", ".GIT/config (a .git path)", "sub (a submodule)"]
+        );
+    }
 
     #[test]
     fn links_out_of_the_tree_are_told_from_links_inside_it() {
