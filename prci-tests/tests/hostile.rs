@@ -156,6 +156,28 @@ fn a_gigabyte_written_into_the_md5_cache_stops_at_the_file_limit_and_nothing_of_
 }
 
 #[test]
+fn an_md5_cache_entry_forged_for_another_package_does_not_outlive_its_job() {
+    let r = base_repo();
+    let prci = Prci::new();
+    pull(&r, "first", &[("first", "")]);
+    let (_, first) = prci.check(r.path(), "master", "first", &[]);
+    assert_ne!(first["verdict"], "error", "{first}");
+    // The next job regenerates only its own package: its global scope rewrites the entry of app-misc/foo, which
+    // the merge checkout keeps for later jobs.
+    let entry = prci.work.path().join("scan-root/metadata/md5-cache/app-misc/foo-1.0");
+    pull(&r, "forger", &[("forger", &format!("/usr/bin/sed -i 's/^LICENSE=.*/LICENSE=Forged/' {}", entry.display()))]);
+    let (_, report, log) = prci.check_logged(r.path(), "master", "forger", &[]);
+    assert_ne!(report["verdict"], "error", "{report}\n{log}");
+    let caches = files_named(prci.work.path(), "md5-cache");
+    let cache =
+        |side: &str| caches.iter().find(|p| p.to_string_lossy().contains(&format!("/trees/{side}/"))).unwrap().join("app-misc/foo-1.0");
+    let merge = std::fs::read_to_string(cache("merge")).unwrap();
+    assert!(!merge.contains("Forged"), "the forged entry stayed: {merge}");
+    assert_eq!(merge, std::fs::read_to_string(cache("base")).unwrap());
+    assert!(log.contains("put back to the base's"), "the forgery never happened: this test would prove nothing\n{log}");
+}
+
+#[test]
 fn resource_attacks_stop_at_their_limits_and_the_verdict_names_them() {
     let r = base_repo();
     let id = std::process::id();

@@ -3,6 +3,7 @@
 //! Entry points: [`Regen::prepare`] (the step `prci check` runs too) and [`stage::RegenStage`] (the queue consumer).
 
 pub mod incremental;
+pub mod reconcile;
 pub mod run;
 pub mod stage;
 
@@ -233,8 +234,32 @@ impl Regen {
             tracing::info!("regen {}: {}", side.name(), kind.describe());
             done.push((side.name().to_string(), kind));
         }
+        self.reconcile_merge_cache(p)?;
         p.timings.push(("regen".to_string(), t.elapsed().as_secs_f64()));
         p.regen = done;
+        Ok(())
+    }
+
+    /// The pull request's code ran while the merge md5-cache was writable: every entry it cannot have changed is made
+    /// the base's again (`reconcile`), so nothing it forged outlives the job. A pull request that changes repository
+    /// metadata (`metadata/layout.conf`, …) can change every entry: the merge checkout's cache is then not trusted by
+    /// the next job, which regenerates it whole.
+    fn reconcile_merge_cache(&self, p: &Prepared) -> Result<(), RegenError> {
+        let repository_wide = p.changed.iter().any(|c| {
+            ebuild::layout::feeds_package_metadata(c) && !c.starts_with("eclass/") && ebuild::layout::package_of_path(c).is_none()
+        });
+        if repository_wide {
+            incremental::remove_stamp(&p.merge_tree)?;
+            return Ok(());
+        }
+        let done = reconcile::reconcile(&p.base_tree, &p.merge_tree, &p.changed)?;
+        if done != reconcile::Reconciled::default() {
+            tracing::warn!(
+                restored = done.restored,
+                removed = done.removed,
+                "the regen of the merge side left md5-cache entries the pull request cannot have made; put back to the base's"
+            );
+        }
         Ok(())
     }
 
