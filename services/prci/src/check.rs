@@ -43,9 +43,12 @@ pub struct Context {
 
 impl Context {
     pub fn new(settings: Settings) -> Result<Context, CheckError> {
-        let regen = Regen::from_settings(&settings).map_err(|e| match e.exit_code() {
-            64 => CheckError::Config(format!("{}: {e}", e.key())),
-            _ => CheckError::Input(e.to_string()),
+        let regen = Regen::from_settings(&settings).map_err(|e| {
+            if e.is_configuration() {
+                CheckError::Config(format!("{}: {e}", e.key()))
+            } else {
+                CheckError::Input(e.to_string())
+            }
         })?;
         let checker = Checker::new(&settings, regen.tools.clone(), regen.sandbox);
         Ok(Context { settings, regen, checker })

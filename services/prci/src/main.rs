@@ -118,15 +118,22 @@ fn run_command(settings: Settings, stage: Option<&str>, until_idle: bool) -> Exi
     }
 }
 
+/// The tools and sandbox `check` and `replay` run with, or the exit code of why there are none (64: configuration).
+fn context(settings: Settings) -> Result<Context, ExitCode> {
+    Context::new(settings).map_err(|e| match e {
+        CheckError::Config(_) => {
+            eprintln!("prci: {e}");
+            ExitCode::from(64)
+        }
+        e => usage(&e.to_string()),
+    })
+}
+
 /// `prci check`: one report, exit code by verdict.
 fn check_command(settings: Settings, req: CheckRequest, json: bool) -> ExitCode {
-    let ctx = match Context::new(settings) {
+    let ctx = match context(settings) {
         Ok(c) => c,
-        Err(e @ CheckError::Config(_)) => {
-            eprintln!("prci: {e}");
-            return ExitCode::from(64);
-        }
-        Err(e) => return usage(&e.to_string()),
+        Err(code) => return code,
     };
     match check::run(&ctx, &req) {
         Ok(checked) => {
@@ -145,13 +152,9 @@ fn check_command(settings: Settings, req: CheckRequest, json: bool) -> ExitCode 
 
 /// `prci replay`: each commit of the range against its parent, compared with full scans; exit 1 on a disagreement.
 fn replay_command(settings: Settings, repo: &std::path::Path, from: &str, to: &str, json: bool) -> ExitCode {
-    let ctx = match Context::new(settings) {
+    let ctx = match context(settings) {
         Ok(c) => c,
-        Err(e @ CheckError::Config(_)) => {
-            eprintln!("prci: {e}");
-            return ExitCode::from(64);
-        }
-        Err(e) => return usage(&e.to_string()),
+        Err(code) => return code,
     };
     let commits = match prci::replay::commits(repo, from, to) {
         Ok(c) => c,

@@ -24,9 +24,10 @@ fn config(key: &str, reason: impl Into<String>) -> RunError {
 
 /// A stage that cannot start: a sandbox that cannot be made as configured is a configuration error (exit 64).
 fn start_error(e: sandbox::SetupError) -> RunError {
-    match e.exit_code() {
-        64 => config(&e.key(), e.to_string()),
-        _ => RunError::Failed(e.to_string()),
+    if e.is_configuration() {
+        config(&e.key(), e.to_string())
+    } else {
+        RunError::Failed(e.to_string())
     }
 }
 

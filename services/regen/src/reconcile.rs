@@ -57,11 +57,8 @@ pub fn reconcile(base: &Path, merge: &Path, changed: &[String]) -> std::io::Resu
                     done.restored += 1;
                 }
                 Some(_) => {}
-                None if package.is_some() && target.symlink_metadata().is_ok() && !touched_by_eclass(&target, &eclasses) => {
-                    remove_any(&target)?;
-                    done.removed += 1;
-                }
-                None if package.is_none() && target.symlink_metadata().is_ok() => {
+                // Not an entry at all, or one the base has not and no changed eclass explains.
+                None if target.symlink_metadata().is_ok() && (package.is_none() || !touched_by_eclass(&target, &eclasses)) => {
                     remove_any(&target)?;
                     done.removed += 1;
                 }
@@ -72,13 +69,13 @@ pub fn reconcile(base: &Path, merge: &Path, changed: &[String]) -> std::io::Resu
     Ok(done)
 }
 
-/// Names in `dir`: its directories (`dirs`) or regular files (`!dirs`) for the base (trusted layout); every entry
-/// for the merge side (anything there may be foreign).
-fn names(dir: &Path, base: bool) -> BTreeSet<String> {
+/// Names in `dir`: of the base's directories and regular files only (`trusted`); of everything in the merge's (a
+/// symlink or special file there is foreign, to be removed).
+fn names(dir: &Path, trusted: bool) -> BTreeSet<String> {
     let Ok(entries) = std::fs::read_dir(dir) else { return BTreeSet::new() };
     entries
         .flatten()
-        .filter(|e| !base || e.file_type().is_ok_and(|t| t.is_dir() || t.is_file()))
+        .filter(|e| !trusted || e.file_type().is_ok_and(|t| t.is_dir() || t.is_file()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect()
 }

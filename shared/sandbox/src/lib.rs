@@ -70,19 +70,25 @@ impl Default for SandboxConfig {
 /// Why a stage that runs tools cannot start (exit 64: the host or the configuration must change).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("sandbox.enabled: the tool sandbox cannot be set up on this host: {0}. Install bubblewrap (`apt-get install bubblewrap`; `bash .ci/install-tools` does it) and allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0; in a container, the security options compose/docker-compose.yml sets), or set sandbox.enabled = false to run untrusted pull requests unsandboxed")]
+    #[error("sandbox.enabled: the tool sandbox cannot be set up on this host: {0}. Install bubblewrap (`apt-get install bubblewrap`; `bash .ci/install-tools` does it) and allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0; in a container, `--security-opt seccomp=unconfined --security-opt apparmor=unconfined`; README: threat model), or set sandbox.enabled = false to run untrusted pull requests unsandboxed")]
     Unavailable(String),
     #[error(transparent)]
     MissingTool(#[from] MissingTool),
 }
 
 impl SetupError {
-    /// The exit code of a service that cannot start for it: 64 (configuration: the sandbox cannot be made as
-    /// configured), 2 (the tools are not installed).
+    /// Whether the host or the configuration must change (the sandbox cannot be made as configured), rather than
+    /// the tools be installed.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, SetupError::Unavailable(_))
+    }
+
+    /// The exit code of a service that cannot start for it: 64 for configuration, 2 otherwise.
     pub fn exit_code(&self) -> u8 {
-        match self {
-            SetupError::Unavailable(_) => 64,
-            SetupError::MissingTool(_) => 2,
+        if self.is_configuration() {
+            64
+        } else {
+            2
         }
     }
 
@@ -287,6 +293,15 @@ impl Sandbox {
         let stderr_thread = child.stderr.take().map(|p| capped_reader(p, self.limits.stderr_bytes, stderr_over.clone()));
 
         let deadline = start + cmd.timeout;
+        let output_over = || {
+            if stdout_over.load(Ordering::Relaxed) {
+                Some(LimitHit::Stdout(self.limits.stdout_bytes))
+            } else if stderr_over.load(Ordering::Relaxed) {
+                Some(LimitHit::Stderr(self.limits.stderr_bytes))
+            } else {
+                None
+            }
+        };
         let (mut timed_out, mut limit) = (false, None);
         let mut polls = 0u32;
         let status = loop {
@@ -294,23 +309,13 @@ impl Sandbox {
                 break status;
             }
             polls += 1;
-            if stdout_over.load(Ordering::Relaxed) {
-                limit = Some(LimitHit::Stdout(self.limits.stdout_bytes));
-            } else if stderr_over.load(Ordering::Relaxed) {
-                limit = Some(LimitHit::Stderr(self.limits.stderr_bytes));
-            } else if polls.is_multiple_of(5) {
+            limit = output_over();
+            if limit.is_none() && polls.is_multiple_of(5) {
                 limit = cg.as_ref().and_then(cgroup::RunCgroup::hit);
             }
             if limit.is_some() || Instant::now() >= deadline {
                 timed_out = limit.is_none();
-                match limit {
-                    Some(hit) => {
-                        tracing::warn!(program = %cmd.program.display(), %hit, "tool reached a sandbox limit; killing it and everything it started")
-                    }
-                    None => {
-                        tracing::warn!(program = %cmd.program.display(), timeout_secs = cmd.timeout.as_secs(), "tool timed out; killing it and everything it started")
-                    }
-                }
+                log_stopped(cmd, limit);
                 if self.isolation == Isolation::Unsandboxed {
                     kill_group(pid);
                 }
@@ -331,11 +336,7 @@ impl Sandbox {
         let stdout = join_reader(stdout_thread);
         let stderr = join_reader(stderr_thread);
         // A tool that died of its closed pipe ended before the loop saw the flag.
-        if stdout_over.load(Ordering::Relaxed) {
-            limit = limit.or(Some(LimitHit::Stdout(self.limits.stdout_bytes)));
-        } else if stderr_over.load(Ordering::Relaxed) {
-            limit = limit.or(Some(LimitHit::Stderr(self.limits.stderr_bytes)));
-        }
+        limit = limit.or_else(output_over);
         let mut code = std::os::unix::process::ExitStatusExt::signal(&status).map_or(status.code(), |_| None);
         if let (Isolation::Bubblewrap(_), Some(c)) = (self.isolation, code) {
             if c == 1 && stdout.is_empty() && String::from_utf8_lossy(&stderr).starts_with("bwrap: ") {
@@ -370,6 +371,20 @@ impl Sandbox {
                 cgroup::join_from_child(&cgroup_procs)
             });
         }
+    }
+}
+
+/// Say why a run is being stopped: the limit it reached, or its timeout.
+pub(crate) fn log_stopped(cmd: &ToolCommand, limit: Option<LimitHit>) {
+    match limit {
+        Some(hit) => {
+            tracing::warn!(program = %cmd.program.display(), %hit, "tool reached a sandbox limit; killing it and everything it started")
+        }
+        None => tracing::warn!(
+            program = %cmd.program.display(),
+            timeout_secs = cmd.timeout.as_secs(),
+            "tool timed out; killing it and everything it started"
+        ),
     }
 }
 

@@ -285,14 +285,7 @@ fn request(sandbox: &Sandbox, s: &mut Server, cmd: &ToolCommand, tool: &str, arg
             Err(e) => Request::Broken(format!("bad answer {line:?}: {e}")),
         },
         Err(RecvTimeoutError::Timeout) => {
-            match limit {
-                Some(hit) => {
-                    tracing::warn!(program = %cmd.program.display(), %hit, "tool reached a sandbox limit; killing it and everything it started")
-                }
-                None => {
-                    tracing::warn!(program = %cmd.program.display(), timeout_secs = cmd.timeout.as_secs(), "tool timed out; killing it and everything it started")
-                }
-            }
+            crate::log_stopped(cmd, limit);
             let _ = crate::kill_namespace(&mut s.child);
             if let Some(cg) = &s.cgroup {
                 cg.kill_all();
