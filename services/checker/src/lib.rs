@@ -82,7 +82,7 @@ pub fn check(
     let mut timings = Vec::new();
     // pkgcheck's profile and eclass caches, kept beside each checkout (see `merge_tool_cache`); the merge side's
     // is brought up to date while the plan is made.
-    let base_env = &TreeEnv { pkgcheck_cache: tool_cache_dir(&base_env.tree), ..base_env.clone() };
+    let base_env = &TreeEnv { pkgcheck_cache: sandbox::env::kept_tool_cache(&base_env.tree), ..base_env.clone() };
     if let Err(e) = keep_for(&base_env.pkgcheck_cache, &base_id.tool_inputs) {
         tracing::warn!(error = %e, "could not prepare the base checkout's pkgcheck cache");
     }
@@ -227,12 +227,6 @@ impl Drop for JoinOnDrop {
     }
 }
 
-/// Where pkgcheck's caches of a checkout are kept between jobs: beside it, never inside it.
-pub fn tool_cache_dir(tree: &Path) -> std::path::PathBuf {
-    let name = tree.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    tree.with_file_name(format!("{name}.pkgcheck-cache"))
-}
-
 /// Whether the pull request leaves every input of pkgcheck's profile and eclass caches as the base has it:
 /// it changes nothing under `profiles/`, `eclass/` or `metadata/` (md5-cache entries aside).
 fn tool_cache_inputs_unchanged(changed: &[String]) -> bool {
@@ -251,17 +245,17 @@ fn merge_tool_cache(scanner: &Scanner, env: &TreeEnv, inputs: &str, trusted: boo
     if !trusted {
         return; // the scan builds its own from the pull request's profiles and eclasses
     }
-    let kept = tool_cache_dir(&env.tree);
+    let kept = sandbox::env::kept_tool_cache(&env.tree);
     let updating = TreeEnv { pkgcheck_cache: kept.clone(), ..env.clone() };
     let updated = keep_for(&kept, inputs).map_err(ScanError::from).and_then(|()| scanner.update_tool_cache(&updating));
     if let Err(e) = updated {
         tracing::warn!(error = %e, "could not update the merge checkout's pkgcheck cache; dropping it");
-        let _ = std::fs::remove_dir_all(&kept);
+        let _ = empty_dir(&kept);
         return;
     }
     if let Err(e) = copy_dir(&kept, &env.pkgcheck_cache) {
         tracing::warn!(error = %e, "could not copy the merge checkout's pkgcheck cache; the scan builds its own");
-        let _ = std::fs::remove_dir_all(&env.pkgcheck_cache);
+        let _ = empty_dir(&env.pkgcheck_cache);
     }
 }
 
@@ -273,11 +267,22 @@ fn keep_for(dir: &Path, inputs: &str) -> std::io::Result<()> {
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == inputs) {
         return Ok(());
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
-    std::fs::create_dir_all(dir)?;
+    empty_dir(dir)?;
     std::fs::write(stamp, inputs)
+}
+
+/// Remove everything in `dir`, keeping the directory itself (a warm tool process may have it mounted).
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Copy a directory of regular files and directories (symlinks and anything else are left out).

@@ -105,8 +105,10 @@ impl Checker {
             return Ok((out, 0));
         }
         let work = &self.settings.work.dir;
-        let base_env = sandbox::tree_env(&self.sandbox, work, trees.base_tree, trees.masters, &trees.scratch.join("scan-base"));
-        let merge_env = sandbox::tree_env(&self.sandbox, work, trees.merge_tree, trees.masters, &trees.scratch.join("scan-merge"));
+        let base_env =
+            sandbox::tree_env(&self.sandbox, work, trees.base_tree, trees.masters, &sandbox::env::side_scratch(&trees.scratch, "base"));
+        let merge_env =
+            sandbox::tree_env(&self.sandbox, work, trees.merge_tree, trees.masters, &sandbox::env::side_scratch(&trees.scratch, "merge"));
         let (base_env, merge_env) = match (base_env, merge_env) {
             (Ok(b), Ok(m)) => (b, m),
             (Err(sandbox::EnvError::Io(e)), _) | (_, Err(sandbox::EnvError::Io(e))) => return Err(e.into()),

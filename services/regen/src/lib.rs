@@ -221,7 +221,8 @@ impl Regen {
         let plan_base = incremental::plan(mirror, old_base.as_ref(), &want_base, &categories(&p.base_tree));
         let plan_merge = incremental::plan(mirror, old_merge.as_ref(), &want_merge, &categories(&p.merge_tree));
         let side = |tree: &Path, name: &str, plan: RegenKind, wanted: &Stamp| -> Result<RegenKind, RegenError> {
-            let env = sandbox::tree_env(&self.sandbox, &self.settings.work.dir, tree, &p.masters, &run::side_scratch(scratch, name))?;
+            let env =
+                sandbox::tree_env(&self.sandbox, &self.settings.work.dir, tree, &p.masters, &sandbox::env::side_scratch(scratch, name))?;
             run::regen_incremental(&self.sandbox, &self.tools, &env, plan, wanted, self.jobs(), self.timeout())
         };
         let (rb, rm) = std::thread::scope(|s| {
@@ -234,7 +235,8 @@ impl Regen {
             tracing::info!("regen {}: {}", side.name(), kind.describe());
             done.push((side.name().to_string(), kind));
         }
-        self.reconcile_merge_cache(p)?;
+        let merge_kind = done.iter().find(|(side, _)| side == Side::Merge.name()).map(|(_, kind)| kind);
+        self.reconcile_merge_cache(p, merge_kind)?;
         p.timings.push(("regen".to_string(), t.elapsed().as_secs_f64()));
         p.regen = done;
         Ok(())
@@ -244,7 +246,9 @@ impl Regen {
     /// the base's again (`reconcile`), so nothing it forged outlives the job. A pull request that changes repository
     /// metadata (`metadata/layout.conf`, …) can change every entry: the merge checkout's cache is then not trusted by
     /// the next job, which regenerates it whole.
-    fn reconcile_merge_cache(&self, p: &Prepared) -> Result<(), RegenError> {
+    fn reconcile_merge_cache(&self, p: &Prepared, merge_kind: Option<&RegenKind>) -> Result<(), RegenError> {
+        /// In the merge checkout's git directory: when its md5-cache was last reconciled (seconds since the epoch).
+        const RECONCILED_FILE: &str = "prci-reconciled";
         let repository_wide = p.changed.iter().any(|c| {
             ebuild::layout::feeds_package_metadata(c) && !c.starts_with("eclass/") && ebuild::layout::package_of_path(c).is_none()
         });
@@ -252,7 +256,21 @@ impl Regen {
             incremental::remove_stamp(&p.merge_tree)?;
             return Ok(());
         }
-        let done = reconcile::reconcile(&p.base_tree, &p.merge_tree, &p.changed)?;
+        // Entries unchanged since the last reconcile of this checkout began (2 s earlier: timestamp granularity) are as it
+        // left them; without its record, every entry is compared.
+        let record = incremental::stamp_path(&p.merge_tree).map(|s| s.with_file_name(RECONCILED_FILE));
+        let since = record
+            .as_deref()
+            .and_then(|r| std::fs::read_to_string(r).ok())
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .and_then(|secs| std::time::Duration::try_from_secs_f64(secs).ok())
+            .map(|d| std::time::UNIX_EPOCH + d.saturating_sub(std::time::Duration::from_secs(2)));
+        let started = std::time::SystemTime::now();
+        let only = merge_kind.and_then(|kind| written_categories(kind, &p.changed));
+        let done = reconcile::reconcile(&p.base_tree, &p.merge_tree, &p.changed, since, only.as_ref())?;
+        if let (Some(record), Ok(at)) = (record, started.duration_since(std::time::UNIX_EPOCH)) {
+            std::fs::write(record, at.as_secs_f64().to_string())?;
+        }
         if done != reconcile::Reconciled::default() {
             tracing::warn!(
                 restored = done.restored,
@@ -344,4 +362,20 @@ pub fn prepare_masters(ws: &RepoWorkspace, masters: &[MasterSettings]) -> Result
 
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, RegenError>>) -> Result<T, RegenError> {
     h.join().unwrap_or_else(|_| Err(RegenError::Tool("a regen thread panicked".into())))
+}
+
+/// The md5-cache categories of the merge checkout this job can have written: those a targeted regen could write (it
+/// sees the rest read-only) and those of md5-cache files the pull request itself changes (a repository that tracks
+/// them); None when anything could have been (a full regen, a file directly in the md5-cache).
+fn written_categories(kind: &RegenKind, changed: &[String]) -> Option<std::collections::BTreeSet<String>> {
+    let mut categories = match kind {
+        RegenKind::Unchanged => Default::default(),
+        RegenKind::Targeted(packages) => run::categories_of(packages),
+        RegenKind::Unfinished(inner) => return written_categories(inner, changed),
+        RegenKind::Full => return None,
+    };
+    for path in changed.iter().filter_map(|c| c.strip_prefix("metadata/md5-cache/")) {
+        categories.insert(path.split_once('/')?.0.to_owned());
+    }
+    Some(categories)
 }

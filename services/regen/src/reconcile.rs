@@ -5,9 +5,15 @@
 //! merge entry must equal the base's byte for byte; anything else in the merge cache for such a package (another
 //! content, an entry the base does not have, a symlink, a directory) was written by code that ran in the regen.
 //! The base's cache is trusted: only upstream's code ran on it.
+//!
+//! Only entries changed since the previous reconcile need it (`since`): an entry's status-change time (ctime) is
+//! set by the kernel on every write, rename, link or `utime` and cannot be set back by the code that made it, so an
+//! entry of either side whose ctime is older than the previous reconcile's start is as that reconcile left it.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What was put right.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -23,16 +29,30 @@ const MAX_ENTRY_BYTES: u64 = 1 << 20;
 
 /// Make every md5-cache entry of `merge` that the pull request (its `changed` paths) cannot have changed equal to
 /// `base`'s. Entries of touched packages, and of packages whose base entry inherits a changed eclass, are left
-/// as regen wrote them (the next job regenerates them: its plan sees them differ).
-pub fn reconcile(base: &Path, merge: &Path, changed: &[String]) -> std::io::Result<Reconciled> {
+/// as regen wrote them (the next job regenerates them: its plan sees them differ). With `since`, entries whose files
+/// on both sides last changed before it are taken to be right (see the module's notes); with `only`, only those
+/// categories are looked at (the only ones the regen could write).
+pub fn reconcile(
+    base: &Path,
+    merge: &Path,
+    changed: &[String],
+    since: Option<SystemTime>,
+    only: Option<&BTreeSet<String>>,
+) -> std::io::Result<Reconciled> {
     let touched: BTreeSet<String> = changed.iter().filter_map(|p| ebuild::layout::package_of_path(p)).collect();
     let eclasses: BTreeSet<&str> =
         changed.iter().filter_map(|p| p.strip_prefix("eclass/").and_then(|e| e.strip_suffix(".eclass"))).collect();
     let cache = |tree: &Path| tree.join("metadata").join("md5-cache");
     let (bcache, mcache) = (cache(base), cache(merge));
     let mut done = Reconciled::default();
-    let mut categories = names(&bcache, true);
-    categories.extend(names(&mcache, false));
+    let categories = match only {
+        Some(only) => only.clone(),
+        None => {
+            let mut all = names(&bcache, true);
+            all.extend(names(&mcache, false));
+            all
+        }
+    };
     for cat in categories {
         let mdir = mcache.join(&cat);
         if mdir.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
@@ -43,6 +63,9 @@ pub fn reconcile(base: &Path, merge: &Path, changed: &[String]) -> std::io::Resu
         let mut entries = names(&bdir, true);
         entries.extend(names(&mdir, false));
         for pf in entries {
+            if since.is_some_and(|t| !changed_since(&bdir.join(&pf), t) && !changed_since(&mdir.join(&pf), t)) {
+                continue;
+            }
             let package = ebuild::layout::split_pf(&pf).map(|pn| format!("{cat}/{pn}"));
             if package.as_ref().is_some_and(|p| touched.contains(p)) {
                 continue;
@@ -67,6 +90,13 @@ pub fn reconcile(base: &Path, merge: &Path, changed: &[String]) -> std::io::Resu
         }
     }
     Ok(done)
+}
+
+/// Whether `path` (not followed) had its status changed at or after `t`; false when it does not exist.
+fn changed_since(path: &Path, t: SystemTime) -> bool {
+    let Ok(meta) = path.symlink_metadata() else { return false };
+    let ctime = UNIX_EPOCH + Duration::new(u64::try_from(meta.ctime()).unwrap_or(0), u32::try_from(meta.ctime_nsec()).unwrap_or(0));
+    ctime >= t
 }
 
 /// Names in `dir`: of the base's directories and regular files only (`trusted`); of everything in the merge's (a
@@ -141,7 +171,7 @@ mod tests {
         write(merge, "app-misc/mine-1.0", "DESCRIPTION=mine\n");
         write(merge, "app-misc/bar-1.0", "DESCRIPTION=bar changed by its eclass\n_eclasses_=vcs\tdef\n");
         let changed = ["app-misc/mine/mine-1.0.ebuild".to_string(), "eclass/vcs.eclass".to_string()];
-        let done = reconcile(base, merge, &changed).unwrap();
+        let done = reconcile(base, merge, &changed, None, None).unwrap();
         assert_eq!(done, Reconciled { restored: 2, removed: 2 });
         assert_eq!(read(merge, "app-misc/foo-1.0").as_deref(), Some("DESCRIPTION=foo\n_eclasses_=\n"));
         assert_eq!(read(merge, "dev-libs/lib-1.0").as_deref(), Some("DESCRIPTION=lib\n"));
@@ -151,6 +181,31 @@ mod tests {
         assert_eq!(read(merge, "app-misc/mine-1.0").as_deref(), Some("DESCRIPTION=mine\n"));
         assert_eq!(read(merge, "app-misc/bar-1.0").as_deref(), Some("DESCRIPTION=bar changed by its eclass\n_eclasses_=vcs\tdef\n"));
         // Nothing left to do the second time.
-        assert_eq!(reconcile(base, merge, &changed).unwrap(), Reconciled::default());
+        assert_eq!(reconcile(base, merge, &changed, None, None).unwrap(), Reconciled::default());
+    }
+
+    #[test]
+    fn only_entries_changed_since_the_last_reconcile_are_read_and_a_forged_mtime_does_not_hide_one() {
+        let (b, m) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (base, merge) = (b.path(), m.path());
+        for tree in [base, merge] {
+            write(tree, "app-misc/foo-1.0", "DESCRIPTION=foo\n");
+            write(tree, "app-misc/bar-1.0", "DESCRIPTION=bar\n");
+        }
+        let old = "DESCRIPTION=left by a reconcile that was not there\n";
+        write(merge, "app-misc/bar-1.0", old);
+        std::thread::sleep(Duration::from_millis(50));
+        let last_reconcile = SystemTime::now();
+        std::thread::sleep(Duration::from_millis(50));
+        // Forged after it, its mtime set back to long before.
+        write(merge, "app-misc/foo-1.0", "DESCRIPTION=forged\n");
+        let f = std::fs::File::options().write(true).open(merge.join("metadata/md5-cache/app-misc/foo-1.0")).unwrap();
+        f.set_modified(UNIX_EPOCH + Duration::from_secs(1_000_000)).unwrap();
+        let done = reconcile(base, merge, &[], Some(last_reconcile), None).unwrap();
+        assert_eq!(done, Reconciled { restored: 1, removed: 0 });
+        assert_eq!(read(merge, "app-misc/foo-1.0").as_deref(), Some("DESCRIPTION=foo\n"));
+        assert_eq!(read(merge, "app-misc/bar-1.0").as_deref(), Some(old), "an entry unchanged since then is not read");
+        // Without a previous reconcile, every entry is.
+        assert_eq!(reconcile(base, merge, &[], None, None).unwrap(), Reconciled { restored: 1, removed: 0 });
     }
 }

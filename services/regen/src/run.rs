@@ -79,7 +79,14 @@ pub fn regen_targeted(
     ];
     let mut cmd = env.command(tools.bin_dir.join("python3"), args, &tools.bin_dir, timeout, true);
     cmd.stdin = Some(stdin.into_bytes());
+    // It writes its packages' entries only: the rest of the md5-cache stays read-only (and need not be reconciled).
+    cmd.md5_cache_categories = Some(categories_of(packages).into_iter().collect());
     run_regen_tool(sandbox, &cmd, "targeted regen")
+}
+
+/// The categories of `cat/pkg` names.
+pub fn categories_of(packages: &[String]) -> std::collections::BTreeSet<String> {
+    packages.iter().filter_map(|p| p.split_once('/').map(|(cat, _)| cat.to_owned())).collect()
 }
 
 /// Carry out `kind` (from [`incremental::plan`]) on one tree and stamp it `wanted` once its cache is valid.
@@ -133,19 +140,15 @@ fn unfinished(e: RegenError, what: RegenKind) -> Result<RegenKind, RegenError> {
 }
 
 /// Start the warm tool processes (`sandbox::warm`) the regen of existing checkouts will use now, so their imports
-/// overlap the checkout: the same view (`regen-<side>` scratch, masters, writable md5-cache) as [`regen_incremental`]'s runs.
+/// overlap the checkout: the same view (the side's scratch, masters, writable md5-cache) as [`regen_incremental`]'s runs,
+/// which the checker's runs of the same job and side then share when they run here (`prci check`).
 pub fn prestart_tools(sandbox: &Sandbox, tools: &Tools, work_dir: &Path, sides: &[(&Path, &str)], masters: &[RepoView], scratch: &Path) {
     if !sandbox.can_bind() {
         return;
     }
     for (tree, name) in sides.iter().filter(|(t, _)| t.is_dir()) {
-        if let Ok(env) = sandbox::tree_env(sandbox, work_dir, tree, masters, &side_scratch(scratch, name)) {
+        if let Ok(env) = sandbox::tree_env(sandbox, work_dir, tree, masters, &sandbox::env::side_scratch(scratch, name)) {
             sandbox::warm::prestart(sandbox, &env.command(tools.pkgcheck.clone(), vec![], &tools.bin_dir, Duration::from_secs(60), true));
         }
     }
-}
-
-/// The scratch directory of one side's regen in a job.
-pub fn side_scratch(scratch: &Path, side: &str) -> std::path::PathBuf {
-    scratch.join(format!("regen-{side}"))
 }

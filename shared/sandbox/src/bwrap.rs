@@ -130,7 +130,14 @@ pub fn args(cmd: &ToolCommand, limits: &Limits) -> Vec<OsString> {
         a.ro_bind(src, dst);
         if cmd.write_md5_cache {
             let cache = Path::new("metadata").join("md5-cache");
-            a.bind(&src.join(&cache), &dst.join(&cache));
+            match &cmd.md5_cache_categories {
+                None => a.bind(&src.join(&cache), &dst.join(&cache)),
+                Some(cats) => {
+                    for cat in cats {
+                        a.bind(&src.join(&cache).join(cat), &dst.join(&cache).join(cat));
+                    }
+                }
+            }
         }
     }
     for w in cmd.writable.iter().chain(std::iter::once(&cmd.scratch)) {

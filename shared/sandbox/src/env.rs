@@ -40,6 +40,20 @@ pub struct TreeEnv {
     /// pkgcheck's `--cache-dir` (its profile and eclass caches): the job's own, unless the checker gives the
     /// side a trusted one.
     pub pkgcheck_cache: PathBuf,
+    /// pkgcheck's caches kept beside the checkout between jobs ([`kept_tool_cache`]); None for a master.
+    pub kept_tool_cache: Option<PathBuf>,
+}
+
+/// The scratch directory of one side (`base`, `merge`) of a job: every run of that side (regen, pkgcheck's cache
+/// update, scans) works in it, so one warm process serves them all.
+pub fn side_scratch(job_scratch: &Path, side: &str) -> PathBuf {
+    job_scratch.join(side)
+}
+
+/// Where pkgcheck's caches of a checkout are kept between jobs: beside it, never inside it.
+pub fn kept_tool_cache(tree: &Path) -> PathBuf {
+    let name = tree.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    tree.with_file_name(format!("{name}.pkgcheck-cache"))
 }
 
 /// Prepare the pkgcore config and scratch dir for running tools on `tree`.
@@ -62,7 +76,19 @@ pub fn tree_env(sandbox: &Sandbox, work_dir: &Path, tree: &Path, masters: &[Repo
     let bind = sandbox.can_bind().then(|| (tree.to_path_buf(), visible.clone()));
     let pkgcheck_cache = scratch.join("pkgcheck-cache");
     let masters = masters.iter().map(|m| m.path.clone()).collect();
-    Ok(TreeEnv { tree: tree.to_path_buf(), visible, config_dir, scratch: scratch.to_path_buf(), bind, masters, pkgcheck_cache })
+    // It exists before any run of the side binds it, and stays the same directory (emptied, never replaced).
+    let kept = kept_tool_cache(tree);
+    std::fs::create_dir_all(&kept)?;
+    Ok(TreeEnv {
+        tree: tree.to_path_buf(),
+        visible,
+        config_dir,
+        scratch: scratch.to_path_buf(),
+        bind,
+        masters,
+        pkgcheck_cache,
+        kept_tool_cache: Some(kept),
+    })
 }
 
 /// Make sure `metadata/md5-cache` of `tree` is a directory of its own (the sandbox mounts it writable for regen, and
@@ -83,8 +109,12 @@ fn md5_cache_dir(tree: &Path) -> Result<(), EnvError> {
 
 impl TreeEnv {
     /// A run of `program` on this tree: the tree at its visible path (md5-cache writable when `regen`), the masters
-    /// read-only, the side's scratch and pkgcheck cache writable, `HOME` in `scratch/home`.
+    /// read-only, the side's scratch and `pkgcheck_cache` writable, `HOME` in `scratch/home`. The side's other
+    /// pkgcheck caches (the job's own, the kept one) are the side's shared writable directories: not this run's.
     pub fn command(&self, program: PathBuf, args: Vec<String>, bin_dir: &Path, timeout: std::time::Duration, regen: bool) -> ToolCommand {
+        let writable = vec![self.scratch.clone(), self.pkgcheck_cache.clone()];
+        let side = [Some(self.scratch.join("pkgcheck-cache")), self.kept_tool_cache.clone()];
+        let shared_writable = side.into_iter().flatten().filter(|d| !writable.contains(d)).collect();
         ToolCommand {
             program,
             args,
@@ -92,8 +122,10 @@ impl TreeEnv {
             scratch: self.scratch.join("home"),
             bind: self.bind.clone(),
             write_md5_cache: regen,
+            md5_cache_categories: None,
             read_only: self.masters.clone(),
-            writable: vec![self.scratch.clone(), self.pkgcheck_cache.clone()],
+            writable,
+            shared_writable,
             timeout,
             stdin: None,
             env: vec![],
@@ -120,5 +152,6 @@ pub fn tree_env_real(sandbox: &Sandbox, tree: &Path, masters: &[RepoView], scrat
         bind: sandbox.can_bind().then(|| (tree.to_path_buf(), tree.to_path_buf())),
         masters: masters.iter().map(|m| m.path.clone()).collect(),
         pkgcheck_cache,
+        kept_tool_cache: None,
     })
 }

@@ -144,14 +144,52 @@ pub struct ToolCommand {
     pub bind: Option<(PathBuf, PathBuf)>,
     /// The tree's `metadata/md5-cache` is writable (regen only).
     pub write_md5_cache: bool,
+    /// With `write_md5_cache`: only these categories' directories of the md5-cache are writable (a targeted regen
+    /// writes its packages' entries only); None: all of it.
+    pub md5_cache_categories: Option<Vec<String>>,
     /// Further directories visible read-only at their own path (the master repositories).
     pub read_only: Vec<PathBuf>,
     /// Further directories visible writable at their own path (the side's scratch, pkgcheck's cache).
     pub writable: Vec<PathBuf>,
+    /// Directories other runs of the same job and side write but this one may not (the kept pkgcheck cache while
+    /// a scan runs): a warm process serving the whole side binds them writable and gives this run a read-only view
+    /// of them (`warm`); a cold run does not see them at all.
+    pub shared_writable: Vec<PathBuf>,
     pub timeout: Duration,
     pub stdin: Option<Vec<u8>>,
     /// Extra environment, on top of the scrubbed base.
     pub env: Vec<(String, String)>,
+}
+
+/// A tree's md5-cache directory.
+pub fn md5_cache_of(tree: &Path) -> PathBuf {
+    tree.join("metadata").join("md5-cache")
+}
+
+/// The md5-cache category directories a run may write (`ToolCommand::md5_cache_categories`), each made a real
+/// directory of the tree first (a symbolic link or file left there by earlier code is removed: a bind mount would
+/// follow it). Names that are not one path component are left out: nothing can be written for them.
+pub(crate) fn md5_category_dirs(tree: &Path, categories: &[String]) -> std::io::Result<Vec<String>> {
+    let cache = md5_cache_of(tree);
+    let mut kept = Vec::new();
+    for cat in categories.iter().filter(|c| is_category_name(c)) {
+        let dir = cache.join(cat);
+        match dir.symlink_metadata() {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                std::fs::remove_file(&dir)?;
+                std::fs::create_dir(&dir)?;
+            }
+            Err(_) => std::fs::create_dir(&dir)?,
+        }
+        kept.push(cat.clone());
+    }
+    Ok(kept)
+}
+
+/// Whether `name` is one path component (what a category directory can be named).
+fn is_category_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
 }
 
 /// What a tool run produced.
@@ -235,7 +273,12 @@ impl Sandbox {
     fn check_md5_cache(&self, cmd: &ToolCommand, out: &mut ToolOutput) {
         let Some((tree, _)) = cmd.bind.as_ref().filter(|_| cmd.write_md5_cache) else { return };
         let cap = self.limits.md5_cache_bytes;
-        if out.limit.is_none() && limits::tree_bytes(&tree.join("metadata").join("md5-cache"), cap) > cap {
+        // Only what the run could write can have grown.
+        let written: Vec<PathBuf> = match &cmd.md5_cache_categories {
+            None => vec![md5_cache_of(tree)],
+            Some(cats) => cats.iter().filter(|c| is_category_name(c)).map(|c| md5_cache_of(tree).join(c)).collect(),
+        };
+        if out.limit.is_none() && written.iter().map(|d| limits::tree_bytes(d, cap)).sum::<u64>() > cap {
             out.limit = Some(LimitHit::Md5CacheSize(cap));
         }
     }
@@ -248,6 +291,14 @@ impl Sandbox {
                 for w in &cmd.writable {
                     std::fs::create_dir_all(w)?;
                 }
+                let checked;
+                let cmd = match (&cmd.bind, &cmd.md5_cache_categories) {
+                    (Some((tree, _)), Some(cats)) if cmd.write_md5_cache => {
+                        checked = ToolCommand { md5_cache_categories: Some(md5_category_dirs(tree, cats)?), ..cmd.clone() };
+                        &checked
+                    }
+                    _ => cmd,
+                };
                 if let Some((_, dst)) = &cmd.bind {
                     std::fs::create_dir_all(dst)?;
                 }
@@ -625,6 +676,27 @@ mod tests {
             assert_eq!(std::fs::read_to_string(tree.join("file")).unwrap(), "original\n");
             assert_eq!(tree.join("metadata/md5-cache/x").exists(), regen);
         }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_targeted_regen_writes_only_its_categories_of_the_md5_cache() {
+        let sandbox = sandbox_with(Limits::default());
+        let base = scratch("cats");
+        let (tree, mount) = (base.join("tree"), base.join("mount"));
+        std::fs::create_dir_all(tree.join("metadata/md5-cache/cat-b")).unwrap();
+        // A link left where a category directory goes is replaced by a directory, never followed.
+        std::os::unix::fs::symlink(&base, tree.join("metadata/md5-cache/cat-a")).unwrap();
+        let mut c = cmd("cats-run", "", Duration::from_secs(30));
+        let script = "for d in cat-a cat-b .; do echo x > \"$0/metadata/md5-cache/$d/w\" && echo \"$d ok\"; done; true";
+        c.args = vec!["-c".into(), script.into(), mount.display().to_string()];
+        c.bind = Some((tree.clone(), mount.clone()));
+        c.write_md5_cache = true;
+        c.md5_cache_categories = Some(vec!["cat-a".into(), "../escape".into()]);
+        let out = sandbox.run_cold(&c).unwrap();
+        assert_eq!(stdout(&out), "cat-a ok\n", "{}", out.stderr_text());
+        assert!(tree.join("metadata/md5-cache/cat-a").symlink_metadata().unwrap().is_dir());
+        assert!(tree.join("metadata/md5-cache/cat-a/w").is_file() && !base.join("w").exists());
         std::fs::remove_dir_all(&base).unwrap();
     }
 

@@ -1,15 +1,19 @@
-//! Warm tool processes: one sandboxed Python process per tree that imports pkgcheck and pkgcore once and forks for each tool run, so a job pays Python's start-up once per tree instead of once per run.
+//! Warm tool processes: one sandboxed Python process per side of a job that imports pkgcheck and pkgcore once and forks for each tool run, so a job pays Python's start-up once per side instead of once per run.
 //!
 //! `Sandbox::run` hands a run of `pkgcheck`, `pmaint` or a prci Python script (`python3 x.py`) to the
-//! warm process for its view (the same sandbox a cold run with that view gets: tree, masters, writable
-//! directories, limits, cgroup; the server script is `warm_tools.py`). A server serves one job's tree at
-//! most: its view names the job's scratch directories, and a server whose directories are gone (the job
-//! ended) is killed with everything in its namespace the next time the pool is used. After each run the
-//! server kills every other process in its namespace, so nothing a run leaves behind sees the next. Each
-//! run gets its own files for fds 0/1/2, its own `HOME`, `TMPDIR` and working directory. A run past its
-//! timeout or a limit kills the whole sandbox, server included (the next run starts a new one), exactly
-//! as a cold run is killed. Anything unexpected (no Python next to the tool, a server that does not come
-//! up or dies) falls back to a cold run.
+//! warm process of its job's side (the same sandbox a cold run gets: tree, masters, writable directories,
+//! limits, cgroup; the server script is `warm_tools.py`). A server serves one side of one job at most: its
+//! view names the side's scratch directory, and a server whose directories are gone (the job ended) is
+//! killed with everything in its namespace the next time the pool is used. Its sandbox binds writable
+//! every directory one of the side's runs writes (the md5-cache when it was started for a regen, the
+//! kept pkgcheck cache); each run gets a child namespace of its own where the ones it may not write are
+//! read-only (`ToolCommand::shared_writable`, and the md5-cache for anything but a regen), and where
+//! nested namespaces are not allowed such a run goes cold. After each run the server kills every other
+//! process in its namespace, so nothing a run leaves behind sees the next. Each run gets its own files
+//! for fds 0/1/2, its own `HOME`, `TMPDIR` and working directory. A run past its timeout or a limit kills
+//! the whole sandbox, server included (the next run starts a new one), exactly as a cold run is killed.
+//! Anything unexpected (no Python next to the tool, a server that does not come up or dies) falls back
+//! to a cold run.
 
 use crate::cgroup::RunCgroup;
 use crate::{LimitHit, Sandbox, ToolCommand, ToolOutput};
@@ -25,6 +29,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const SERVER_SCRIPT: &str = include_str!("python/warm_tools.py");
+
+/// What a child that could not get its own view writes first on stderr (`NO_VIEW` in warm_tools.py), exiting 125.
+const NO_VIEW: &str = "prci-warm: no view of its own:";
 
 /// How long a new server may take to import the tools.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,12 +58,11 @@ fn tool_of(cmd: &ToolCommand) -> Option<(&'static str, Vec<String>)> {
     }
 }
 
-/// One server per view: tree (bind source, as of its inode) and mount point, tool environment, masters, and the
-/// job's own writable directories.
+/// One server per side of a job: tree (bind source, as of its inode) and mount point, tool environment, masters,
+/// and every writable directory of the side (a run's own and its shared ones).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     bind: Option<(PathBuf, PathBuf, u64)>,
-    write_md5_cache: bool,
     bin_dir: PathBuf,
     read_only: Vec<PathBuf>,
     writable: Vec<PathBuf>,
@@ -76,6 +82,27 @@ struct Server {
     requests: ChildStdin,
     answers: Receiver<String>,
     cgroup: Option<RunCgroup>,
+    /// The md5-cache's path inside the sandbox, when the server was started writable there (for a regen).
+    md5_cache: Option<PathBuf>,
+    /// Every directory its sandbox binds writable at its own path.
+    writable: Vec<PathBuf>,
+    /// Whether a run can be given a view of its own (until a child says nested user namespaces are refused here).
+    nested: bool,
+}
+
+impl Server {
+    /// What `cmd` may not write of what this server's sandbox can: its child's read-only paths, and the directories
+    /// inside them it may write all the same (a targeted regen's md5-cache categories).
+    fn view_for(&self, cmd: &ToolCommand) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let categories = cmd.md5_cache_categories.as_ref().filter(|_| cmd.write_md5_cache);
+        let md5 = self.md5_cache.clone().filter(|_| !cmd.write_md5_cache || categories.is_some());
+        let keep: Vec<PathBuf> = match (&md5, categories) {
+            (Some(md5), Some(cats)) => cats.iter().map(|c| md5.join(c)).collect(),
+            _ => vec![],
+        };
+        let others = self.writable.iter().filter(|w| !cmd.writable.contains(w) && **w != cmd.scratch).cloned();
+        (md5.into_iter().chain(others).collect(), keep)
+    }
 }
 
 impl Drop for Server {
@@ -87,15 +114,18 @@ impl Drop for Server {
     }
 }
 
-type Pool = Mutex<HashMap<Key, Arc<Mutex<Option<Server>>>>>;
+/// One server's place in the pool: held while a run uses it (or while it starts).
+type Slot = Arc<Mutex<Option<Server>>>;
+type Pool = Mutex<HashMap<Key, Slot>>;
 
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The pool slot of the server `cmd` would run in, and its interpreter; None when it runs cold.
-fn slot_of(sandbox: &Sandbox, cmd: &ToolCommand) -> Option<(Arc<Mutex<Option<Server>>>, PathBuf)> {
+/// The pool slot of the server `cmd` would run in, its interpreter and the command that starts it (`cmd` with every
+/// writable directory of its side); None when it runs cold.
+fn slot_of(sandbox: &Sandbox, cmd: &ToolCommand) -> Option<(Slot, PathBuf, ToolCommand)> {
     if !enabled() || !sandbox.can_bind() {
         return None;
     }
@@ -107,24 +137,21 @@ fn slot_of(sandbox: &Sandbox, cmd: &ToolCommand) -> Option<(Arc<Mutex<Option<Ser
         Some((src, dst)) => Some((src.clone(), dst.clone(), std::fs::metadata(src).ok()?.ino())),
         None => None,
     };
-    let key = Key {
-        bind,
-        write_md5_cache: cmd.write_md5_cache,
-        bin_dir: cmd.bin_dir.clone(),
-        read_only: cmd.read_only.clone(),
-        writable: cmd.writable.clone(),
-        scratch: cmd.scratch.clone(),
-    };
+    let mut writable: Vec<PathBuf> = cmd.writable.iter().chain(&cmd.shared_writable).cloned().collect();
+    writable.sort();
+    writable.dedup();
+    let key = Key { bind, bin_dir: cmd.bin_dir.clone(), read_only: cmd.read_only.clone(), writable, scratch: cmd.scratch.clone() };
+    let view = ToolCommand { writable: key.writable.clone(), shared_writable: vec![], md5_cache_categories: None, ..cmd.clone() };
     retire_stale();
     let mut pool = pool().lock().ok()?;
-    Some((pool.entry(key).or_default().clone(), python))
+    Some((pool.entry(key).or_default().clone(), python, view))
 }
 
 /// Kill the servers of jobs that are over (their scratch directories are gone) or whose tree was replaced, with
 /// everything in their namespaces. Their slots are taken out of the pool first, so a run still holding one
 /// finishes before its server goes.
 pub fn retire_stale() {
-    let stale: Vec<Arc<Mutex<Option<Server>>>> = match pool().lock() {
+    let stale: Vec<Slot> = match pool().lock() {
         Ok(mut pool) => {
             let keys: Vec<Key> = pool.keys().filter(|k| k.stale()).cloned().collect();
             keys.iter().filter_map(|k| pool.remove(k)).collect()
@@ -138,8 +165,12 @@ pub fn retire_stale() {
     }
 }
 
-/// Make sure the server for `slot` is up (the lock is held by the caller).
+/// Make sure the server for `slot` is up with the view `cmd` needs (the lock is held by the caller): one started
+/// with a read-only md5-cache is replaced for a regen.
 fn ensure_started(sandbox: &Sandbox, server: &mut Option<Server>, cmd: &ToolCommand, python: &Path) -> bool {
+    if cmd.write_md5_cache && server.as_ref().is_some_and(|s| s.md5_cache.is_none()) {
+        *server = None;
+    }
     if server.is_none() {
         match spawn(sandbox, cmd, python) {
             Ok(s) => *server = Some(s),
@@ -155,8 +186,8 @@ fn ensure_started(sandbox: &Sandbox, server: &mut Option<Server>, cmd: &ToolComm
 /// Start the warm process the tools of `cmd` (its tree and tool directory) will use, in the background,
 /// so its imports overlap other work (a checkout). Later runs wait for it.
 pub fn prestart(sandbox: &Sandbox, cmd: &ToolCommand) {
-    let Some((slot, python)) = slot_of(sandbox, cmd) else { return };
-    let (cmd, sandbox) = (cmd.clone(), *sandbox);
+    let Some((slot, python, view)) = slot_of(sandbox, cmd) else { return };
+    let (cmd, sandbox) = (view, *sandbox);
     let (started_tx, started_rx) = mpsc::channel();
     std::thread::spawn(move || {
         let Ok(mut server) = slot.lock() else { return };
@@ -170,14 +201,33 @@ pub fn prestart(sandbox: &Sandbox, cmd: &ToolCommand) {
 /// Run `cmd` in a warm process; None when it cannot be (the caller runs it cold).
 pub fn run(sandbox: &Sandbox, cmd: &ToolCommand) -> Option<std::io::Result<ToolOutput>> {
     let (tool, args) = tool_of(cmd)?;
-    let (slot, python) = slot_of(sandbox, cmd)?;
+    let (slot, python, view) = slot_of(sandbox, cmd)?;
     let mut server = slot.lock().ok()?;
-    if !ensure_started(sandbox, &mut server, cmd, &python) {
+    if !ensure_started(sandbox, &mut server, &view, &python) {
         return None;
     }
     let s = server.as_mut()?;
-    let outcome = request(sandbox, s, cmd, tool, &args);
+    let checked;
+    let cmd = match (&cmd.bind, &cmd.md5_cache_categories) {
+        (Some((tree, _)), Some(cats)) if cmd.write_md5_cache => {
+            checked = ToolCommand { md5_cache_categories: Some(crate::md5_category_dirs(tree, cats).ok()?), ..cmd.clone() };
+            &checked
+        }
+        _ => cmd,
+    };
+    let view = s.view_for(cmd);
+    if !view.0.is_empty() && !s.nested {
+        return None; // no view of its own can be made for it here: a sandbox of its own
+    }
+    let start = Instant::now();
+    let outcome = request(sandbox, s, cmd, tool, &args, &view);
+    tracing::debug!(tool, read_only = ?view.0, elapsed = ?start.elapsed(), "warm run");
     match outcome {
+        Request::Done(out) if out.code == Some(125) && out.stderr.starts_with(NO_VIEW.as_bytes()) => {
+            tracing::warn!(reason = %out.last_stderr_line(), "no nested namespace for a warm run's own view here; such runs go cold");
+            s.nested = false;
+            None
+        }
         Request::Done(out) => Some(Ok(out)),
         Request::Stopped(out) => {
             *server = None; // killed, and with it everything the run started
@@ -200,7 +250,14 @@ enum Request {
 
 static RUN_ID: AtomicU64 = AtomicU64::new(0);
 
-fn request(sandbox: &Sandbox, s: &mut Server, cmd: &ToolCommand, tool: &str, args: &[String]) -> Request {
+fn request(
+    sandbox: &Sandbox,
+    s: &mut Server,
+    cmd: &ToolCommand,
+    tool: &str,
+    args: &[String],
+    view: &(Vec<PathBuf>, Vec<PathBuf>),
+) -> Request {
     if let Err(e) = std::fs::create_dir_all(&cmd.scratch) {
         return Request::Broken(format!("scratch dir: {e}"));
     }
@@ -226,6 +283,8 @@ fn request(sandbox: &Sandbox, s: &mut Server, cmd: &ToolCommand, tool: &str, arg
         "stderr": ferr,
         "cwd": cmd.scratch,
         "env": env,
+        "read_only": view.0,
+        "keep_writable": view.1,
     });
     let start = Instant::now();
     if let Err(e) = writeln!(s.requests, "{req}").and_then(|_| s.requests.flush()) {
@@ -304,6 +363,8 @@ fn request(sandbox: &Sandbox, s: &mut Server, cmd: &ToolCommand, tool: &str, arg
 fn spawn(sandbox: &Sandbox, cmd: &ToolCommand, python: &Path) -> std::io::Result<Server> {
     let cgroup = sandbox.run_cgroup();
     let mut c = sandbox.command(cmd, python, cgroup.as_ref())?;
+    let md5_cache = cmd.bind.as_ref().filter(|_| cmd.write_md5_cache).map(|(_, dst)| dst.join("metadata").join("md5-cache"));
+    let writable = cmd.writable.clone();
     c.arg("-c").arg(SERVER_SCRIPT);
     c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = spawn_from_long_lived_thread(c)?;
@@ -326,9 +387,13 @@ fn spawn(sandbox: &Sandbox, cmd: &ToolCommand, python: &Path) -> std::io::Result
         let _ = stderr.take(64 * 1024).read_to_string(&mut text);
         let _ = etx.send(text);
     });
-    let mut server = Server { child, requests, answers, cgroup };
+    let mut server = Server { child, requests, answers, cgroup, md5_cache, writable, nested: true };
+    let start = Instant::now();
     match server.answers.recv_timeout(READY_TIMEOUT) {
-        Ok(line) if line.contains("\"ready\"") => Ok(server),
+        Ok(line) if line.contains("\"ready\"") => {
+            tracing::debug!(scratch = %cmd.scratch.display(), elapsed = ?start.elapsed(), "warm tool process ready");
+            Ok(server)
+        }
         other => {
             let _ = crate::kill_namespace(&mut server.child);
             let stderr = erx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
@@ -464,5 +529,70 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         retire_stale();
         assert_eq!(servers(), 0, "the server of a finished job is retired");
+    }
+
+    #[test]
+    fn one_server_serves_a_jobs_side_and_each_run_writes_only_what_it_may() {
+        let sandbox = crate::tests::sandbox_with(crate::Limits::default());
+        let tools = Tools::locate(&ToolPaths::default()).unwrap_or_else(|e| panic!("{e}: {INSTALL_HINT}"));
+        let dir = scratch("side");
+        let (tree, mount, side, kept) = (dir.join("tree"), dir.join("mount"), dir.join("side"), dir.join("kept"));
+        for cat in ["cat-a", "cat-b"] {
+            std::fs::create_dir_all(tree.join("metadata/md5-cache").join(cat)).unwrap();
+        }
+        std::fs::create_dir_all(&kept).unwrap();
+        std::fs::create_dir_all(side.join("home")).unwrap();
+        let script = side.join("home").join("try.py");
+        std::fs::write(
+            &script,
+            r#"import ctypes, errno, json, os, sys
+mount, kept, side = sys.argv[1:4]
+md5 = os.path.join(mount, "metadata", "md5-cache")
+res = {"server": os.getppid()}
+places = (("md5", md5), ("cat_a", os.path.join(md5, "cat-a")), ("cat_b", os.path.join(md5, "cat-b")), ("kept", kept), ("side", side))
+for name, path in places:
+    try:
+        with open(os.path.join(path, "w"), "w") as f:
+            f.write(name)
+        res[name] = "ok"
+    except OSError as e:
+        res[name] = errno.errorcode[e.errno]
+libc = ctypes.CDLL(None, use_errno=True)
+res["remount"] = libc.mount(None, md5.encode(), None, ctypes.c_ulong(32 | 4096), None) == 0
+res["umount"] = libc.umount2(md5.encode(), 2) == 0
+print(json.dumps(res))
+"#,
+        )
+        .unwrap();
+        let args = [script.to_str().unwrap(), mount.to_str().unwrap(), kept.to_str().unwrap(), side.to_str().unwrap()];
+        let run_as = |write_md5_cache: bool, writes_kept: bool, categories: Option<&[&str]>| {
+            let mut c = command(&tools, tools.bin_dir.join("python3"), &args, &side.join("home"), Duration::from_secs(60));
+            c.bind = Some((tree.clone(), mount.clone()));
+            c.write_md5_cache = write_md5_cache;
+            c.md5_cache_categories = categories.map(|cats| cats.iter().map(|c| c.to_string()).collect());
+            (c.writable, c.shared_writable) =
+                if writes_kept { (vec![side.clone(), kept.clone()], vec![]) } else { (vec![side.clone()], vec![kept.clone()]) };
+            let out = run(&sandbox, &c).expect("runs warm").unwrap();
+            assert_eq!(out.code, Some(0), "{}", out.stderr_text());
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        };
+        let regen = run_as(true, false, None);
+        let targeted = run_as(true, false, Some(&["cat-a"]));
+        let (update, scan) = (run_as(false, true, None), run_as(false, false, None));
+        let seen = |v: &Value| ["md5", "cat_a", "cat_b", "kept", "side"].map(|k| v[k].as_str().unwrap_or_default().to_owned());
+        assert_eq!(seen(&regen), ["ok", "ok", "ok", "EROFS", "ok"], "a regen writes the md5-cache, not the kept cache: {regen}");
+        assert_eq!(seen(&targeted), ["EROFS", "ok", "EROFS", "EROFS", "ok"], "a targeted regen writes its categories only: {targeted}");
+        assert_eq!(seen(&update), ["EROFS", "EROFS", "EROFS", "ok", "ok"], "the cache update writes the kept cache only: {update}");
+        assert_eq!(seen(&scan), ["EROFS", "EROFS", "EROFS", "EROFS", "ok"], "a scan writes neither: {scan}");
+        for v in [&regen, &targeted, &update, &scan] {
+            assert_eq!((&v["remount"], &v["umount"]), (&Value::Bool(false), &Value::Bool(false)), "a run changed its mounts: {v}");
+        }
+        let servers: std::collections::BTreeSet<String> =
+            [&regen, &targeted, &update, &scan].iter().map(|v| v["server"].to_string()).collect();
+        assert_eq!(servers.len(), 1, "one server for the side: {servers:?}");
+        assert_eq!(std::fs::read_to_string(tree.join("metadata/md5-cache/w")).unwrap(), "md5");
+        assert_eq!(std::fs::read_to_string(kept.join("w")).unwrap(), "kept");
+        std::fs::remove_dir_all(&dir).unwrap();
+        retire_stale();
     }
 }

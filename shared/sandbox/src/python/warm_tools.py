@@ -6,7 +6,8 @@ one job's tree: after each run it kills every other process of its PID namespace
 started outlives it, and it makes itself non-dumpable, so no run can ptrace it to change later runs. Protocol, one JSON object per line:
 
 - on fd 0 the requests: {"tool": "pkgcheck" | "pmaint" | "python", "args": [...], "stdin": path | null,
-  "stdout": path, "stderr": path, "cwd": path, "env": {name: value}}. For "python", args[0] is a script.
+  "stdout": path, "stderr": path, "cwd": path, "env": {name: value}, "read_only": [path, ...],
+  "keep_writable": [path, ...]}. For "python", args[0] is a script.
 - on fd 1 the answers: first {"ready": true} (once pkgcore is imported; pkgcheck follows while no
   request waits), then per request {"code": N} or {"signal": N}, with "clean": false when something the
   run left could not be killed (prci then kills the whole sandbox).
@@ -14,8 +15,18 @@ started outlives it, and it makes itself non-dumpable, so no run can ptrace it t
 The child gets the request's files as its fds 0, 1 and 2, its environment and working directory, and
 runs the tool's own entry point as the console script would. The server does nothing else: a crash,
 a hang or a kill of a child is that child's; prci kills the whole sandbox on a timeout.
+
+One server serves every run of one side of one job (its regen, the update of pkgcheck's kept caches,
+its scans), so its sandbox binds writable every directory one of them writes. A run that may not
+write some of them (a scan: the md5-cache; a regen or a scan: the kept pkgcheck cache) names them in
+"read_only": its child first enters a user and mount namespace of its own, remounts each of them
+read-only there (directories inside them it may write all the same, "keep_writable", such as a
+targeted regen's md5-cache categories, are bind-mounted onto themselves first and stay writable) and
+drops every capability, so neither it nor anything it starts can write them or undo that. A child
+that cannot do so runs nothing (exit 125, its reason on stderr).
 """
 
+import ctypes
 import json
 import os
 import sys
@@ -51,12 +62,79 @@ def entry(tool):
     raise ValueError(f"unknown tool {tool!r}")
 
 
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND = 32, 4096
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
+# statvfs's f_flag bits and the mount flags a remount must keep (a mount inherited from a more privileged
+# namespace keeps its nosuid, nodev, noexec and atime flags locked).
+KEPT_FLAGS = (
+    (os.ST_NOSUID, MS_NOSUID),
+    (os.ST_NODEV, MS_NODEV),
+    (os.ST_NOEXEC, MS_NOEXEC),
+    (os.ST_NOATIME, MS_NOATIME),
+    (os.ST_NODIRATIME, MS_NODIRATIME),
+    (os.ST_RELATIME, MS_RELATIME),
+)
+
+
+# How a child that could not get its view says so (exit 125): prci then runs that tool in a sandbox of its own.
+NO_VIEW = "prci-warm: no view of its own:"
+
+
+def restrict(read_only, keep_writable=()):
+    """Enter a user and mount namespace of this process's own, remount `read_only` (bind mounts of this
+    sandbox) read-only in it, except the directories `keep_writable` inside them, and drop every
+    capability: what this process starts cannot write them, mount or unmount anything. Raises OSError
+    when any step fails."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def check(result, what):
+        if result != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"{what}: {os.strerror(e)}")
+
+    uid, gid = os.getuid(), os.getgid()
+    # /proc/self/{uid,gid}_map are writable only by a dumpable process; the server's children are not.
+    check(libc.prctl(4, 1, 0, 0, 0), "prctl(PR_SET_DUMPABLE, 1)")
+    check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    for path in keep_writable:
+        check(libc.mount(path.encode(), path.encode(), None, ctypes.c_ulong(MS_BIND), None), f"bind {path}")
+    for path in read_only:
+        kept = os.statvfs(path).f_flag
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        for st, ms in KEPT_FLAGS:
+            if kept & st:
+                flags |= ms
+        check(libc.mount(None, path.encode(), None, ctypes.c_ulong(flags), None), f"remount {path} read-only")
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    none = (Data * 2)()
+    check(libc.capset(ctypes.byref(Header(0x20080522, 0)), none), "capset")
+    check(libc.prctl(4, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE, 0)")
+
+
 def child(req, protocol_fds):
     """Become the requested tool run; never returns."""
     code = 1
     try:
         for fd in protocol_fds:
             os.close(fd)
+        if req.get("read_only"):
+            try:
+                restrict(req["read_only"], req.get("keep_writable") or ())
+            except BaseException as e:
+                os.write(2, f"{NO_VIEW} {req['read_only']}: {e}\n".encode())
+                os._exit(125)
         stdin = os.open(req.get("stdin") or os.devnull, os.O_RDONLY)
         stdout = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         stderr = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -153,8 +231,6 @@ def sweep():
 
 def not_dumpable():
     """PR_SET_DUMPABLE 0: processes of the same uid (the runs, ebuild code) cannot ptrace this server."""
-    import ctypes
-
     ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
 
 
@@ -166,6 +242,9 @@ def main():
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
+    # `python3 -c` puts the working directory (the side's scratch, which runs write) first on sys.path.
+    if sys.path and sys.path[0] in ("", "."):
+        del sys.path[0]
     load_core()
     out = os.fdopen(answers, "w")
     out.write(json.dumps({"ready": True}) + "\n")
