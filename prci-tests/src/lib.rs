@@ -1,10 +1,12 @@
 //! Test fixtures for prci: small Gentoo-style ebuild repositories in git work
 //! trees (`Repo`, `Ebuild`), a deterministic bulk generator for benchmarks, and
 //! helpers running the real `pmaint regen` / `pkgcheck scan` as the "slow truth", and a Gentoo-size
-//! tree built from a real snapshot for `prci-bench --real` (`real_tree`).
+//! tree built from a real snapshot for `prci-bench --real` (`real_tree`), and git remotes served over https and ssh
+//! on this machine (`remotes`).
 
 pub mod ebuild;
 pub mod real_tree;
+pub mod remotes;
 pub mod repo;
 pub mod tools;
 

@@ -70,6 +70,10 @@ impl Checker {
 
     /// With tools already located (`prci check` shares regen's).
     pub fn new(settings: &Settings, tools: Tools, sandbox: Sandbox) -> Checker {
+        let g = &settings.git;
+        let files = (g.ssh_key_file.clone(), g.ssh_known_hosts_file.clone(), g.ca_file.clone(), g.https_token_file.clone());
+        let t = trees::transport::Transport::new(files.0, files.1, files.2, files.3, g.connect_timeout_secs, g.low_speed_timeout_secs);
+        trees::transport::configure(&t);
         let work = &settings.work.dir;
         let cache = match &settings.trees.url {
             Some(url) => BaseCache::shared(work, url),

@@ -15,6 +15,7 @@ pub fn state_path(settings: &Settings) -> std::path::PathBuf {
 
 /// Poll until shutdown; with `once`, poll a single time. A permanent error (corrupt state, missing base branch) ends the loop.
 pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::Receiver<bool>, once: bool) -> Result<(), PollError> {
+    git_transport(&settings);
     let source = GitSource::from_settings(&settings.repository);
     let path = state_path(&settings);
     loop {
@@ -34,7 +35,8 @@ pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::
         match result {
             Ok(emitted) if !emitted.is_empty() => tracing::info!(count = emitted.len(), "revisions emitted"),
             Ok(_) => {}
-            Err(e) if e.is_transient() => tracing::warn!(error = %e, "poll failed; trying again next time"),
+            // A single pass (`--until-idle`) has no next time: its failure is the run's.
+            Err(e) if e.is_transient() && !once => tracing::warn!(error = %e, "poll failed; trying again next time"),
             Err(e) => return Err(e),
         }
         if once {
@@ -45,4 +47,12 @@ pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::
             _ = shutdown.changed() => return Ok(()),
         }
     }
+}
+
+/// The `[git]` transport for this process's listings.
+fn git_transport(settings: &Settings) {
+    let g = &settings.git;
+    let files = (g.ssh_key_file.clone(), g.ssh_known_hosts_file.clone(), g.ca_file.clone(), g.https_token_file.clone());
+    let t = trees::transport::Transport::new(files.0, files.1, files.2, files.3, g.connect_timeout_secs, g.low_speed_timeout_secs);
+    trees::transport::configure(&t);
 }

@@ -131,6 +131,10 @@ impl Regen {
         let tools =
             Tools::locate(&sandbox::ToolPaths { pkgcheck: settings.tools.pkgcheck.clone(), pmaint: settings.tools.pmaint.clone() })?;
         let sandbox = Sandbox::new(&sandbox_config(&settings.sandbox))?;
+        let g = &settings.git;
+        let files = (g.ssh_key_file.clone(), g.ssh_known_hosts_file.clone(), g.ca_file.clone(), g.https_token_file.clone());
+        let t = trees::transport::Transport::new(files.0, files.1, files.2, files.3, g.connect_timeout_secs, g.low_speed_timeout_secs);
+        trees::transport::configure(&t);
         Ok(Regen { settings: settings.clone(), tools, sandbox })
     }
 

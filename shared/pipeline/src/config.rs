@@ -32,6 +32,70 @@ pub struct Settings {
     pub tools: ToolSettings,
     pub trees: TreesSettings,
     pub sandbox: SandboxSettings,
+    pub git: GitSettings,
+}
+
+/// How git reaches remotes (the repository, its masters, the trees remote): credentials from files, and the time a
+/// network operation may take.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitSettings {
+    /// The private key for `ssh://` and `user@host:path` remotes.
+    pub ssh_key_file: Option<PathBuf>,
+    /// The known hosts (OpenSSH format) an ssh remote's host key must be in.
+    pub ssh_known_hosts_file: Option<PathBuf>,
+    /// A CA bundle (PEM) trusted for https remotes besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// A token sent to https remotes that ask for credentials (user `x-access-token`).
+    pub https_token_file: Option<PathBuf>,
+    /// Seconds to wait for a connection.
+    pub connect_timeout_secs: u64,
+    /// Seconds a connection may stay silent (no byte sent or received) before the operation fails.
+    pub low_speed_timeout_secs: u64,
+}
+
+impl Default for GitSettings {
+    fn default() -> Self {
+        Self {
+            ssh_key_file: None,
+            ssh_known_hosts_file: None,
+            ca_file: None,
+            https_token_file: None,
+            connect_timeout_secs: 30,
+            low_speed_timeout_secs: 120,
+        }
+    }
+}
+
+/// How prci reaches a git URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitScheme {
+    /// A path, or `file://`.
+    Local,
+    /// `git://`.
+    Git,
+    /// `http://` or `https://`.
+    Http,
+    /// `ssh://`, or `user@host:path`.
+    Ssh,
+}
+
+/// The scheme of a git URL, or why prci cannot use it.
+pub fn git_scheme(url: &str) -> Result<GitScheme, String> {
+    if let Some((scheme, _)) = url.split_once("://") {
+        return match scheme {
+            "file" => Ok(GitScheme::Local),
+            "git" => Ok(GitScheme::Git),
+            "http" | "https" => Ok(GitScheme::Http),
+            "ssh" | "git+ssh" | "ssh+git" => Ok(GitScheme::Ssh),
+            other => Err(format!("{other}:// is not a scheme prci can fetch from (file, git, http, https, ssh)")),
+        };
+    }
+    // scp-like `user@host:path` (a colon before any slash), as git itself reads it.
+    match url.split_once(':') {
+        Some((host, _)) if !host.is_empty() && !host.contains('/') && url.starts_with(|c: char| c != '/' && c != '.') => Ok(GitScheme::Ssh),
+        _ => Ok(GitScheme::Local),
+    }
 }
 
 /// The sandbox every pmaint and pkgcheck run gets (bubblewrap), and its limits per run.
@@ -325,11 +389,70 @@ impl Settings {
         if self.checker.regen_timeout_secs == 0 {
             return Err(ConfigError::new("checker.regen_timeout_secs", "must be at least 1"));
         }
+        self.validate_git()?;
         for arg in &self.checker.pkgcheck_args {
             for owned in ["-r", "--repo", "-R", "--reporter", "--config", "--cache-dir", "--cache"] {
                 if arg == owned || arg.starts_with(&format!("{owned}=")) {
                     return Err(ConfigError::new("checker.pkgcheck_args", format!("{owned} is set by prci itself")));
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Every git URL prci reaches, with the key that names it.
+    pub fn git_urls(&self) -> Vec<(String, String)> {
+        let mut urls = vec![("repository.url".to_string(), self.repository.url.clone())];
+        for (i, m) in self.repository.masters.iter().enumerate() {
+            urls.push((format!("repository.masters[{i}].url"), m.url.clone()));
+        }
+        if let Some(url) = &self.trees.url {
+            urls.push(("trees.url".to_string(), url.clone()));
+        }
+        urls
+    }
+
+    /// The `[git]` files exist, and every URL has a scheme prci can use with the credentials configured.
+    fn validate_git(&self) -> Result<(), ConfigError> {
+        let g = &self.git;
+        for (key, file) in [
+            ("git.ssh_key_file", &g.ssh_key_file),
+            ("git.ssh_known_hosts_file", &g.ssh_known_hosts_file),
+            ("git.ca_file", &g.ca_file),
+            ("git.https_token_file", &g.https_token_file),
+        ] {
+            if let Some(file) = file {
+                if std::fs::File::open(file).is_err() || !file.is_file() {
+                    return Err(ConfigError::new(key, format!("{} is not a readable file", file.display())));
+                }
+            }
+        }
+        if let Some(hosts) = &g.ssh_known_hosts_file {
+            let text = std::fs::read_to_string(hosts).unwrap_or_default();
+            if !text.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
+                return Err(ConfigError::new("git.ssh_known_hosts_file", format!("{} holds no host key", hosts.display())));
+            }
+        }
+        for (key, secs) in [("git.connect_timeout_secs", g.connect_timeout_secs), ("git.low_speed_timeout_secs", g.low_speed_timeout_secs)]
+        {
+            if secs == 0 || secs > i32::MAX as u64 / 1000 {
+                return Err(ConfigError::new(key, "must be between 1 and 2147483"));
+            }
+        }
+        for (key, url) in self.git_urls().into_iter().filter(|(_, u)| !u.is_empty()) {
+            match git_scheme(&url).map_err(|reason| ConfigError::new(&key, reason))? {
+                GitScheme::Ssh if g.ssh_key_file.is_none() => {
+                    return Err(ConfigError::new("git.ssh_key_file", format!("{key} is an ssh remote: set the private key file to use")));
+                }
+                GitScheme::Ssh if g.ssh_known_hosts_file.is_none() => {
+                    return Err(ConfigError::new(
+                        "git.ssh_known_hosts_file",
+                        format!("{key} is an ssh remote: set a known hosts file holding its host key"),
+                    ));
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -484,5 +607,37 @@ fail_levels = ["error", "warning"]
         let (_d, p) = write("[checker]\npkgcheck_args = [\"--reporter=FancyReporter\"]\n");
         let e = Settings::load(Some(&p)).unwrap_err();
         assert_eq!(e.key, "checker.pkgcheck_args");
+    }
+
+    #[test]
+    fn git_remotes_need_the_credentials_their_scheme_uses() {
+        let dir = tempfile_dir::Dir::new();
+        let (key, hosts, empty) = (dir.0.join("id"), dir.0.join("known_hosts"), dir.0.join("empty"));
+        std::fs::write(&key, "k").unwrap();
+        std::fs::write(&hosts, "[127.0.0.1]:2222 ssh-ed25519 AAAA\n").unwrap();
+        std::fs::write(&empty, "# nothing\n").unwrap();
+        let with = |url: &str, git: GitSettings| {
+            let mut s = Settings::default();
+            s.repository.url = url.into();
+            s.git = git;
+            s.validate().err().map(|e| (e.key, e.reason))
+        };
+        let ssh = "ssh://git@127.0.0.1:2222/srv/gentoo.git";
+        assert_eq!(with(ssh, GitSettings::default()).unwrap().0, "git.ssh_key_file");
+        assert_eq!(with("git@github.com:gentoo/gentoo.git", GitSettings::default()).unwrap().0, "git.ssh_key_file");
+        let keyed = GitSettings { ssh_key_file: Some(key.clone()), ..GitSettings::default() };
+        assert_eq!(with(ssh, keyed.clone()).unwrap().0, "git.ssh_known_hosts_file");
+        let both = GitSettings { ssh_known_hosts_file: Some(hosts.clone()), ..keyed.clone() };
+        assert_eq!(with(ssh, both.clone()), None);
+        let no_keys = GitSettings { ssh_known_hosts_file: Some(empty), ..keyed };
+        assert!(with(ssh, no_keys).unwrap().1.contains("holds no host key"));
+        let missing = GitSettings { ca_file: Some(dir.0.join("absent.pem")), ..GitSettings::default() };
+        assert_eq!(with("https://github.com/gentoo/gentoo.git", missing).unwrap().0, "git.ca_file");
+        assert_eq!(with("ftp://example.org/g.git", GitSettings::default()).unwrap().0, "repository.url");
+        for url in ["https://github.com/gentoo/gentoo.git", "git://127.0.0.1/g.git", "/srv/gentoo", "../gentoo", "file:///srv/g"] {
+            assert_eq!(with(url, GitSettings::default()), None, "{url}");
+        }
+        let zero = GitSettings { low_speed_timeout_secs: 0, ..GitSettings::default() };
+        assert_eq!(with("/srv/gentoo", zero).unwrap().0, "git.low_speed_timeout_secs");
     }
 }

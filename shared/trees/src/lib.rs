@@ -16,6 +16,7 @@ pub mod merge;
 pub mod mirror;
 pub mod remote;
 pub mod store;
+pub mod transport;
 
 pub use checkout::{checkout, ensure_checkout, CheckoutMode};
 pub use merge::{changed_paths, escaping_paths, merge, MergeOutcome};
@@ -105,16 +106,36 @@ pub fn signature(when: &git2::Time) -> Result<git2::Signature<'static>, git2::Er
     git2::Signature::new("prci", "prci@localhost", when)
 }
 
-/// Force-update `refspecs` (`+src:dst`) from `url` into `repo`, without tags.
+/// Force-update `refspecs` (`+src:dst`) from `url` into `repo`, without tags (the transport's credentials, timeouts
+/// and retries: [`transport`]).
 pub fn fetch_refspecs(repo: &git2::Repository, url: &str, refspecs: &[String]) -> Result<(), git2::Error> {
-    let mut remote = repo.remote_anonymous(url)?;
-    let mut opts = git2::FetchOptions::new();
-    opts.download_tags(git2::AutotagOption::None);
-    remote.fetch(refspecs, Some(&mut opts), None)
+    transport::with_remote(url, |callbacks| {
+        let mut remote = repo.remote_anonymous(url)?;
+        let mut opts = git2::FetchOptions::new();
+        opts.download_tags(git2::AutotagOption::None).remote_callbacks(callbacks);
+        remote.fetch(refspecs, Some(&mut opts), None)
+    })
 }
 
-/// Force-push the local ref `refname` to the same name in `url`.
+/// Force-push the local ref `refname` to the same name in `url`. A ref the remote refuses is an error.
 pub fn push_ref(repo: &git2::Repository, url: &str, refname: &str) -> Result<(), git2::Error> {
-    let mut remote = repo.remote_anonymous(url)?;
-    remote.push(&[format!("+{refname}:{refname}")], None)
+    transport::with_remote(url, |mut callbacks| {
+        let mut remote = repo.remote_anonymous(url)?;
+        let refused = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let seen = refused.clone();
+        callbacks.push_update_reference(move |name, status| {
+            if let Some(why) = status {
+                *seen.borrow_mut() = Some(format!("{name}: {why}"));
+            }
+            Ok(())
+        });
+        let mut opts = git2::PushOptions::new();
+        opts.remote_callbacks(callbacks);
+        remote.push(&[format!("+{refname}:{refname}")], Some(&mut opts))?;
+        let refused = refused.borrow_mut().take();
+        match refused {
+            Some(why) => Err(git2::Error::from_str(&format!("the remote refused {why}"))),
+            None => Ok(()),
+        }
+    })
 }

@@ -63,12 +63,12 @@ pub fn fetch(mirror: &Repository, url: &str, refspecs: &[&str]) -> Result<(), Tr
 
 /// Every ref `url` advertises (name, target), without fetching any object.
 pub fn list_refs(url: &str) -> Result<Vec<(String, Oid)>, git2::Error> {
-    let mut remote = git2::Remote::create_detached(url)?;
-    remote.connect(git2::Direction::Fetch)?;
-    let refs = remote.list()?.iter().map(|h| (h.name().to_owned(), h.oid())).collect();
-    // Dropping the remote disconnects; an error there changes nothing about what was listed.
-    let _ = remote.disconnect();
-    Ok(refs)
+    crate::transport::with_remote(url, |callbacks| {
+        let mut remote = git2::Remote::create_detached(url)?;
+        let connection = remote.connect_auth(git2::Direction::Fetch, Some(callbacks), None)?;
+        let refs = connection.list()?.iter().map(|h| (h.name().to_owned(), h.oid())).collect();
+        Ok(refs)
+    })
 }
 
 /// The current head of pull request `pr` on `url` (`refs/pull/<pr>/head`), without fetching anything; None when it is gone.
