@@ -75,6 +75,11 @@ def main():
     if not cache:
         # pmaint skips such a repository (and writes nothing).
         return 0
+    # pkgcore calls the md5-cache read-only when its directory is not writable; prci's sandbox leaves only the
+    # named packages' category directories of it writable (what this script writes), so say it is.
+    for c in [cache] if hasattr(cache, "commit") else cache:
+        if os.path.isdir(getattr(c, "location", "")):
+            c.readonly = False
 
     try:
         restricts = [atom(f"{cat}/{pkg}") for cat, pkg in targets]
