@@ -201,6 +201,7 @@ fn cleanup_queues(prefix: &str) {
             let _ = ch.queue_delete(q.dead_letter_name(prefix).as_str().into(), Default::default()).await;
             let _ = ch.exchange_delete(q.dead_letter_exchange(prefix).as_str().into(), Default::default()).await;
         }
+        let _ = ch.exchange_delete(pipeline::rabbitmq::cancel_exchange(prefix).as_str().into(), Default::default()).await;
     });
 }
 
@@ -366,4 +367,84 @@ fn a_superseded_revision_is_dropped_and_never_published_over_a_newer_one() {
     publisher.handle(&messages::encode(&VerdictMessage { revision: rev(&old_head, 1.0), report: report(&old_head) })).unwrap();
     assert!(settings.reports.dir.join("2").join(format!("{new_head}.json")).exists());
     assert!(!settings.reports.dir.join("2").join(format!("{old_head}.json")).exists(), "a superseded revision was published");
+}
+
+/// A pkgcheck whose scans of a tree holding `app-misc/hello/files/slow` first sleep for an hour (`sleep <marker>` in
+/// the process list), then run the real one.
+fn pkgcheck_slow_on_marked_tree(dir: &Path, marker: &str) -> PathBuf {
+    let real = fixtures::pkgcheck_path();
+    let python = real.parent().unwrap().join("python3");
+    let shim = dir.join("slow-when-marked-pkgcheck");
+    let text = format!(
+        r##"#!{python}
+import os, subprocess, sys
+REAL = {real:?}
+args = sys.argv[1:]
+if "scan" in args and "-r" in args and os.path.exists(os.path.join(args[args.index("-r") + 1], "app-misc/hello/files/slow")):
+    subprocess.run(["/usr/bin/sleep", "{marker}"])
+os.execv(REAL, [REAL] + args)
+"##,
+        python = python.display(),
+        real = real.display().to_string(),
+    );
+    std::fs::write(&shim, text).unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    shim
+}
+
+#[test]
+fn a_newer_head_stops_the_scan_of_the_older_one_in_another_process_and_nothing_is_published_for_it() {
+    let r = Repo::standalone("demo");
+    // Head A of pull request 1 makes every scan of its merge tree hang for an hour.
+    r.branch("a");
+    r.switch("a");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild::default());
+    r.write("app-misc/hello/files/slow", "the test's pkgcheck sleeps on trees holding this file\n");
+    let head_a = r.commit("app-misc/hello: new package (slow to scan)");
+    r.set_ref("refs/pull/1/head", &head_a);
+    r.switch("master");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), r.path());
+    let prefix = format!("prci-cancel-{}", std::process::id());
+    let marker = format!("{}.{}", 3600, std::process::id());
+    let shim = pkgcheck_slow_on_marked_tree(dir.path(), &marker);
+    let spawn = |stage: &str| {
+        let mut c = Command::new(prci_bin());
+        c.args(["--config", &config.display().to_string(), "run", "--stage", stage])
+            .env("PRCI__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+            .env("PRCI__BROKER__PREFIX", &prefix)
+            .env("PRCI__TOOLS__PKGCHECK", &shim)
+            .env("PRCI_LOG", "warn");
+        Stage(c.spawn().unwrap())
+    };
+    let stages: Vec<Stage> = ["checker", "publisher", "differ", "regen", "poller"].into_iter().map(spawn).collect();
+    let start = Instant::now();
+    while common::processes_mentioning(&marker).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(180), "the scan of head A never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Mid-scan, the pull request gets head B (without the file): the poller sees it within a second.
+    r.branch("b");
+    r.switch("b");
+    r.add_package("app-misc", "hello", "1.0", &Ebuild { description: "Head B".into(), ..Ebuild::default() });
+    let head_b = r.commit("app-misc/hello: new package");
+    r.set_ref("refs/pull/1/head", &head_b);
+    r.switch("master");
+    let pushed = Instant::now();
+    // The checker process is told by the broker and kills the scan: gone long before its hour.
+    while !common::processes_mentioning(&marker).is_empty() {
+        assert!(pushed.elapsed() < Duration::from_secs(90), "the scan of the superseded head is still running");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reports = dir.path().join("reports").join("1");
+    let report_of = |head: &str| reports.join(format!("{head}.json"));
+    while !report_of(&head_b).is_file() {
+        assert!(pushed.elapsed() < Duration::from_secs(240), "no report for head B");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let report: Value = serde_json::from_slice(&std::fs::read(report_of(&head_b)).unwrap()).unwrap();
+    assert_eq!(report["head"], head_b.as_str(), "{report}");
+    assert!(!report_of(&head_a).exists(), "a report was published for the superseded head");
+    drop(stages);
+    cleanup_queues(&prefix);
 }

@@ -50,7 +50,7 @@ impl Host {
         self.jobs += 1;
         let base = Oid::from_str(&repo.rev_parse(base)).expect("base sha");
         let head = Oid::from_str(&repo.rev_parse(head)).expect("head sha");
-        let job = Job { url: &self.url, base, head, masters: &self.masters };
+        let job = Job { url: &self.url, base, head, masters: &self.masters, cancel: None };
         let scratch = self.regen.settings.work.dir.join("jobs").join(format!("job-{}", self.jobs));
         let _lock = self.ws.lock().expect("lock");
         let prepared = self.regen.prepare(&self.ws, &job, &scratch).unwrap_or_else(|e| panic!("prepare job {}: {e}", self.jobs));

@@ -248,6 +248,9 @@ fn merge_tool_cache(scanner: &Scanner, env: &TreeEnv, inputs: &str, trusted: boo
     let kept = sandbox::env::kept_tool_cache(&env.tree);
     let updating = TreeEnv { pkgcheck_cache: kept.clone(), ..env.clone() };
     let updated = keep_for(&kept, inputs).map_err(ScanError::from).and_then(|()| scanner.update_tool_cache(&updating));
+    if let Err(ScanError::Cancelled) = updated {
+        return; // stopped half-way: the next job's keep_for finds its stamp and updates it again
+    }
     if let Err(e) = updated {
         tracing::warn!(error = %e, "could not update the merge checkout's pkgcheck cache; dropping it");
         let _ = empty_dir(&kept);

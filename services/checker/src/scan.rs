@@ -110,6 +110,9 @@ pub enum ScanError {
     Tool(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The pull request has a newer head: the runs were stopped, nothing is to be reported.
+    #[error("cancelled: the pull request has a newer head")]
+    Cancelled,
 }
 
 /// Everything fixed for all scans of one job: the same on both sides.
@@ -378,6 +381,7 @@ impl Scanner {
         ];
         let out = self.sandbox.run(&self.pkgcheck(env, args, None))?;
         match out.code {
+            _ if out.cancelled => Err(ScanError::Cancelled),
             Some(0) => Ok(()),
             _ => Err(ScanError::Tool(format!("pkgcheck cache --update: {}", out.last_stderr_line()))),
         }
@@ -447,6 +451,9 @@ pub fn refusal(last_stderr_line: &str) -> Refusal {
 }
 
 fn classify(out: ToolOutput, visible: &Path) -> Result<RunResult, ScanError> {
+    if out.cancelled {
+        return Err(ScanError::Cancelled);
+    }
     if let Some(hit) = out.limit {
         // Contained like a crash: narrowed down to the target that causes it, rerun once to see it recur.
         return Ok(RunResult::Failed(Failure {

@@ -33,8 +33,13 @@ impl CheckerStage {
             Ok(Some(_)) => {}
             Err(e) => tracing::warn!(error = %e, "cannot ask the remote for the current head; scanning anyway"),
         }
+        let job = pipeline::cancel::register(&p.revision.repository, p.revision.pr, &p.revision.head);
         let ws = RepoWorkspace::new(&settings.work.dir, &repo.name, &repo.url);
         let _lock = ws.lock().map_err(transient)?;
+        if job.flag.load(std::sync::atomic::Ordering::SeqCst) {
+            tracing::info!(revision = %p.revision.key(), "superseded while waiting; dropped");
+            return Ok(None);
+        }
         let t = Instant::now();
         let mirror = trees::open_mirror(&ws, &repo.url).map_err(transient)?;
         let oid = |s: &str| Oid::from_str(s).map_err(|_| StageError::Permanent(format!("bad tree sha {s:?}")));
@@ -50,10 +55,18 @@ impl CheckerStage {
         let fetched = t.elapsed().as_secs_f64();
 
         let scratch = settings.work.dir.join("jobs").join(format!("checker-{}-{}", p.revision.pr, &p.merge_tree[..12]));
-        let checkouts = Checkouts { mirror: &mirror, base, base_tree: &base_dir, merge_tree: &merge_dir, masters: &masters, scratch };
+        let cancel = Some(job.flag.clone());
+        let checkouts =
+            Checkouts { mirror: &mirror, base, base_tree: &base_dir, merge_tree: &merge_dir, masters: &masters, scratch, cancel };
         let result = self.checker.scan(p, &checkouts, &[]);
         let _ = std::fs::remove_dir_all(&checkouts.scratch);
-        let (mut scanned, _) = result.map_err(transient)?;
+        let (mut scanned, _) = match result {
+            Err(crate::step::CheckerError::Scan(crate::scan::ScanError::Cancelled)) => {
+                tracing::info!(revision = %p.revision.key(), "superseded while being scanned: stopped, dropped");
+                return Ok(None);
+            }
+            other => other.map_err(transient)?,
+        };
         scanned.timings.insert(0, ("fetch_trees".into(), fetched));
         Ok(Some(scanned))
     }

@@ -6,7 +6,7 @@ use crate::ConfirmPolicy;
 use ebuild::repo::RepoView;
 use pipeline::messages::{PreparedTrees, Scanned};
 use pipeline::Settings;
-use sandbox::{Sandbox, Tools};
+use sandbox::{Sandbox, Tools, TreeEnv};
 use std::path::{Path, PathBuf};
 
 /// The checkouts of one prepared revision on this host.
@@ -20,6 +20,8 @@ pub struct Checkouts<'a> {
     pub masters: &'a [RepoView],
     /// The job's scratch directory (removed by the caller).
     pub scratch: PathBuf,
+    /// Raised when the revision is superseded (`pipeline::cancel`): the scans stop, `ScanError::Cancelled`.
+    pub cancel: Option<pipeline::cancel::CancelFlag>,
 }
 
 /// Why a scan produced no `Scanned`: the host failed (retry). A repository pkgcheck cannot load is not an error
@@ -114,7 +116,7 @@ impl Checker {
         let merge_env =
             sandbox::tree_env(&self.sandbox, work, trees.merge_tree, trees.masters, &sandbox::env::side_scratch(&trees.scratch, "merge"));
         let (base_env, merge_env) = match (base_env, merge_env) {
-            (Ok(b), Ok(m)) => (b, m),
+            (Ok(b), Ok(m)) => (TreeEnv { cancel: trees.cancel.clone(), ..b }, TreeEnv { cancel: trees.cancel.clone(), ..m }),
             (Err(sandbox::EnvError::Io(e)), _) | (_, Err(sandbox::EnvError::Io(e))) => return Err(e.into()),
             (Err(e), _) | (_, Err(e)) => {
                 out.error = Some(e.to_string());

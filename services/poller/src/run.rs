@@ -1,6 +1,7 @@
 //! The poller's loop: poll the remote every `source.poll_interval_secs`, publish each new revision with a confirm, until shutdown (or once).
 
 use crate::{poll_once, GitSource, PollError};
+use pipeline::cancel::Cancel;
 use pipeline::messages::{self, Queue};
 use pipeline::runtime::Transport;
 use pipeline::stage::Outgoing;
@@ -27,7 +28,13 @@ pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::
                     queue: Queue::Revisions,
                     body: messages::encode(rev),
                     priority: rev.broker_priority(),
-                }))
+                }))?;
+                // Whatever a host is still doing for another head of this pull request is stale: stop it now.
+                let cancel = Cancel { repository: rev.repository.clone(), pr: rev.pr, head: rev.head.clone() };
+                if let Err(e) = handle.block_on(t.cancel(&cancel)) {
+                    tracing::warn!(pr = rev.pr, error = %e, "could not send the cancel of older work; it is dropped when it ends");
+                }
+                Ok::<(), String>(())
             })
         })
         .await

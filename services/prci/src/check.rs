@@ -99,7 +99,7 @@ pub fn run(ctx: &Context, req: &CheckRequest) -> Result<Checked, CheckError> {
     // regen
     let mut masters = ctx.settings.repository.masters.clone();
     masters.extend(req.masters.iter().cloned());
-    let job = Job { url: &url, base, head, masters: &masters };
+    let job = Job { url: &url, base, head, masters: &masters, cancel: None };
     let prepared = match ctx.regen.prepare(&ws, &job, &scratch) {
         Ok(p) => p,
         Err(RegenError::Input(msg)) => return Err(CheckError::Input(msg)),
@@ -125,6 +125,7 @@ pub fn run(ctx: &Context, req: &CheckRequest) -> Result<Checked, CheckError> {
         merge_tree: &prepared.merge_tree,
         masters: &prepared.masters,
         scratch: scratch.clone(),
+        cancel: None,
     };
     let (scanned, cache_hits) = ctx.checker.scan(&message, &checkouts, &req.pkgcheck_args).map_err(|e| failed(e.to_string()))?;
     if let Some(reason) = &scanned.error {

@@ -41,6 +41,9 @@ pub enum RegenError {
     /// A regen tool reached a sandbox limit (handled where regen runs: the scan names the culprit).
     #[error("{0}")]
     Limit(sandbox::LimitHit),
+    /// The pull request has a newer head: the work was stopped, nothing is to be published for it.
+    #[error("cancelled: the pull request has a newer head")]
+    Cancelled,
 }
 
 impl RegenError {
@@ -99,6 +102,8 @@ pub struct Job<'a> {
     pub base: Oid,
     pub head: Oid,
     pub masters: &'a [MasterSettings],
+    /// Raised when the revision is superseded (`pipeline::cancel`): the tool runs are killed, the job ends `Cancelled`.
+    pub cancel: Option<pipeline::cancel::CancelFlag>,
 }
 
 /// The regen step with its configuration and the tools found at start-up.
@@ -183,7 +188,7 @@ impl Regen {
         // What each checkout's md5-cache was valid for, read before a checkout removes the stamp.
         let old = (incremental::read_stamp(&prepared.base_tree), incremental::read_stamp(&prepared.merge_tree));
         self.check_out(&mirror, &mut prepared, scratch)?;
-        self.regenerate(&mirror, &mut prepared, old, scratch)?;
+        self.regenerate(&mirror, &mut prepared, old, scratch, job.cancel.as_ref())?;
         Ok(prepared)
     }
 
@@ -211,6 +216,7 @@ impl Regen {
         p: &mut Prepared,
         old: (Option<Stamp>, Option<Stamp>),
         scratch: &Path,
+        cancel: Option<&pipeline::cancel::CancelFlag>,
     ) -> Result<(), RegenError> {
         let t = Instant::now();
         let (old_base, old_merge) = old;
@@ -225,8 +231,9 @@ impl Regen {
         let plan_base = incremental::plan(mirror, old_base.as_ref(), &want_base, &categories(&p.base_tree));
         let plan_merge = incremental::plan(mirror, old_merge.as_ref(), &want_merge, &categories(&p.merge_tree));
         let side = |tree: &Path, name: &str, plan: RegenKind, wanted: &Stamp| -> Result<RegenKind, RegenError> {
-            let env =
+            let mut env =
                 sandbox::tree_env(&self.sandbox, &self.settings.work.dir, tree, &p.masters, &sandbox::env::side_scratch(scratch, name))?;
+            env.cancel = cancel.cloned();
             run::regen_incremental(&self.sandbox, &self.tools, &env, plan, wanted, self.jobs(), self.timeout())
         };
         let (rb, rm) = std::thread::scope(|s| {

@@ -23,8 +23,14 @@ impl RegenStage {
     fn prepare(&self, rev: &Revision) -> Result<Option<PreparedTrees>, RegenError> {
         let settings = &self.regen.settings;
         let repo = &settings.repository;
+        // Registered before anything else: a newer head seen from now on stops this job wherever it is.
+        let job = pipeline::cancel::register(&rev.repository, rev.pr, &rev.head);
         let ws = RepoWorkspace::new(&settings.work.dir, &repo.name, &repo.url);
         let _lock = ws.lock()?;
+        if job.flag.load(std::sync::atomic::Ordering::SeqCst) {
+            tracing::info!(revision = %rev.key(), "superseded while waiting; dropped");
+            return Ok(None);
+        }
         let mirror = trees::open_mirror(&ws, &repo.url)?;
         let (tip, current_head) = current_refs(&mirror, &repo.url, &repo.base_branch, rev.pr)?;
         if current_head != Some(rev.head.clone()) {
@@ -33,8 +39,8 @@ impl RegenStage {
         }
         let head = Oid::from_str(&rev.head).map_err(|_| RegenError::Input(format!("bad head sha {:?}", rev.head)))?;
         let scratch = settings.work.dir.join("jobs").join(format!("regen-{}-{}", rev.pr, &rev.head[..12]));
-        let job = Job { url: &repo.url, base: tip, head, masters: &repo.masters };
-        let prepared = self.regen.prepare(&ws, &job, &scratch);
+        let cancel = Some(job.flag.clone());
+        let prepared = self.regen.prepare(&ws, &Job { url: &repo.url, base: tip, head, masters: &repo.masters, cancel }, &scratch);
         let _ = std::fs::remove_dir_all(&scratch);
         let prepared = prepared?;
         let trees_url = settings.trees_url();
@@ -80,6 +86,10 @@ impl Stage for RegenStage {
         let prepared = match self.prepare(&rev) {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(Handled::default()),
+            Err(RegenError::Cancelled) => {
+                tracing::info!(revision = %rev.key(), "superseded while being prepared: stopped, dropped");
+                return Ok(Handled::default());
+            }
             // The revision's own fault cannot get better: report it as this revision's error.
             Err(e) if e.is_revision_fault() => failed_message(&rev, e.to_string()),
             Err(e) => return Err(StageError::Transient(e.to_string())),

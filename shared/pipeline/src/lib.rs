@@ -1,5 +1,6 @@
 //! The pipeline's plumbing, the same for every stage: the messages between stages, the `Stage` contract and its retry policy, the two transports (RabbitMQ, in-process queues), the service runtime, configuration and logging. Nothing about git, tools or QA.
 
+pub mod cancel;
 pub mod config;
 pub mod memory;
 pub mod messages;

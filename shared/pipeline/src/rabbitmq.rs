@@ -207,6 +207,91 @@ pub async fn publish_once(cfg: &BrokerConfig, out: &Outgoing) -> Result<(), Brok
     result
 }
 
+/// The fanout exchange cancels travel on: every process running regen or checker binds a queue of its own to it.
+pub fn cancel_exchange(prefix: &str) -> String {
+    format!("{prefix}.cancel")
+}
+
+async fn declare_cancel_exchange(channel: &Channel, cfg: &BrokerConfig) -> Result<(), BrokerError> {
+    let exchange = cancel_exchange(&cfg.prefix);
+    let options = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    channel.exchange_declare(exchange.as_str().into(), ExchangeKind::Fanout, options, FieldTable::default()).await?;
+    Ok(())
+}
+
+/// Tell every host that pull request `cancel.pr` is now at `cancel.head` (confirmed by the broker; a cancel nobody
+/// listens to is not an error: no host is working on that pull request).
+pub async fn publish_cancel(cfg: &BrokerConfig, cancel: &crate::cancel::Cancel) -> Result<(), BrokerError> {
+    let connection = connect(cfg).await?;
+    let channel = connection.create_channel().await?;
+    declare_cancel_exchange(&channel, cfg).await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    let body = serde_json::to_vec(cancel).unwrap_or_default();
+    let exchange = cancel_exchange(&cfg.prefix);
+    let props = BasicProperties::default().with_content_type("application/json".into());
+    let confirm = channel.basic_publish(exchange.as_str().into(), "".into(), BasicPublishOptions::default(), &body, props).await?.await?;
+    let _ = connection.close(200, "done".into()).await;
+    match confirm {
+        Confirmation::Nack(_) => Err(BrokerError::Nacked(exchange)),
+        _ => Ok(()),
+    }
+}
+
+/// Listen for cancels until `shutdown`, raising the flags of this process's stale jobs (`cancel::apply`); a queue of
+/// its own (exclusive, gone with the connection) bound to the cancel exchange. Reconnects as the consumers do.
+pub async fn run_cancel_listener(cfg: BrokerConfig, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match listen_for_cancels(&cfg, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_secs = backoff.as_secs_f64(), "cancel listener lost the broker; reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+async fn listen_for_cancels(cfg: &BrokerConfig, shutdown: &mut watch::Receiver<bool>) -> Result<(), BrokerError> {
+    let connection = connect(cfg).await?;
+    let channel = connection.create_channel().await?;
+    declare_cancel_exchange(&channel, cfg).await?;
+    let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+    let queue = channel.queue_declare("".into(), options, FieldTable::default()).await?;
+    let exchange = cancel_exchange(&cfg.prefix);
+    channel
+        .queue_bind(queue.name().as_str().into(), exchange.as_str().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+        .await?;
+    let consume = BasicConsumeOptions { no_ack: true, ..Default::default() };
+    let mut consumer = channel.basic_consume(queue.name().as_str().into(), "prci-cancel".into(), consume, FieldTable::default()).await?;
+    loop {
+        let delivery = tokio::select! {
+            d = consumer.next() => d,
+            _ = shutdown.changed() => {
+                let _ = connection.close(200, "shutdown".into()).await;
+                return Ok(());
+            }
+        };
+        match delivery {
+            Some(Ok(d)) => match serde_json::from_slice::<crate::cancel::Cancel>(&d.data) {
+                Ok(cancel) => {
+                    crate::cancel::apply(&cancel);
+                }
+                Err(e) => tracing::warn!(error = %e, "undecodable cancel message ignored"),
+            },
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(BrokerError::Nacked("the cancel consumer was cancelled by the broker".into())),
+        }
+    }
+}
+
 /// Take every message now waiting in queue `name` (acknowledging them): for operators inspecting a
 /// dead-letter queue, and for tests.
 pub async fn take_all(cfg: &BrokerConfig, name: &str) -> Result<Vec<Vec<u8>>, BrokerError> {

@@ -22,6 +22,18 @@ impl Transport {
         }
     }
 
+    /// Cancel the work on every other head of `cancel.pr`, on every host: in this process at once, through the
+    /// broker's cancel exchange to every process running regen or checker.
+    pub async fn cancel(&self, cancel: &crate::cancel::Cancel) -> Result<(), String> {
+        match self {
+            Transport::Memory(_) => {
+                crate::cancel::apply(cancel);
+                Ok(())
+            }
+            Transport::Rabbit(cfg) => rabbitmq::publish_cancel(cfg, cancel).await.map_err(|e| e.to_string()),
+        }
+    }
+
     /// Publish one message, confirmed.
     pub async fn publish(&self, out: Outgoing) -> Result<(), String> {
         match self {
@@ -34,9 +46,14 @@ impl Transport {
     }
 }
 
-/// Run one consumer per stage until shutdown.
+/// Run one consumer per stage until shutdown (and, on RabbitMQ, this process's cancel listener).
 pub async fn run_stages(transport: Transport, stages: Vec<Arc<dyn Stage>>, policy: RetryPolicy, shutdown: watch::Receiver<bool>) {
     let mut tasks = Vec::new();
+    if let Transport::Rabbit(cfg) = &transport {
+        if !stages.is_empty() {
+            tasks.push(tokio::spawn(rabbitmq::run_cancel_listener(cfg.clone(), shutdown.clone())));
+        }
+    }
     for stage in stages {
         let rx = shutdown.clone();
         tasks.push(match &transport {

@@ -42,6 +42,8 @@ pub struct TreeEnv {
     pub pkgcheck_cache: PathBuf,
     /// pkgcheck's caches kept beside the checkout between jobs ([`kept_tool_cache`]); None for a master.
     pub kept_tool_cache: Option<PathBuf>,
+    /// The job's cancel flag, given to every run on this tree (`ToolCommand::cancel`).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The scratch directory of one side (`base`, `merge`) of a job: every run of that side (regen, pkgcheck's cache
@@ -88,6 +90,7 @@ pub fn tree_env(sandbox: &Sandbox, work_dir: &Path, tree: &Path, masters: &[Repo
         masters,
         pkgcheck_cache,
         kept_tool_cache: Some(kept),
+        cancel: None,
     })
 }
 
@@ -129,6 +132,7 @@ impl TreeEnv {
             timeout,
             stdin: None,
             env: vec![],
+            cancel: self.cancel.clone(),
         }
     }
 }
@@ -153,5 +157,6 @@ pub fn tree_env_real(sandbox: &Sandbox, tree: &Path, masters: &[RepoView], scrat
         masters: masters.iter().map(|m| m.path.clone()).collect(),
         pkgcheck_cache,
         kept_tool_cache: None,
+        cancel: None,
     })
 }

@@ -159,6 +159,15 @@ pub struct ToolCommand {
     pub stdin: Option<Vec<u8>>,
     /// Extra environment, on top of the scrubbed base.
     pub env: Vec<(String, String)>,
+    /// Raised when the job this run belongs to is superseded: the run is killed as on a timeout, at once.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl ToolCommand {
+    /// Whether the job this run belongs to was cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst))
+    }
 }
 
 /// A tree's md5-cache directory.
@@ -202,6 +211,8 @@ pub struct ToolOutput {
     pub timed_out: bool,
     /// The limit the run reached (it was stopped there), if any.
     pub limit: Option<LimitHit>,
+    /// Killed because its job was cancelled (`ToolCommand::cancel`): its output means nothing.
+    pub cancelled: bool,
     pub elapsed: Duration,
 }
 
@@ -353,7 +364,7 @@ impl Sandbox {
                 None
             }
         };
-        let (mut timed_out, mut limit) = (false, None);
+        let (mut timed_out, mut limit, mut cancelled) = (false, None, false);
         let mut polls = 0u32;
         let status = loop {
             if let Some(status) = child.try_wait()? {
@@ -364,9 +375,12 @@ impl Sandbox {
             if limit.is_none() && polls.is_multiple_of(5) {
                 limit = cg.as_ref().and_then(cgroup::RunCgroup::hit);
             }
-            if limit.is_some() || Instant::now() >= deadline {
-                timed_out = limit.is_none();
-                log_stopped(cmd, limit);
+            cancelled = cmd.cancelled();
+            if limit.is_some() || cancelled || Instant::now() >= deadline {
+                timed_out = limit.is_none() && !cancelled;
+                if !cancelled {
+                    log_stopped(cmd, limit);
+                }
                 if self.isolation == Isolation::Unsandboxed {
                     kill_group(pid);
                 }
@@ -402,7 +416,7 @@ impl Sandbox {
         if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
             limit = limit.or_else(|| self.limits.hit_by_signal(sig));
         }
-        Ok(ToolOutput { code, stdout, stderr, timed_out, limit, elapsed: start.elapsed() })
+        Ok(ToolOutput { code, stdout, stderr, timed_out, limit, cancelled, elapsed: start.elapsed() })
     }
 
     /// In the child, before the program starts: die with the service, the run's rlimits, its cgroup.

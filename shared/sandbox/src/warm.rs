@@ -296,6 +296,7 @@ fn request(
     let (answer, limit) = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match s.answers.recv_timeout(left.min(Duration::from_millis(100))) {
+            Err(RecvTimeoutError::Timeout) if cmd.cancelled() => break (Err(RecvTimeoutError::Timeout), None),
             Err(RecvTimeoutError::Timeout) if !left.is_zero() => {
                 let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
                 let hit = if size(&fout) > limits.stdout_bytes {
@@ -321,7 +322,9 @@ fn request(
     };
     let finish = |code: Option<i32>, timed_out: bool, limit: Option<LimitHit>| {
         let (stdout, stderr) = (read(&fout, limits.stdout_bytes), read(&ferr, limits.stderr_bytes));
-        let out = ToolOutput { code, stdout, stderr, timed_out, limit, elapsed: start.elapsed() };
+        let cancelled = code.is_none() && cmd.cancelled();
+        let timed_out = timed_out && !cancelled;
+        let out = ToolOutput { code, stdout, stderr, timed_out, limit, cancelled, elapsed: start.elapsed() };
         for p in [&fin, &fout, &ferr] {
             let _ = std::fs::remove_file(p);
         }
@@ -344,7 +347,9 @@ fn request(
             Err(e) => Request::Broken(format!("bad answer {line:?}: {e}")),
         },
         Err(RecvTimeoutError::Timeout) => {
-            crate::log_stopped(cmd, limit);
+            if !cmd.cancelled() {
+                crate::log_stopped(cmd, limit);
+            }
             let _ = crate::kill_namespace(&mut s.child);
             if let Some(cg) = &s.cgroup {
                 cg.kill_all();
