@@ -26,6 +26,8 @@ impl CheckerStage {
         }
         let settings = &self.checker.settings;
         let repo = &settings.repository;
+        // Registered before anything else: a newer head seen from now on stops this job wherever it is.
+        let job = pipeline::cancel::register(&p.revision.repository, p.revision.pr, &p.revision.head);
         // Stale work is dropped: no scan for a revision whose pull request has moved on.
         match trees::current_pull_head(&repo.url, p.revision.pr) {
             Ok(Some(head)) if head != p.revision.head => return Ok(None),
@@ -33,7 +35,6 @@ impl CheckerStage {
             Ok(Some(_)) => {}
             Err(e) => tracing::warn!(error = %e, "cannot ask the remote for the current head; scanning anyway"),
         }
-        let job = pipeline::cancel::register(&p.revision.repository, p.revision.pr, &p.revision.head);
         let ws = RepoWorkspace::new(&settings.work.dir, &repo.name, &repo.url);
         let _lock = ws.lock().map_err(transient)?;
         if job.flag.load(std::sync::atomic::Ordering::SeqCst) {

@@ -219,6 +219,9 @@ impl Regen {
         cancel: Option<&pipeline::cancel::CancelFlag>,
     ) -> Result<(), RegenError> {
         let t = Instant::now();
+        // Taken away before any of this job's code runs, put back once its reconcile is done: a job that ends
+        // between the two (an error, a cancel, a crash) leaves none, and the next reconcile compares everything.
+        let last_reconcile = LastReconcile::take(&p.merge_tree)?;
         let (old_base, old_merge) = old;
         let (mut done, master_commits) = self.regenerate_masters(&p.masters, scratch)?;
         let categories = |tree: &Path| {
@@ -247,7 +250,7 @@ impl Regen {
             done.push((side.name().to_string(), kind));
         }
         let merge_kind = done.iter().find(|(side, _)| side == Side::Merge.name()).map(|(_, kind)| kind);
-        self.reconcile_merge_cache(p, merge_kind)?;
+        self.reconcile_merge_cache(p, merge_kind, last_reconcile)?;
         p.timings.push(("regen".to_string(), t.elapsed().as_secs_f64()));
         p.regen = done;
         Ok(())
@@ -257,9 +260,7 @@ impl Regen {
     /// the base's again (`reconcile`), so nothing it forged outlives the job. A pull request that changes repository
     /// metadata (`metadata/layout.conf`, …) can change every entry: the merge checkout's cache is then not trusted by
     /// the next job, which regenerates it whole.
-    fn reconcile_merge_cache(&self, p: &Prepared, merge_kind: Option<&RegenKind>) -> Result<(), RegenError> {
-        /// In the merge checkout's git directory: when its md5-cache was last reconciled (seconds since the epoch).
-        const RECONCILED_FILE: &str = "prci-reconciled";
+    fn reconcile_merge_cache(&self, p: &Prepared, merge_kind: Option<&RegenKind>, last: LastReconcile) -> Result<(), RegenError> {
         let repository_wide = p.changed.iter().any(|c| {
             ebuild::layout::feeds_package_metadata(c) && !c.starts_with("eclass/") && ebuild::layout::package_of_path(c).is_none()
         });
@@ -267,21 +268,10 @@ impl Regen {
             incremental::remove_stamp(&p.merge_tree)?;
             return Ok(());
         }
-        // Entries unchanged since the last reconcile of this checkout began (2 s earlier: timestamp granularity) are as it
-        // left them; without its record, every entry is compared.
-        let record = incremental::stamp_path(&p.merge_tree).map(|s| s.with_file_name(RECONCILED_FILE));
-        let since = record
-            .as_deref()
-            .and_then(|r| std::fs::read_to_string(r).ok())
-            .and_then(|t| t.trim().parse::<f64>().ok())
-            .and_then(|secs| std::time::Duration::try_from_secs_f64(secs).ok())
-            .map(|d| std::time::UNIX_EPOCH + d.saturating_sub(std::time::Duration::from_secs(2)));
-        let started = std::time::SystemTime::now();
-        let only = merge_kind.and_then(|kind| written_categories(kind, &p.changed));
-        let done = reconcile::reconcile(&p.base_tree, &p.merge_tree, &p.changed, since, only.as_ref())?;
-        if let (Some(record), Ok(at)) = (record, started.duration_since(std::time::UNIX_EPOCH)) {
-            std::fs::write(record, at.as_secs_f64().to_string())?;
-        }
+        // Without the record of a finished reconcile, every category and every entry is compared.
+        let only = last.since.and(merge_kind.and_then(|kind| written_categories(kind, &p.changed)));
+        let done = reconcile::reconcile(&p.base_tree, &p.merge_tree, &p.changed, last.since, only.as_ref())?;
+        last.put_back()?;
         if done != reconcile::Reconciled::default() {
             tracing::warn!(
                 restored = done.restored,
@@ -375,6 +365,45 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, RegenError>>) -> Resul
     h.join().unwrap_or_else(|_| Err(RegenError::Tool("a regen thread panicked".into())))
 }
 
+/// In the merge checkout's git directory: when the regen before its last finished reconcile began (seconds since
+/// the epoch). Every entry written since then (ctime) is compared again by the next reconcile.
+const RECONCILED_FILE: &str = "prci-reconciled";
+
+/// The record of the merge checkout's last reconcile, taken away while a job runs.
+struct LastReconcile {
+    record: Option<PathBuf>,
+    /// The regen before it began (2 s earlier: timestamp granularity); None when there is no record.
+    since: Option<std::time::SystemTime>,
+    /// This job's regen begins.
+    now: std::time::SystemTime,
+}
+
+impl LastReconcile {
+    fn take(merge_tree: &Path) -> Result<LastReconcile, RegenError> {
+        let record = incremental::stamp_path(merge_tree).map(|s| s.with_file_name(RECONCILED_FILE));
+        let since = record
+            .as_deref()
+            .and_then(|r| std::fs::read_to_string(r).ok())
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .map(|d| std::time::UNIX_EPOCH + d.saturating_sub(Duration::from_secs(2)));
+        if let Some(r) = &record {
+            match std::fs::remove_file(r) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(LastReconcile { record, since, now: std::time::SystemTime::now() })
+    }
+
+    fn put_back(self) -> Result<(), RegenError> {
+        if let (Some(record), Ok(at)) = (self.record, self.now.duration_since(std::time::UNIX_EPOCH)) {
+            std::fs::write(record, at.as_secs_f64().to_string())?;
+        }
+        Ok(())
+    }
+}
+
 /// The md5-cache categories of the merge checkout this job can have written: those a targeted regen could write (it
 /// sees the rest read-only) and those of md5-cache files the pull request itself changes (a repository that tracks
 /// them); None when anything could have been (a full regen, a file directly in the md5-cache).
@@ -386,7 +415,10 @@ fn written_categories(kind: &RegenKind, changed: &[String]) -> Option<std::colle
         RegenKind::Full => return None,
     };
     for path in changed.iter().filter_map(|c| c.strip_prefix("metadata/md5-cache/")) {
-        categories.insert(path.split_once('/')?.0.to_owned());
+        match path.split_once('/') {
+            Some((cat, _)) if !cat.is_empty() && cat != "." && cat != ".." => categories.insert(cat.to_owned()),
+            _ => return None,
+        };
     }
     Some(categories)
 }

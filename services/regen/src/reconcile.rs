@@ -6,9 +6,11 @@
 //! content, an entry the base does not have, a symlink, a directory) was written by code that ran in the regen.
 //! The base's cache is trusted: only upstream's code ran on it.
 //!
-//! Only entries changed since the previous reconcile need it (`since`): an entry's status-change time (ctime) is
-//! set by the kernel on every write, rename, link or `utime` and cannot be set back by the code that made it, so an
-//! entry of either side whose ctime is older than the previous reconcile's start is as that reconcile left it.
+//! Only entries changed since the regen before the previous reconcile began need it (`since`): an entry's
+//! status-change time (ctime) is set by the kernel on every write, rename, link or `utime` and cannot be set back by
+//! the code that made it, so an entry of either side whose ctime is older is as that reconcile left it (entries that
+//! reconcile skipped, of packages its pull request touched, were written by its regen: after `since`, so compared
+//! again now). An entry the base has and the merge has lost is always looked at.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt as _;
@@ -63,7 +65,10 @@ pub fn reconcile(
         let mut entries = names(&bdir, true);
         entries.extend(names(&mdir, false));
         for pf in entries {
-            if since.is_some_and(|t| !changed_since(&bdir.join(&pf), t) && !changed_since(&mdir.join(&pf), t)) {
+            // A merge entry gone (the base's is not) is a change too: it has no ctime to show it.
+            let (base_entry, merge_entry) = (bdir.join(&pf), mdir.join(&pf));
+            let gone = base_entry.symlink_metadata().is_ok() && merge_entry.symlink_metadata().is_err();
+            if since.is_some_and(|t| !gone && !changed_since(&base_entry, t) && !changed_since(&merge_entry, t)) {
                 continue;
             }
             let package = ebuild::layout::split_pf(&pf).map(|pn| format!("{cat}/{pn}"));
@@ -191,6 +196,7 @@ mod tests {
         for tree in [base, merge] {
             write(tree, "app-misc/foo-1.0", "DESCRIPTION=foo\n");
             write(tree, "app-misc/bar-1.0", "DESCRIPTION=bar\n");
+            write(tree, "app-misc/baz-1.0", "DESCRIPTION=baz\n");
         }
         let old = "DESCRIPTION=left by a reconcile that was not there\n";
         write(merge, "app-misc/bar-1.0", old);
@@ -201,9 +207,12 @@ mod tests {
         write(merge, "app-misc/foo-1.0", "DESCRIPTION=forged\n");
         let f = std::fs::File::options().write(true).open(merge.join("metadata/md5-cache/app-misc/foo-1.0")).unwrap();
         f.set_modified(UNIX_EPOCH + Duration::from_secs(1_000_000)).unwrap();
+        // Deleted after it: a missing file has no ctime, and is put back all the same.
+        std::fs::remove_file(merge.join("metadata/md5-cache/app-misc/baz-1.0")).unwrap();
         let done = reconcile(base, merge, &[], Some(last_reconcile), None).unwrap();
-        assert_eq!(done, Reconciled { restored: 1, removed: 0 });
+        assert_eq!(done, Reconciled { restored: 2, removed: 0 });
         assert_eq!(read(merge, "app-misc/foo-1.0").as_deref(), Some("DESCRIPTION=foo\n"));
+        assert_eq!(read(merge, "app-misc/baz-1.0").as_deref(), Some("DESCRIPTION=baz\n"));
         assert_eq!(read(merge, "app-misc/bar-1.0").as_deref(), Some(old), "an entry unchanged since then is not read");
         // Without a previous reconcile, every entry is.
         assert_eq!(reconcile(base, merge, &[], None, None).unwrap(), Reconciled { restored: 1, removed: 0 });

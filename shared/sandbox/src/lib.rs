@@ -272,6 +272,11 @@ impl Sandbox {
     /// pkgcheck, pmaint and prci's Python scripts run in the tree's warm tool process when there is
     /// one (`crate::warm`), else (and on any trouble with it) in a process of their own.
     pub fn run(&self, cmd: &ToolCommand) -> std::io::Result<ToolOutput> {
+        if cmd.cancelled() {
+            // Its job is over: nothing is started.
+            let (stdout, stderr) = (Vec::new(), Vec::new());
+            return Ok(ToolOutput { code: None, stdout, stderr, timed_out: false, limit: None, cancelled: true, elapsed: Duration::ZERO });
+        }
         let mut out = match crate::warm::run(self, cmd) {
             Some(out) => out?,
             None => self.run_cold(cmd)?,

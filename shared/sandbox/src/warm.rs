@@ -20,7 +20,7 @@ use crate::{LimitHit, Sandbox, ToolCommand, ToolOutput};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -264,10 +264,13 @@ fn request(
     let n = RUN_ID.fetch_add(1, Ordering::Relaxed);
     let file = |ext: &str| cmd.scratch.join(format!("prci-run-{}-{n}.{ext}", std::process::id()));
     let (fin, fout, ferr) = (file("in"), file("out"), file("err"));
-    if let Some(data) = &cmd.stdin {
-        if let Err(e) = std::fs::write(&fin, data) {
-            return Request::Broken(format!("stdin file: {e}"));
-        }
+    // In a directory runs write: made here as new regular files (never through a link a run left in their place).
+    let made = fresh_file(&fout).and_then(|_| fresh_file(&ferr)).and_then(|_| match &cmd.stdin {
+        Some(data) => fresh_file(&fin)?.write_all(data),
+        None => Ok(()),
+    });
+    if let Err(e) = made {
+        return Request::Broken(format!("run files: {e}"));
     }
     let mut env: serde_json::Map<String, Value> = serde_json::Map::new();
     env.insert("HOME".into(), json!(cmd.scratch));
@@ -298,7 +301,7 @@ fn request(
         match s.answers.recv_timeout(left.min(Duration::from_millis(100))) {
             Err(RecvTimeoutError::Timeout) if cmd.cancelled() => break (Err(RecvTimeoutError::Timeout), None),
             Err(RecvTimeoutError::Timeout) if !left.is_zero() => {
-                let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+                let size = |p: &Path| std::fs::symlink_metadata(p).map_or(0, |m| m.len());
                 let hit = if size(&fout) > limits.stdout_bytes {
                     Some(LimitHit::Stdout(limits.stdout_bytes))
                 } else if size(&ferr) > limits.stderr_bytes {
@@ -315,7 +318,8 @@ fn request(
     };
     let read = |p: &Path, cap: u64| -> Vec<u8> {
         let mut buf = Vec::new();
-        if let Ok(f) = std::fs::File::open(p) {
+        let opened = std::fs::File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(p);
+        if let Ok(f) = opened.and_then(|f| if f.metadata()?.is_file() { Ok(f) } else { Err(std::io::Error::other("not a file")) }) {
             let _ = f.take(cap).read_to_end(&mut buf);
         }
         buf
@@ -370,7 +374,9 @@ fn spawn(sandbox: &Sandbox, cmd: &ToolCommand, python: &Path) -> std::io::Result
     let mut c = sandbox.command(cmd, python, cgroup.as_ref())?;
     let md5_cache = cmd.bind.as_ref().filter(|_| cmd.write_md5_cache).map(|(_, dst)| dst.join("metadata").join("md5-cache"));
     let writable = cmd.writable.clone();
-    c.arg("-c").arg(SERVER_SCRIPT);
+    // Isolated (`-I`): neither the working directory (the side's scratch, which runs write) nor any PYTHON* variable
+    // decides what the server imports, even before its first line runs.
+    c.arg("-I").arg("-c").arg(SERVER_SCRIPT);
     c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = spawn_from_long_lived_thread(c)?;
     let requests = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
@@ -408,6 +414,16 @@ fn spawn(sandbox: &Sandbox, cmd: &ToolCommand, python: &Path) -> std::io::Result
             )))
         }
     }
+}
+
+/// A new, empty regular file at `path`, whatever was there before (a run may have left a link or a directory).
+fn fresh_file(path: &Path) -> std::io::Result<std::fs::File> {
+    match path.symlink_metadata() {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path)?,
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(_) => {}
+    }
+    std::fs::File::options().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).mode(0o600).open(path)
 }
 
 type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
@@ -597,6 +613,24 @@ print(json.dumps(res))
         assert_eq!(servers.len(), 1, "one server for the side: {servers:?}");
         assert_eq!(std::fs::read_to_string(tree.join("metadata/md5-cache/w")).unwrap(), "md5");
         assert_eq!(std::fs::read_to_string(kept.join("w")).unwrap(), "kept");
+        std::fs::remove_dir_all(&dir).unwrap();
+        retire_stale();
+    }
+
+    #[test]
+    fn modules_a_run_leaves_in_its_directory_are_never_imported_by_a_server() {
+        let sandbox = crate::tests::sandbox_with(crate::Limits::default());
+        let tools = Tools::locate(&ToolPaths::default()).unwrap_or_else(|e| panic!("{e}: {INSTALL_HINT}"));
+        let dir = scratch("imports");
+        let planted = dir.join("planted");
+        for module in ["ctypes", "json", "select", "signal"] {
+            std::fs::write(dir.join(format!("{module}.py")), format!("open({:?}, 'w').write('ran')\n", planted.display().to_string()))
+                .unwrap();
+        }
+        let version = command(&tools, tools.pkgcheck.clone(), &["--version"], &dir, Duration::from_secs(60));
+        let out = run(&sandbox, &version).expect("runs warm").unwrap();
+        assert_eq!(out.code, Some(0), "{}", out.stderr_text());
+        assert!(!planted.exists(), "the server imported a module from the directory runs write");
         std::fs::remove_dir_all(&dir).unwrap();
         retire_stale();
     }

@@ -88,8 +88,8 @@ pub fn is_transient(e: &git2::Error) -> bool {
     if e.class() == ErrorClass::Ssl && e.message().contains("certificate") {
         return false;
     }
-    matches!(e.class(), ErrorClass::Net | ErrorClass::Os | ErrorClass::Ssl | ErrorClass::Ssh | ErrorClass::Http)
-        || e.code() == ErrorCode::Timeout
+    // An HTTP status (404, 403, ...) is the remote's answer, not the network's failure.
+    matches!(e.class(), ErrorClass::Net | ErrorClass::Os | ErrorClass::Ssl | ErrorClass::Ssh) || e.code() == ErrorCode::Timeout
 }
 
 /// Run one network operation against `url`, with this process's callbacks, again after a transient failure
@@ -166,7 +166,9 @@ fn callbacks(url: &str) -> RemoteCallbacks<'static> {
         };
         let file = hosts.as_deref().ok_or_else(|| git2::Error::from_str("an ssh remote needs git.ssh_known_hosts_file"))?;
         let text = std::fs::read_to_string(file).map_err(|e| git2::Error::from_str(&format!("git.ssh_known_hosts_file: {e}")))?;
-        if known_hosts(&text).iter().any(|entry| entry.matches(host, port) && entry.key == blob) {
+        let entries = known_hosts(&text);
+        let revoked = entries.iter().any(|entry| entry.revoked && entry.key == blob);
+        if !revoked && entries.iter().any(|entry| !entry.revoked && entry.matches(host, port) && entry.key == blob) {
             Ok(CertificateCheckStatus::CertificateOk)
         } else {
             // libgit2 answers with its own words ("invalid or unknown remote ssh hostkey"): say which file.
@@ -190,6 +192,8 @@ fn port_of(url: &str) -> u16 {
 struct KnownHost {
     patterns: Vec<HostPattern>,
     key: Vec<u8>,
+    /// `@revoked`: this key is refused for every host.
+    revoked: bool,
 }
 
 #[derive(Debug)]
@@ -215,13 +219,18 @@ impl KnownHost {
     }
 }
 
-/// The entries of a known hosts file (comments, markers such as `@revoked` and unreadable lines left out).
+/// The entries of a known hosts file (comments, unreadable lines and markers other than `@revoked`, such as
+/// `@cert-authority`, left out).
 fn known_hosts(text: &str) -> Vec<KnownHost> {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     text.lines()
         .filter_map(|line| {
-            let line = line.trim();
+            let mut line = line.trim();
+            let revoked = line.starts_with("@revoked");
+            if revoked {
+                line = line["@revoked".len()..].trim_start();
+            }
             if line.is_empty() || line.starts_with('#') || line.starts_with('@') {
                 return None;
             }
@@ -234,7 +243,7 @@ fn known_hosts(text: &str) -> Vec<KnownHost> {
                     None => Some(HostPattern::Plain(h.to_owned())),
                 })
                 .collect();
-            Some(KnownHost { patterns, key: b64.decode(key).ok()? })
+            Some(KnownHost { patterns, key: b64.decode(key).ok()?, revoked })
         })
         .collect()
 }
@@ -255,10 +264,11 @@ mod tests {
         let hashed = format!("|1|{}|{}", b64.encode(salt), b64.encode(mac.finalize().into_bytes()));
         let key = b64.encode(b"blob");
         let text = format!(
-            "# comment\nexample.org ssh-ed25519 {key}\n[10.0.0.1]:2200 ssh-rsa {key}\n{hashed} ssh-ed25519 {key}\n@revoked x y z\n"
+            "# comment\nexample.org ssh-ed25519 {key}\n[10.0.0.1]:2200 ssh-rsa {key}\n{hashed} ssh-ed25519 {key}\n@revoked * ssh-rsa {key}\n@cert-authority * x {key}\n"
         );
         let entries = known_hosts(&text);
-        assert_eq!(entries.len(), 3);
+        assert_eq!(entries.len(), 4);
+        assert!(entries[3].revoked && !entries[0].revoked);
         assert!(entries[0].matches("example.org", 22) && !entries[0].matches("example.org", 2222));
         assert!(entries[1].matches("10.0.0.1", 2200) && !entries[1].matches("10.0.0.1", 22));
         assert!(entries[2].matches("127.0.0.1", 2222) && !entries[2].matches("127.0.0.2", 2222));

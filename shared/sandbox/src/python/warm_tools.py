@@ -242,7 +242,8 @@ def main():
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    # `python3 -c` puts the working directory (the side's scratch, which runs write) first on sys.path.
+    # Started as `python3 -I -c`: the working directory (the side's scratch, which runs write) is not on sys.path;
+    # make sure of it (an import before this line would already have been too late, hence `-I`).
     if sys.path and sys.path[0] in ("", "."):
         del sys.path[0]
     load_core()
