@@ -634,4 +634,34 @@ print(json.dumps(res))
         std::fs::remove_dir_all(&dir).unwrap();
         retire_stale();
     }
+
+    #[test]
+    fn a_cancelled_run_is_killed_at_once_with_what_it_started_warm_or_cold() {
+        let sandbox = crate::tests::sandbox_with(crate::Limits::default());
+        let tools = Tools::locate(&ToolPaths::default()).unwrap_or_else(|e| panic!("{e}: {INSTALL_HINT}"));
+        let dir = scratch("cancel");
+        for (n, warm) in [(1, true), (2, false)] {
+            let marker = format!("{}.{n}", 88_000 + std::process::id() % 1000);
+            let script = dir.join(format!("hang{n}.py"));
+            std::fs::write(&script, format!("import subprocess, time\nsubprocess.Popen(['sleep', '{marker}'])\ntime.sleep(3600)\n"))
+                .unwrap();
+            let mut cmd = command(&tools, tools.bin_dir.join("python3"), &[script.to_str().unwrap()], &dir, Duration::from_secs(120));
+            let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            cmd.cancel = Some(flag.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(2));
+                flag.store(true, Ordering::SeqCst);
+            });
+            let out = if warm { run(&sandbox, &cmd).expect("runs warm").unwrap() } else { sandbox.run_cold(&cmd).unwrap() };
+            // Stopped by the flag, long before its timeout.
+            assert!(out.cancelled && !out.timed_out && out.code.is_none(), "warm {warm}: {out:?}");
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(processes_mentioning(&format!("sleep\0{marker}")), 0, "warm {warm}: the cancelled run's child was left running");
+            // A run of a cancelled job starts nothing.
+            let out = sandbox.run(&cmd).unwrap();
+            assert!(out.cancelled && out.elapsed.is_zero(), "{out:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        retire_stale();
+    }
 }
