@@ -448,3 +448,72 @@ fn a_newer_head_stops_the_scan_of_the_older_one_in_another_process_and_nothing_i
     drop(stages);
     cleanup_queues(&prefix);
 }
+
+/// A hook on 127.0.0.1 that answers 200 to every POST and hands over each request's JSON body.
+fn notification_hook() -> (String, std::sync::mpsc::Receiver<Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/prci-hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = tx.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn a_dead_lettered_message_reaches_the_notification_hook_once_and_stays_in_the_dead_letter_queue() {
+    let r = Repo::standalone("demo");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), r.path());
+    let prefix = format!("prci-notify-{}", std::process::id());
+    let (hook, notices) = notification_hook();
+    let regen = Stage(
+        Command::new(prci_bin())
+            .args(["--config", &config.display().to_string(), "run", "--stage", "regen"])
+            .env("PRCI__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+            .env("PRCI__BROKER__PREFIX", &prefix)
+            .env("PRCI__NOTIFY__URL", &hook)
+            .env("PRCI_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let cfg = pipeline::rabbitmq::BrokerConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", &prefix);
+    let garbage =
+        pipeline::stage::Outgoing { queue: pipeline::messages::Queue::Revisions, body: b"{\"not\": \"a revision\"}".to_vec(), priority: 0 };
+    rt.block_on(pipeline::rabbitmq::publish_once(&cfg, &garbage)).unwrap();
+    let notice = notices.recv_timeout(Duration::from_secs(120)).expect("no notice reached the hook");
+    assert_eq!(notice["event"], "dead_letter", "{notice}");
+    assert_eq!((notice["stage"].as_str(), notice["queue"].as_str()), (Some("regen"), Some("revisions")), "{notice}");
+    assert!(notice["error"].as_str().is_some_and(|e| !e.is_empty()), "{notice}");
+    assert_eq!(notice["link"], "http://localhost:8080/", "{notice}");
+    // The message itself is kept for the operator, and told about once.
+    let dead = pipeline::messages::Queue::Revisions.dead_letter_name(&prefix);
+    let mut kept = Vec::new();
+    let start = Instant::now();
+    while kept.is_empty() && start.elapsed() < Duration::from_secs(30) {
+        kept = rt.block_on(pipeline::rabbitmq::take_all(&cfg, &dead)).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(kept, vec![garbage.body.clone()]);
+    assert!(notices.recv_timeout(Duration::from_secs(2)).is_err(), "a second notice for one message");
+    drop(regen);
+    cleanup_queues(&prefix);
+}

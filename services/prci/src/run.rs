@@ -49,6 +49,7 @@ pub fn build_stages(settings: &Settings, wanted: &[&str]) -> Result<Vec<Arc<dyn 
 /// Run the pipeline (or one stage) until SIGTERM; with `until_idle` (single-process mode only), poll once,
 /// process everything that came in, and return.
 pub async fn run(settings: Settings, stage: Option<&str>, until_idle: bool) -> Result<(), RunError> {
+    pipeline::notify::configure(&settings);
     let wanted: Vec<&str> = match stage {
         Some(s) if STAGES.contains(&s) => vec![s],
         Some(s) => return Err(RunError::Failed(format!("unknown stage {s:?}; expected one of {}", STAGES.join(", ")))),

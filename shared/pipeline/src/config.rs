@@ -33,6 +33,24 @@ pub struct Settings {
     pub trees: TreesSettings,
     pub sandbox: SandboxSettings,
     pub git: GitSettings,
+    pub notify: NotifySettings,
+}
+
+/// Telling a human when the infrastructure failed: a message dead-lettered by a stage is POSTed as a small JSON
+/// document to `url` (an IRC, Matrix or mail bridge).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySettings {
+    /// `http://` or `https://`; none: nobody is notified (the failure is still logged at ERROR).
+    pub url: Option<String>,
+    /// Seconds one notification may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        Self { url: None, timeout_secs: 10 }
+    }
 }
 
 /// How git reaches remotes (the repository, its masters, the trees remote): credentials from files, and the time a
@@ -390,6 +408,14 @@ impl Settings {
             return Err(ConfigError::new("checker.regen_timeout_secs", "must be at least 1"));
         }
         self.validate_git()?;
+        if let Some(url) = &self.notify.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::new("notify.url", "must be an http:// or https:// URL"));
+            }
+        }
+        if self.notify.timeout_secs == 0 {
+            return Err(ConfigError::new("notify.timeout_secs", "must be at least 1"));
+        }
         for arg in &self.checker.pkgcheck_args {
             for owned in ["-r", "--repo", "-R", "--reporter", "--config", "--cache-dir", "--cache"] {
                 if arg == owned || arg.starts_with(&format!("{owned}=")) {

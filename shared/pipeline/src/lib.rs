@@ -4,6 +4,7 @@ pub mod cancel;
 pub mod config;
 pub mod memory;
 pub mod messages;
+pub mod notify;
 pub mod rabbitmq;
 pub mod runtime;
 pub mod stage;

@@ -132,6 +132,10 @@ pub async fn run_consumer(bus: Arc<MemoryBus>, stage: Arc<dyn Stage>, policy: Re
         let disposition = tokio::task::spawn_blocking(move || process(st.as_ref(), &b, &policy, std::thread::sleep))
             .await
             .unwrap_or_else(|_| Disposition::DeadLetter("the handler task failed".into()));
+        if let Disposition::DeadLetter(reason) = &disposition {
+            tracing::error!(stage = stage.name(), %reason, "dead-lettered");
+            crate::notify::dead_letter(stage.name(), queue, &body, reason);
+        }
         bus.finish(queue, body, disposition);
     }
 }

@@ -190,6 +190,7 @@ async fn consume_session(
             }
             Disposition::DeadLetter(reason) => {
                 tracing::error!(stage = stage.name(), %reason, "dead-lettered");
+                crate::notify::dead_letter(stage.name(), stage.input(), &delivery.data, &reason);
                 delivery.reject(BasicRejectOptions { requeue: false }).await?;
             }
         }

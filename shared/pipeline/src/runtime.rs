@@ -102,6 +102,7 @@ pub fn service_start(name: &str) -> Result<(crate::Settings, tokio::runtime::Run
         eprintln!("{name}: {e}");
         std::process::ExitCode::from(64)
     })?;
+    crate::notify::configure(&settings);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| {
         eprintln!("{name}: cannot start the runtime: {e}");
         std::process::ExitCode::from(2)
