@@ -135,7 +135,9 @@ fn check_command(settings: Settings, req: CheckRequest, json: bool) -> ExitCode 
         Ok(c) => c,
         Err(code) => return code,
     };
-    match check::run(&ctx, &req) {
+    let result = check::run(&ctx, &req);
+    sandbox::warm::shutdown();
+    match result {
         Ok(checked) => {
             let _ = std::fs::remove_dir_all(&checked.scratch);
             print_report(&checked.report, json);
@@ -162,7 +164,9 @@ fn replay_command(settings: Settings, repo: &std::path::Path, from: &str, to: &s
     };
     let mut all_agree = true;
     for commit in commits {
-        match prci::replay::replay_one(&ctx, repo, &commit) {
+        let replayed = prci::replay::replay_one(&ctx, repo, &commit);
+        sandbox::warm::shutdown();
+        match replayed {
             Ok(r) => {
                 all_agree &= r.agree;
                 print_replay(&r, json);

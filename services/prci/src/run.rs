@@ -79,6 +79,7 @@ pub async fn run(settings: Settings, stage: Option<&str>, until_idle: bool) -> R
         bus.wait_idle().await;
         let _ = tx.send(true);
         let _ = consumers.await;
+        sandbox::warm::shutdown();
         let dead = bus.dead_letters();
         if !dead.is_empty() {
             return Err(RunError::Failed(format!("{} message(s) dead-lettered; first: {}", dead.len(), dead[0].reason)));
@@ -93,5 +94,6 @@ pub async fn run(settings: Settings, stage: Option<&str>, until_idle: bool) -> R
         }
     }
     let _ = consumers.await;
+    sandbox::warm::shutdown();
     Ok(())
 }

@@ -165,6 +165,20 @@ pub fn retire_stale() {
     }
 }
 
+/// Kill every server of this process with everything in its namespace, and wait for them: a command that is about to
+/// exit leaves nothing behind (the parent-death signal would, but a moment after the exit).
+pub fn shutdown() {
+    let all: Vec<Slot> = match pool().lock() {
+        Ok(mut pool) => pool.drain().map(|(_, slot)| slot).collect(),
+        Err(_) => return,
+    };
+    for slot in all {
+        if let Ok(mut server) = slot.lock() {
+            *server = None;
+        }
+    }
+}
+
 /// Make sure the server for `slot` is up with the view `cmd` needs (the lock is held by the caller): one started
 /// with a read-only md5-cache is replaced for a regen.
 fn ensure_started(sandbox: &Sandbox, server: &mut Option<Server>, cmd: &ToolCommand, python: &Path) -> bool {
