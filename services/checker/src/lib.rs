@@ -253,12 +253,12 @@ fn merge_tool_cache(scanner: &Scanner, env: &TreeEnv, inputs: &str, trusted: boo
     }
     if let Err(e) = updated {
         tracing::warn!(error = %e, "could not update the merge checkout's pkgcheck cache; dropping it");
-        let _ = empty_dir(&kept);
+        let _ = sandbox::env::empty_in_place(&kept);
         return;
     }
     if let Err(e) = copy_dir(&kept, &env.pkgcheck_cache) {
         tracing::warn!(error = %e, "could not copy the merge checkout's pkgcheck cache; the scan builds its own");
-        let _ = empty_dir(&env.pkgcheck_cache);
+        let _ = sandbox::env::empty_in_place(&env.pkgcheck_cache);
     }
 }
 
@@ -270,22 +270,8 @@ fn keep_for(dir: &Path, inputs: &str) -> std::io::Result<()> {
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == inputs) {
         return Ok(());
     }
-    empty_dir(dir)?;
+    sandbox::env::empty_in_place(dir)?;
     std::fs::write(stamp, inputs)
-}
-
-/// Remove everything in `dir`, keeping the directory itself (a warm tool process may have it mounted).
-fn empty_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            std::fs::remove_dir_all(entry.path())?;
-        } else {
-            std::fs::remove_file(entry.path())?;
-        }
-    }
-    Ok(())
 }
 
 /// Copy a directory of regular files and directories (symlinks and anything else are left out).

@@ -37,7 +37,7 @@ impl CheckerStage {
         }
         let ws = RepoWorkspace::new(&settings.work.dir, &repo.name, &repo.url);
         let _lock = ws.lock().map_err(transient)?;
-        if job.flag.load(std::sync::atomic::Ordering::SeqCst) {
+        if job.cancelled() {
             tracing::info!(revision = %p.revision.key(), "superseded while waiting; dropped");
             return Ok(None);
         }

@@ -44,8 +44,7 @@ pub fn reconcile(
     let touched: BTreeSet<String> = changed.iter().filter_map(|p| ebuild::layout::package_of_path(p)).collect();
     let eclasses: BTreeSet<&str> =
         changed.iter().filter_map(|p| p.strip_prefix("eclass/").and_then(|e| e.strip_suffix(".eclass"))).collect();
-    let cache = |tree: &Path| tree.join("metadata").join("md5-cache");
-    let (bcache, mcache) = (cache(base), cache(merge));
+    let (bcache, mcache) = (sandbox::md5_cache_of(base), sandbox::md5_cache_of(merge));
     let mut done = Reconciled::default();
     let categories = match only {
         Some(only) => only.clone(),

@@ -27,7 +27,7 @@ impl RegenStage {
         let job = pipeline::cancel::register(&rev.repository, rev.pr, &rev.head);
         let ws = RepoWorkspace::new(&settings.work.dir, &repo.name, &repo.url);
         let _lock = ws.lock()?;
-        if job.flag.load(std::sync::atomic::Ordering::SeqCst) {
+        if job.cancelled() {
             tracing::info!(revision = %rev.key(), "superseded while waiting; dropped");
             return Ok(None);
         }

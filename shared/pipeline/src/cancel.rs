@@ -37,6 +37,13 @@ pub struct Registration {
     pub flag: CancelFlag,
 }
 
+impl Registration {
+    /// Whether a newer head was seen since the job registered.
+    pub fn cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         jobs().lock().unwrap_or_else(|p| p.into_inner()).retain(|j| j.id != self.id);

@@ -129,12 +129,12 @@ pub fn args(cmd: &ToolCommand, limits: &Limits) -> Vec<OsString> {
     if let Some((src, dst)) = &cmd.bind {
         a.ro_bind(src, dst);
         if cmd.write_md5_cache {
-            let cache = Path::new("metadata").join("md5-cache");
+            let (src, dst) = (crate::md5_cache_of(src), crate::md5_cache_of(dst));
             match &cmd.md5_cache_categories {
-                None => a.bind(&src.join(&cache), &dst.join(&cache)),
+                None => a.bind(&src, &dst),
                 Some(cats) => {
                     for cat in cats {
-                        a.bind(&src.join(&cache).join(cat), &dst.join(&cache).join(cat));
+                        a.bind(&src.join(cat), &dst.join(cat));
                     }
                 }
             }

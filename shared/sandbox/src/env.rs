@@ -52,6 +52,21 @@ pub fn side_scratch(job_scratch: &Path, side: &str) -> PathBuf {
     job_scratch.join(side)
 }
 
+/// Remove everything in `dir` (made if absent), keeping the directory itself: a warm tool process may have it
+/// mounted, and a directory removed and made again would not be the one it sees.
+pub fn empty_in_place(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Where pkgcheck's caches of a checkout are kept between jobs: beside it, never inside it.
 pub fn kept_tool_cache(tree: &Path) -> PathBuf {
     let name = tree.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -168,6 +168,18 @@ impl ToolCommand {
     pub fn cancelled(&self) -> bool {
         self.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst))
     }
+
+    /// This command ready to be bound: the md5-cache categories it may write made real directories of the tree and
+    /// only those kept (`md5_category_dirs`); itself when it writes none of them.
+    pub(crate) fn with_category_dirs(&self) -> std::io::Result<std::borrow::Cow<'_, ToolCommand>> {
+        match (&self.bind, &self.md5_cache_categories) {
+            (Some((tree, _)), Some(cats)) if self.write_md5_cache => {
+                let cats = md5_category_dirs(tree, cats)?;
+                Ok(std::borrow::Cow::Owned(ToolCommand { md5_cache_categories: Some(cats), ..self.clone() }))
+            }
+            _ => Ok(std::borrow::Cow::Borrowed(self)),
+        }
+    }
 }
 
 /// A tree's md5-cache directory.
@@ -178,7 +190,7 @@ pub fn md5_cache_of(tree: &Path) -> PathBuf {
 /// The md5-cache category directories a run may write (`ToolCommand::md5_cache_categories`), each made a real
 /// directory of the tree first (a symbolic link or file left there by earlier code is removed: a bind mount would
 /// follow it). Names that are not one path component are left out: nothing can be written for them.
-pub(crate) fn md5_category_dirs(tree: &Path, categories: &[String]) -> std::io::Result<Vec<String>> {
+fn md5_category_dirs(tree: &Path, categories: &[String]) -> std::io::Result<Vec<String>> {
     let cache = md5_cache_of(tree);
     let mut kept = Vec::new();
     for cat in categories.iter().filter(|c| is_category_name(c)) {
@@ -307,14 +319,8 @@ impl Sandbox {
                 for w in &cmd.writable {
                     std::fs::create_dir_all(w)?;
                 }
-                let checked;
-                let cmd = match (&cmd.bind, &cmd.md5_cache_categories) {
-                    (Some((tree, _)), Some(cats)) if cmd.write_md5_cache => {
-                        checked = ToolCommand { md5_cache_categories: Some(md5_category_dirs(tree, cats)?), ..cmd.clone() };
-                        &checked
-                    }
-                    _ => cmd,
-                };
+                let checked = cmd.with_category_dirs()?;
+                let cmd = checked.as_ref();
                 if let Some((_, dst)) = &cmd.bind {
                     std::fs::create_dir_all(dst)?;
                 }

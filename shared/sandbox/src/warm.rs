@@ -90,10 +90,17 @@ struct Server {
     nested: bool,
 }
 
+/// A run's own view inside its server's sandbox (its child's namespace).
+struct View {
+    /// What the server's sandbox can write and this run may not: remounted read-only.
+    read_only: Vec<PathBuf>,
+    /// Directories inside those it may write all the same (a targeted regen's md5-cache categories).
+    keep_writable: Vec<PathBuf>,
+}
+
 impl Server {
-    /// What `cmd` may not write of what this server's sandbox can: its child's read-only paths, and the directories
-    /// inside them it may write all the same (a targeted regen's md5-cache categories).
-    fn view_for(&self, cmd: &ToolCommand) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    /// The view `cmd` gets in this server's sandbox.
+    fn view_for(&self, cmd: &ToolCommand) -> View {
         let categories = cmd.md5_cache_categories.as_ref().filter(|_| cmd.write_md5_cache);
         let md5 = self.md5_cache.clone().filter(|_| !cmd.write_md5_cache || categories.is_some());
         let keep: Vec<PathBuf> = match (&md5, categories) {
@@ -101,7 +108,7 @@ impl Server {
             _ => vec![],
         };
         let others = self.writable.iter().filter(|w| !cmd.writable.contains(w) && **w != cmd.scratch).cloned();
-        (md5.into_iter().chain(others).collect(), keep)
+        View { read_only: md5.into_iter().chain(others).collect(), keep_writable: keep }
     }
 }
 
@@ -221,21 +228,15 @@ pub fn run(sandbox: &Sandbox, cmd: &ToolCommand) -> Option<std::io::Result<ToolO
         return None;
     }
     let s = server.as_mut()?;
-    let checked;
-    let cmd = match (&cmd.bind, &cmd.md5_cache_categories) {
-        (Some((tree, _)), Some(cats)) if cmd.write_md5_cache => {
-            checked = ToolCommand { md5_cache_categories: Some(crate::md5_category_dirs(tree, cats).ok()?), ..cmd.clone() };
-            &checked
-        }
-        _ => cmd,
-    };
+    let checked = cmd.with_category_dirs().ok()?;
+    let cmd = checked.as_ref();
     let view = s.view_for(cmd);
-    if !view.0.is_empty() && !s.nested {
+    if !view.read_only.is_empty() && !s.nested {
         return None; // no view of its own can be made for it here: a sandbox of its own
     }
     let start = Instant::now();
     let outcome = request(sandbox, s, cmd, tool, &args, &view);
-    tracing::debug!(tool, read_only = ?view.0, elapsed = ?start.elapsed(), "warm run");
+    tracing::debug!(tool, read_only = ?view.read_only, elapsed = ?start.elapsed(), "warm run");
     match outcome {
         Request::Done(out) if out.code == Some(125) && out.stderr.starts_with(NO_VIEW.as_bytes()) => {
             tracing::warn!(reason = %out.last_stderr_line(), "no nested namespace for a warm run's own view here; such runs go cold");
@@ -264,14 +265,7 @@ enum Request {
 
 static RUN_ID: AtomicU64 = AtomicU64::new(0);
 
-fn request(
-    sandbox: &Sandbox,
-    s: &mut Server,
-    cmd: &ToolCommand,
-    tool: &str,
-    args: &[String],
-    view: &(Vec<PathBuf>, Vec<PathBuf>),
-) -> Request {
+fn request(sandbox: &Sandbox, s: &mut Server, cmd: &ToolCommand, tool: &str, args: &[String], view: &View) -> Request {
     if let Err(e) = std::fs::create_dir_all(&cmd.scratch) {
         return Request::Broken(format!("scratch dir: {e}"));
     }
@@ -300,8 +294,8 @@ fn request(
         "stderr": ferr,
         "cwd": cmd.scratch,
         "env": env,
-        "read_only": view.0,
-        "keep_writable": view.1,
+        "read_only": view.read_only,
+        "keep_writable": view.keep_writable,
     });
     let start = Instant::now();
     if let Err(e) = writeln!(s.requests, "{req}").and_then(|_| s.requests.flush()) {
@@ -386,7 +380,7 @@ fn request(
 fn spawn(sandbox: &Sandbox, cmd: &ToolCommand, python: &Path) -> std::io::Result<Server> {
     let cgroup = sandbox.run_cgroup();
     let mut c = sandbox.command(cmd, python, cgroup.as_ref())?;
-    let md5_cache = cmd.bind.as_ref().filter(|_| cmd.write_md5_cache).map(|(_, dst)| dst.join("metadata").join("md5-cache"));
+    let md5_cache = cmd.bind.as_ref().filter(|_| cmd.write_md5_cache).map(|(_, dst)| crate::md5_cache_of(dst));
     let writable = cmd.writable.clone();
     // Isolated (`-I`): neither the working directory (the side's scratch, which runs write) nor any PYTHON* variable
     // decides what the server imports, even before its first line runs.
