@@ -135,6 +135,9 @@ pub async fn run_consumer(bus: Arc<MemoryBus>, stage: Arc<dyn Stage>, policy: Re
         if let Disposition::DeadLetter(reason) = &disposition {
             tracing::error!(stage = stage.name(), %reason, "dead-lettered");
             crate::notify::dead_letter(stage.name(), queue, &body, reason);
+            if let Some(out) = crate::stage::failure_verdict(stage.name(), queue, &body, reason) {
+                bus.publish(out);
+            }
         }
         bus.finish(queue, body, disposition);
     }

@@ -35,6 +35,10 @@ impl Queue {
     pub fn name(self, prefix: &str) -> String {
         format!("{prefix}.{}", self.short())
     }
+    /// Its priority twin: `priority-ci` work waits there, and every consumer takes from it first.
+    pub fn priority_name(self, prefix: &str) -> String {
+        format!("{prefix}.{}.priority", self.short())
+    }
     /// Its dead-letter queue.
     pub fn dead_letter_name(self, prefix: &str) -> String {
         format!("{prefix}.{}.dead", self.short())

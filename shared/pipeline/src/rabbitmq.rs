@@ -6,6 +6,11 @@
 //! connection is re-established with backoff. On shutdown the consumer is cancelled, the message in hand
 //! is finished and acknowledged, then the loop returns. Quorum queues also count redeliveries: a message
 //! that kills its consumer again and again is dead-lettered by the broker after `delivery_limit`.
+//!
+//! Priorities: quorum queues (RabbitMQ 3.10, Debian bookworm's) ignore message priorities, so each work queue has a
+//! priority twin, `<queue>.priority`, with the same dead-letter exchange. A message with a priority goes there; every
+//! consumer consumes both queues and, whenever both have a message for it, takes the priority one first. A `priority-ci`
+//! pull request thus waits at most for the message each consumer already holds, not for the whole queue.
 
 use crate::messages::Queue;
 use crate::stage::{process, Disposition, Outgoing, RetryPolicy, Stage};
@@ -76,9 +81,9 @@ pub async fn declare_topology(channel: &Channel, cfg: &BrokerConfig) -> Result<(
         let mut args = quorum;
         args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.as_str().into()));
         args.insert("x-delivery-limit".into(), AMQPValue::LongInt(cfg.delivery_limit as i32));
-        channel
-            .queue_declare(queue.name(&cfg.prefix).as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, args)
-            .await?;
+        for name in [queue.name(&cfg.prefix), queue.priority_name(&cfg.prefix)] {
+            channel.queue_declare(name.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, args.clone()).await?;
+        }
     }
     Ok(())
 }
@@ -105,7 +110,7 @@ impl Publisher {
 
     /// Publish persistently and wait for the broker's confirm; an unroutable or refused message is an error.
     pub async fn publish(&self, out: &Outgoing) -> Result<(), BrokerError> {
-        let name = out.queue.name(&self.prefix);
+        let name = if out.priority > 0 { out.queue.priority_name(&self.prefix) } else { out.queue.name(&self.prefix) };
         let props =
             BasicProperties::default().with_delivery_mode(2).with_priority(out.priority).with_content_type("application/json".into());
         let confirm = self
@@ -155,16 +160,24 @@ async fn consume_session(
     let publisher = Publisher::new(&connection, &cfg.prefix).await?;
     channel.basic_qos(cfg.prefetch, BasicQosOptions::default()).await?;
     let queue = stage.input().name(&cfg.prefix);
+    let priority_queue = stage.input().priority_name(&cfg.prefix);
     let tag: ShortString = format!("prci-{}-{}", stage.name(), std::process::id()).into();
-    let mut consumer =
-        channel.basic_consume(queue.as_str().into(), tag.clone(), BasicConsumeOptions::default(), FieldTable::default()).await?;
+    let priority_tag: ShortString = format!("prci-{}-{}-priority", stage.name(), std::process::id()).into();
+    let options = BasicConsumeOptions::default;
+    let mut priority =
+        channel.basic_consume(priority_queue.as_str().into(), priority_tag.clone(), options(), FieldTable::default()).await?;
+    let mut consumer = channel.basic_consume(queue.as_str().into(), tag.clone(), options(), FieldTable::default()).await?;
     tracing::info!(stage = stage.name(), queue = %queue, "consuming");
     loop {
         let delivery = tokio::select! {
+            // Priority work first whenever both queues have a message for this consumer.
+            biased;
+            d = priority.next() => d,
             d = consumer.next() => d,
             _ = shutdown.changed() => {
                 tracing::info!(stage = stage.name(), "shutting down: no more work taken");
                 let _ = channel.basic_cancel(tag.clone(), BasicCancelOptions::default()).await;
+                let _ = channel.basic_cancel(priority_tag.clone(), BasicCancelOptions::default()).await;
                 let _ = connection.close(200, "shutdown".into()).await;
                 return Ok(());
             }
@@ -191,6 +204,10 @@ async fn consume_session(
             Disposition::DeadLetter(reason) => {
                 tracing::error!(stage = stage.name(), %reason, "dead-lettered");
                 crate::notify::dead_letter(stage.name(), stage.input(), &delivery.data, &reason);
+                if let Some(out) = crate::stage::failure_verdict(stage.name(), stage.input(), &delivery.data, &reason) {
+                    // Before the reject: a failure to publish leaves the input to be redelivered, not lost.
+                    publisher.publish(&out).await?;
+                }
                 delivery.reject(BasicRejectOptions { requeue: false }).await?;
             }
         }

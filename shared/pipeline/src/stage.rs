@@ -100,10 +100,48 @@ pub fn process(stage: &dyn Stage, body: &[u8], policy: &RetryPolicy, mut sleep: 
     }
 }
 
+/// What a dead-lettered message about a pull request becomes, besides the dead-letter queue: an `error` verdict for its
+/// revision on the verdicts queue, so the publisher writes an error report and sets an `error` status ("the CI failed,
+/// not your pull request"). `None` when the message names no revision (undecodable) or when the publisher itself gave up
+/// (its failures reach people through the notification hook and the dead-letter queue).
+pub fn failure_verdict(stage: &str, input: Queue, body: &[u8], reason: &str) -> Option<Outgoing> {
+    if input == Queue::Verdicts {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let revision: crate::messages::Revision = serde_json::from_value(crate::notify::find_revision(&value)?.clone()).ok()?;
+    let reason = format!("the CI failed, not your pull request ({stage}: {reason})");
+    let report = findings::CheckReport::error(&revision.repository, &revision.base, &revision.head, reason);
+    let priority = revision.broker_priority();
+    let body = crate::messages::encode(&crate::messages::VerdictMessage { revision, report });
+    Some(Outgoing { queue: Queue::Verdicts, body, priority })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn a_dead_letter_about_a_revision_becomes_an_error_verdict() {
+        let rev = crate::messages::Revision {
+            repository: "gentoo".into(),
+            pr: 7,
+            head: "a".repeat(40),
+            base_branch: "master".into(),
+            base: "b".repeat(40),
+            priority: true,
+            emitted_at: 1.0,
+        };
+        let out = failure_verdict("regen", Queue::Revisions, &crate::messages::encode(&rev), "git: timed out").unwrap();
+        assert_eq!((out.queue, out.priority), (Queue::Verdicts, rev.broker_priority()));
+        let verdict: crate::messages::VerdictMessage = crate::messages::decode(&out.body).unwrap();
+        assert_eq!(verdict.revision, rev);
+        assert_eq!(verdict.report.verdict, findings::Verdict::Error);
+        assert!(verdict.report.reason.contains("not your pull request") && verdict.report.reason.contains("git: timed out"));
+        assert!(failure_verdict("regen", Queue::Revisions, b"garbage", "undecodable").is_none());
+        assert!(failure_verdict("publisher", Queue::Verdicts, &out.body, "disk full").is_none());
+    }
 
     struct Flaky {
         failures: u32,
