@@ -2,9 +2,10 @@
 //! trees (`Repo`, `Ebuild`), a deterministic bulk generator for benchmarks, and
 //! helpers running the real `pmaint regen` / `pkgcheck scan` as the "slow truth", and a Gentoo-size
 //! tree built from a real snapshot for `prci-bench --real` (`real_tree`), and git remotes served over https and ssh
-//! on this machine (`remotes`).
+//! on this machine (`remotes`), and a stateful fake of GitHub's REST API held to GitHub's OpenAPI description (`fake_github`).
 
 pub mod ebuild;
+pub mod fake_github;
 pub mod real_tree;
 pub mod remotes;
 pub mod repo;

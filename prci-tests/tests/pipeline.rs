@@ -198,6 +198,7 @@ fn cleanup_queues(prefix: &str) {
         let ch = conn.create_channel().await.unwrap();
         for q in pipeline::messages::Queue::ALL {
             let _ = ch.queue_delete(q.name(prefix).as_str().into(), Default::default()).await;
+            let _ = ch.queue_delete(q.priority_name(prefix).as_str().into(), Default::default()).await;
             let _ = ch.queue_delete(q.dead_letter_name(prefix).as_str().into(), Default::default()).await;
             let _ = ch.exchange_delete(q.dead_letter_exchange(prefix).as_str().into(), Default::default()).await;
         }
@@ -361,7 +362,10 @@ fn a_superseded_revision_is_dropped_and_never_published_over_a_newer_one() {
     assert!(checker.handle(&messages::encode(&stale)).unwrap().publish.is_empty(), "the checker scanned a superseded revision");
 
     // The publisher never writes the older revision's report once the newer one is written.
-    let publisher = publisher::stage::PublisherStage { store: publisher::reports::ReportStore::new(settings.reports.dir.clone()) };
+    let publisher = publisher::stage::PublisherStage::new(
+        publisher::reports::ReportStore::new(settings.reports.dir.clone()),
+        &settings.reports.base_url,
+    );
     let report = |head: &str| findings::CheckReport::error("demo", &"b".repeat(40), head, "test");
     publisher.handle(&messages::encode(&VerdictMessage { revision: rev(&new_head, 2.0), report: report(&new_head) })).unwrap();
     publisher.handle(&messages::encode(&VerdictMessage { revision: rev(&old_head, 1.0), report: report(&old_head) })).unwrap();

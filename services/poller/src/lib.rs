@@ -2,11 +2,12 @@
 //!
 //! One poll ([`poll_once`]) is:
 //!
-//! 1. [`GitSource::list`]: the tip of `refs/heads/<base_branch>` and every `refs/pull/<N>/head` of the remote (refs
-//!    only, no objects are fetched);
-//! 2. closed pull requests (gone from the remote) are dropped from the [`PollerState`];
+//! 1. [`Source::list`]: the tip of `refs/heads/<base_branch>` of the remote (refs only, no objects are fetched) and the
+//!    open pull requests: every `refs/pull/<N>/head` (`git`), or the forge's list with labels and drafts (`github`);
+//! 2. pull requests closed, or no longer to be checked (`noci`, a draft), are dropped from the [`PollerState`];
 //! 3. [`plan`]: one [`Revision`] per pull request whose head differs from the one last emitted (and, with
-//!    `recheck_on_base_move`, per pull request whose base tip moved since), in PR order;
+//!    `recheck_on_base_move`, per pull request whose base tip moved since; and per re-run asked for), `priority-ci`
+//!    first, then in PR order;
 //! 4. each revision is handed to `emit` (the broker loop publishes it and waits for the broker's confirm); only once
 //!    `emit` returned `Ok` is the revision recorded in the state, and the state is saved after every successful emit.
 //!
@@ -21,15 +22,17 @@ mod plan;
 pub mod run;
 mod source;
 mod state;
+pub mod webhook;
 
 #[cfg(test)]
 mod tests;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use pipeline::messages::Revision;
 pub use plan::plan;
-pub use source::{GitSource, RemoteState};
+pub use source::{RemoteState, Source, PRIORITY_LABEL, SKIP_LABEL};
 pub use state::{Emitted, PollerState};
 
 /// Why a poll failed.
@@ -47,13 +50,41 @@ pub enum PollError {
     /// `emit` failed (broker unreachable, no confirm). Transient: what was emitted before is saved; the rest is emitted at the next poll.
     #[error("emit failed: {0}")]
     Emit(String),
+    /// The poller cannot start as configured (an unusable forge key, an address that cannot be bound).
+    #[error("bad configuration: {key}: {reason}")]
+    Config { key: String, reason: String },
+    /// The forge failed (unreachable, 5xx: transient; refused credentials, a bad answer: not).
+    #[error("forge: {reason}")]
+    Forge { reason: String, transient: bool },
 }
 
 impl PollError {
     /// Whether retrying later (the next poll) can succeed without an operator.
     pub fn is_transient(&self) -> bool {
-        matches!(self, PollError::Git { .. } | PollError::Emit(_))
+        match self {
+            PollError::Git { .. } | PollError::Emit(_) => true,
+            PollError::Forge { transient, .. } => *transient,
+            PollError::MissingBase { .. } | PollError::State { .. } | PollError::Config { .. } => false,
+        }
     }
+
+    pub(crate) fn forge(e: forge::ForgeError) -> PollError {
+        if let forge::ForgeError::Config { key, reason } = e {
+            return PollError::Config { key, reason };
+        }
+        PollError::Forge { transient: e.is_transient(), reason: e.to_string() }
+    }
+}
+
+/// What one poll did.
+#[derive(Debug, Default)]
+pub struct Polled {
+    /// Revisions emitted (and recorded), in emission order.
+    pub emitted: Vec<Revision>,
+    /// Pull requests dropped from the state: closed, or no longer to be checked.
+    pub dropped: Vec<u64>,
+    /// Open pull requests not checked: number → (head, why).
+    pub skipped: BTreeMap<u64, (String, &'static str)>,
 }
 
 /// The current time in Unix seconds.
@@ -67,20 +98,33 @@ pub fn now() -> f64 {
 /// already saved, the failing one and those after it are not recorded (so the next poll emits them), and the error is returned
 /// as [`PollError::Emit`].
 pub fn poll_once<E: std::fmt::Display>(
-    source: &GitSource,
+    source: &Source,
     state_path: &Path,
     recheck_on_base_move: bool,
     repository: &str,
-    mut emit: impl FnMut(&Revision) -> Result<(), E>,
+    emit: impl FnMut(&Revision) -> Result<(), E>,
 ) -> Result<Vec<Revision>, PollError> {
+    Ok(poll(source, state_path, recheck_on_base_move, &BTreeSet::new(), repository, emit)?.emitted)
+}
+
+/// [`poll_once`], also emitting the current head of each open pull request in `forced` (a re-run asked for), and saying
+/// which pull requests were dropped or skipped.
+pub fn poll<E: std::fmt::Display>(
+    source: &Source,
+    state_path: &Path,
+    recheck_on_base_move: bool,
+    forced: &BTreeSet<u64>,
+    repository: &str,
+    mut emit: impl FnMut(&Revision) -> Result<(), E>,
+) -> Result<Polled, PollError> {
     let mut state = PollerState::load(state_path)?;
     let remote = source.list()?;
-    let closed = state.retain_open(&remote);
-    if !closed.is_empty() {
-        tracing::info!(repository, ?closed, "pull requests closed; dropped from the poller state");
+    let dropped = state.retain_open(&remote);
+    if !dropped.is_empty() {
+        tracing::info!(repository, ?dropped, "pull requests closed or no longer checked; dropped from the poller state");
         state.save(state_path)?;
     }
-    let planned = plan(&state, &remote, recheck_on_base_move, repository, now());
+    let planned = plan(&state, &remote, recheck_on_base_move, forced, repository, now());
     let mut emitted = Vec::with_capacity(planned.len());
     for revision in planned {
         if let Err(e) = emit(&revision) {
@@ -90,8 +134,8 @@ pub fn poll_once<E: std::fmt::Display>(
         }
         state.record(&revision);
         state.save(state_path)?;
-        tracing::info!(revision = %revision.key(), base = %revision.base, "revision emitted");
+        tracing::info!(revision = %revision.key(), base = %revision.base, priority = revision.priority, "revision emitted");
         emitted.push(revision);
     }
-    Ok(emitted)
+    Ok(Polled { emitted, dropped, skipped: remote.skipped })
 }

@@ -18,7 +18,8 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("poller: {e}");
-            std::process::ExitCode::from(2)
+            let code = if matches!(e, poller::PollError::Config { .. }) { 64 } else { 2 };
+            std::process::ExitCode::from(code)
         }
     }
 }

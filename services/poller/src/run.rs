@@ -1,46 +1,57 @@
-//! The poller's loop: poll the remote every `source.poll_interval_secs`, publish each new revision with a confirm, until shutdown (or once).
+//! The poller's loop: poll every `source.poll_interval_secs`, or at once when a webhook delivery wakes it; publish each
+//! new revision with a confirm, cancel what it supersedes, set the pending status; until shutdown (or once).
 
-use crate::{poll_once, GitSource, PollError};
+use crate::webhook::{self, Hook, Spool};
+use crate::{poll, PollError, Polled, Source, SKIP_LABEL};
+use forge::{Forge, State, Status};
 use pipeline::cancel::Cancel;
-use pipeline::messages::{self, Queue};
+use pipeline::messages::{self, Queue, Revision};
 use pipeline::runtime::Transport;
 use pipeline::stage::Outgoing;
 use pipeline::Settings;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// Where the poller keeps what it emitted.
 pub fn state_path(settings: &Settings) -> std::path::PathBuf {
     settings.work.dir.join("poller").join(format!("{}.json", settings.repository.name))
 }
 
-/// Poll until shutdown; with `once`, poll a single time. A permanent error (corrupt state, missing base branch) ends the loop.
+/// What one pass needs; cloned into the blocking task.
+#[derive(Clone)]
+struct Pass {
+    settings: Settings,
+    source: Source,
+    forge: Arc<dyn Forge>,
+    spool: Spool,
+    transport: Transport,
+}
+
+/// Poll until shutdown; with `once`, poll a single time. A permanent error (corrupt state, missing base branch, the forge
+/// refusing prci's credentials) ends the loop.
 pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::Receiver<bool>, once: bool) -> Result<(), PollError> {
     git_transport(&settings);
-    let source = GitSource::from_settings(&settings.repository);
-    let path = state_path(&settings);
+    let forge = forge::from_settings(&settings).map_err(PollError::forge)?;
+    let wake = Arc::new(Notify::new());
+    let spool = Spool::new(webhook::spool_dir(&settings.work.dir, &settings.repository.name));
+    if let Some(listen) = &settings.http.listen {
+        let routes = webhook_routes(&settings, spool.clone(), wake.clone())?;
+        pipeline::http::serve(listen, routes, shutdown.clone())
+            .await
+            .map_err(|reason| PollError::Config { key: "http.listen".into(), reason })?;
+    }
+    let source = Source::from_settings(&settings, forge.clone());
+    let pass = Pass { settings: settings.clone(), source, forge, spool, transport };
     loop {
-        let (src, p, t, s) = (source.clone(), path.clone(), transport.clone(), settings.clone());
+        let p = pass.clone();
         let handle = tokio::runtime::Handle::current();
-        let result = tokio::task::spawn_blocking(move || {
-            poll_once(&src, &p, s.source.recheck_on_base_move, &s.repository.name, |rev| {
-                handle.block_on(t.publish(Outgoing {
-                    queue: Queue::Revisions,
-                    body: messages::encode(rev),
-                    priority: rev.broker_priority(),
-                }))?;
-                // Whatever a host is still doing for another head of this pull request is stale: stop it now.
-                let cancel = Cancel { repository: rev.repository.clone(), pr: rev.pr, head: rev.head.clone() };
-                if let Err(e) = handle.block_on(t.cancel(&cancel)) {
-                    tracing::warn!(pr = rev.pr, error = %e, "could not send the cancel of older work; it is dropped when it ends");
-                }
-                Ok::<(), String>(())
-            })
-        })
-        .await
-        .unwrap_or_else(|e| Err(PollError::Emit(format!("poll task failed: {e}"))));
+        let result = tokio::task::spawn_blocking(move || one_pass(&p, &handle))
+            .await
+            .unwrap_or_else(|e| Err(PollError::Emit(format!("poll task failed: {e}"))));
         match result {
-            Ok(emitted) if !emitted.is_empty() => tracing::info!(count = emitted.len(), "revisions emitted"),
+            Ok(polled) if !polled.emitted.is_empty() => tracing::info!(count = polled.emitted.len(), "revisions emitted"),
             Ok(_) => {}
             // A single pass (`--until-idle`) has no next time: its failure is the run's.
             Err(e) if e.is_transient() && !once => tracing::warn!(error = %e, "poll failed; trying again next time"),
@@ -51,8 +62,90 @@ pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(settings.source.poll_interval_secs.max(1))) => {}
+            _ = wake.notified() => tracing::debug!("woken by a webhook delivery"),
             _ = shutdown.changed() => return Ok(()),
         }
+    }
+}
+
+/// `POST /webhook` when the source is GitHub and a secret is configured; no route otherwise (404).
+fn webhook_routes(settings: &Settings, spool: Spool, wake: Arc<Notify>) -> Result<axum::Router, PollError> {
+    let (Some(file), "github") = (&settings.github.webhook_secret_file, settings.source.kind.as_str()) else {
+        return Ok(axum::Router::new());
+    };
+    let secret = std::fs::read_to_string(file)
+        .map(|s| s.trim().as_bytes().to_vec())
+        .map_err(|e| PollError::Config { key: "github.webhook_secret_file".into(), reason: e.to_string() })?;
+    let hook = Hook { secret, repository: settings.github.repository.clone(), spool, wake };
+    Ok(webhook::router(Arc::new(hook)))
+}
+
+/// The re-runs asked for by users who may ask (acknowledged with a reaction), and their spool files; a re-run from
+/// anyone else is dropped with a log line.
+fn rechecks(pass: &Pass) -> (BTreeSet<u64>, Vec<std::path::PathBuf>) {
+    let (mut forced, mut done) = (BTreeSet::new(), Vec::new());
+    for (file, recheck) in pass.spool.rechecks() {
+        match pass.forge.permission(&recheck.user) {
+            Ok(p) if p.can_write() => {
+                if let Err(e) = pass.forge.acknowledge(recheck.comment_id) {
+                    tracing::warn!(pr = recheck.pr, error = %e, "cannot acknowledge a re-run");
+                }
+                tracing::info!(pr = recheck.pr, user = %recheck.user, "re-run asked for");
+                forced.insert(recheck.pr);
+                done.push(file);
+            }
+            Ok(p) => {
+                tracing::info!(pr = recheck.pr, user = %recheck.user, permission = ?p, "re-run ignored: the user may not push");
+                let _ = std::fs::remove_file(&file);
+            }
+            // Kept for the next pass.
+            Err(e) => tracing::warn!(pr = recheck.pr, error = %e, "cannot check who asked for a re-run"),
+        }
+    }
+    (forced, done)
+}
+
+/// Re-runs, one poll, then what the poll implies for the forge and the hosts.
+fn one_pass(pass: &Pass, handle: &tokio::runtime::Handle) -> Result<Polled, PollError> {
+    let s = &pass.settings;
+    let (forced, done) = rechecks(pass);
+    let polled =
+        poll(&pass.source, &state_path(s), s.source.recheck_on_base_move, &forced, &s.repository.name, |rev| emit(pass, handle, rev))?;
+    for file in done {
+        let _ = std::fs::remove_file(file);
+    }
+    for pr in &polled.dropped {
+        // Closed, labelled noci or turned into a draft: whatever a host still does for it is stale.
+        cancel(pass, handle, *pr, "");
+        if let Some((head, why)) = polled.skipped.get(pr) {
+            if *why == "label noci" {
+                let status = Status { state: State::Success, description: format!("checks skipped ({SKIP_LABEL})"), target_url: None };
+                if let Err(e) = pass.forge.set_status(head, &status) {
+                    tracing::warn!(pr, error = %e, "cannot set the skipped status");
+                }
+            }
+        }
+    }
+    Ok(polled)
+}
+
+/// Publish one revision (confirmed), cancel older work on it, and mark its head pending.
+fn emit(pass: &Pass, handle: &tokio::runtime::Handle, rev: &Revision) -> Result<(), String> {
+    let out = Outgoing { queue: Queue::Revisions, body: messages::encode(rev), priority: rev.broker_priority() };
+    handle.block_on(pass.transport.publish(out))?;
+    cancel(pass, handle, rev.pr, &rev.head);
+    let status = Status { state: State::Pending, description: "queued for checking".into(), target_url: None };
+    if let Err(e) = pass.forge.set_status(&rev.head, &status) {
+        tracing::warn!(pr = rev.pr, error = %e, "cannot set the pending status");
+    }
+    Ok(())
+}
+
+/// Whatever a host is still doing for another head of `pr` (any head, with `head` empty) is stale: stop it now.
+fn cancel(pass: &Pass, handle: &tokio::runtime::Handle, pr: u64, head: &str) {
+    let cancel = Cancel { repository: pass.settings.repository.name.clone(), pr, head: head.to_string() };
+    if let Err(e) = handle.block_on(pass.transport.cancel(&cancel)) {
+        tracing::warn!(pr, error = %e, "could not send the cancel of older work; it is dropped when it ends");
     }
 }
 

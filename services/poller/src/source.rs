@@ -1,67 +1,94 @@
-//! Listing a git remote's refs: the base branch's tip and every `refs/pull/<N>/head`, without fetching objects.
+//! Where the poller learns the open pull requests: the base branch's tip from the git remote (refs only, no objects
+//! fetched), and the pull requests themselves from the forge: `refs/pull/<N>/head` of the same remote (`git`), or the
+//! GitHub API with labels and drafts (`github`).
 
 use crate::PollError;
-use std::collections::BTreeMap;
+use forge::git::GitForge;
+use forge::Forge;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-/// A git remote with pull-request refs (`refs/pull/<N>/head`, as GitHub and Gitea publish them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GitSource {
-    /// Any git URL or a local path.
+/// Pull requests with this label are not checked (a pending status becomes success "checks skipped").
+pub const SKIP_LABEL: &str = "noci";
+/// Pull requests with this label go first through every stage.
+pub const PRIORITY_LABEL: &str = "priority-ci";
+
+/// A repository's pull requests and its base branch.
+#[derive(Debug, Clone)]
+pub struct Source {
+    git: GitForge,
+    /// `repository.url`.
     pub url: String,
     /// The branch pull requests merge into.
     pub base_branch: String,
+    /// The forge pull requests are listed from; `None`: the git remote's `refs/pull/<N>/head`.
+    forge: Option<Arc<dyn Forge>>,
+    /// Whether draft pull requests are checked.
+    drafts: bool,
 }
 
-/// What the remote advertised at one moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the remote and the forge said at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoteState {
     /// The branch pull requests merge into.
     pub base_branch: String,
     /// Full SHA of its tip.
     pub base: String,
-    /// Open pull requests: number → full SHA of its head.
+    /// Open pull requests to check: number → full SHA of its head.
     pub pulls: BTreeMap<u64, String>,
+    /// Those of them labelled `priority-ci`.
+    pub priority: BTreeSet<u64>,
+    /// Open pull requests not to check: number → (head, why).
+    pub skipped: BTreeMap<u64, (String, &'static str)>,
 }
 
-impl GitSource {
+impl Source {
+    /// A git remote whose `refs/pull/<N>/head` are the pull requests.
     pub fn new(url: impl Into<String>, base_branch: impl Into<String>) -> Self {
-        Self { url: url.into(), base_branch: base_branch.into() }
+        let url = url.into();
+        Self { git: GitForge::new(url.clone()), url, base_branch: base_branch.into(), forge: None, drafts: true }
     }
 
-    /// From the `[repository]` section of the configuration.
-    pub fn from_settings(repository: &pipeline::config::RepositorySettings) -> Self {
-        Self::new(repository.url.clone(), repository.base_branch.clone())
-    }
-
-    /// Connect to the remote and list its refs (the ref advertisement only; no object is fetched).
-    pub fn list(&self) -> Result<RemoteState, PollError> {
-        let refs = trees::list_refs(&self.url).map_err(|e| PollError::Git { url: self.url.clone(), reason: e.message().to_string() })?;
-        let state = from_refs(&self.base_branch, refs.iter().map(|(name, oid)| (name.as_str(), oid.to_string())));
-        state.ok_or_else(|| PollError::MissingBase { url: self.url.clone(), branch: self.base_branch.clone() })
-    }
-}
-
-/// Pick the base tip and the pull-request heads out of an advertisement; `None` when the base branch is absent.
-fn from_refs<'a>(base_branch: &str, refs: impl IntoIterator<Item = (&'a str, String)>) -> Option<RemoteState> {
-    let base_ref = format!("refs/heads/{base_branch}");
-    let mut base = None;
-    let mut pulls = BTreeMap::new();
-    for (name, oid) in refs {
-        if name == base_ref {
-            base = Some(oid);
-        } else if let Some(pr) = pull_number(name) {
-            pulls.insert(pr, oid);
+    /// Pull requests from `forge` (labels and drafts honoured); the base tip still from the git remote.
+    pub fn with_forge(mut self, forge: Arc<dyn Forge>, drafts: bool) -> Self {
+        if forge.kind() != "git" {
+            self.forge = Some(forge);
+            self.drafts = drafts;
         }
+        self
     }
-    Some(RemoteState { base_branch: base_branch.to_string(), base: base?, pulls })
-}
 
-/// `refs/pull/<N>/head` → N. Anything else (`…/merge`, peeled `^{}` entries, `refs/pull/x/head`, `refs/pull/01/head`,
-/// numbers that do not fit, 0) is not a pull request.
-pub(crate) fn pull_number(name: &str) -> Option<u64> {
-    let n = name.strip_prefix("refs/pull/")?.strip_suffix("/head")?;
-    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.starts_with('0') {
-        return None;
+    /// From the configuration: `[repository]`, and the forge `source.kind` names.
+    pub fn from_settings(settings: &pipeline::Settings, forge: Arc<dyn Forge>) -> Self {
+        Self::new(settings.repository.url.clone(), settings.repository.base_branch.clone()).with_forge(forge, settings.github.drafts)
     }
-    n.parse().ok()
+
+    /// Read the base tip and the open pull requests.
+    pub fn list(&self) -> Result<RemoteState, PollError> {
+        let advertised = self.git.advertised().map_err(|e| PollError::Git { url: self.url.clone(), reason: e.to_string() })?;
+        let base = advertised
+            .branches
+            .get(&self.base_branch)
+            .cloned()
+            .ok_or_else(|| PollError::MissingBase { url: self.url.clone(), branch: self.base_branch.clone() })?;
+        let mut state = RemoteState { base_branch: self.base_branch.clone(), base, ..RemoteState::default() };
+        let Some(forge) = &self.forge else {
+            state.pulls = advertised.pulls;
+            return Ok(state);
+        };
+        let pulls = forge.open_pulls(&self.base_branch).map_err(PollError::forge)?;
+        for pull in pulls {
+            if pull.has_label(SKIP_LABEL) {
+                state.skipped.insert(pull.number, (pull.head, "label noci"));
+            } else if pull.draft && !self.drafts {
+                state.skipped.insert(pull.number, (pull.head, "draft"));
+            } else {
+                if pull.has_label(PRIORITY_LABEL) {
+                    state.priority.insert(pull.number);
+                }
+                state.pulls.insert(pull.number, pull.head);
+            }
+        }
+        Ok(state)
+    }
 }

@@ -2,8 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::source::pull_number;
-use crate::{plan, poll_once, GitSource, PollError, PollerState, Revision};
+use crate::{plan, poll_once, PollError, PollerState, Revision, Source};
+use forge::git::pull_number;
 use git2::{Oid, Repository, Signature, Time};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -34,8 +34,8 @@ impl Remote {
         self.repo.path().to_str().unwrap().to_string()
     }
 
-    fn source(&self) -> GitSource {
-        GitSource::new(self.url(), "master")
+    fn source(&self) -> Source {
+        Source::new(self.url(), "master")
     }
 
     fn state_path(&self) -> PathBuf {
@@ -116,7 +116,7 @@ fn pull_numbers() {
 #[test]
 fn missing_base_branch_is_an_error_naming_it() {
     let r = Remote::new();
-    let e = GitSource::new(r.url(), "main").list().unwrap_err();
+    let e = Source::new(r.url(), "main").list().unwrap_err();
     assert!(matches!(&e, PollError::MissingBase { branch, .. } if branch == "main"), "{e:?}");
     assert!(e.to_string().contains("main"), "{e}");
     assert!(!e.is_transient());
@@ -125,7 +125,7 @@ fn missing_base_branch_is_an_error_naming_it() {
 #[test]
 fn unreachable_remote_is_a_transient_git_error() {
     let dir = tempfile::tempdir().unwrap();
-    let e = GitSource::new(dir.path().join("nope").to_str().unwrap(), "master").list().unwrap_err();
+    let e = Source::new(dir.path().join("nope").to_str().unwrap(), "master").list().unwrap_err();
     assert!(matches!(e, PollError::Git { .. }), "{e:?}");
     assert!(e.is_transient());
 }
@@ -188,7 +188,7 @@ fn plan_is_pure_and_ordered() {
         r.set(&format!("refs/pull/{n}/head"), c);
     }
     let remote = r.source().list().unwrap();
-    let planned = plan(&PollerState::new(), &remote, false, "gentoo", 42.0);
+    let planned = plan(&PollerState::new(), &remote, false, &Default::default(), "gentoo", 42.0);
     assert_eq!(prs(&planned), [1, 2, 3, 10, 25]);
     assert!(planned.iter().all(|rev| rev.emitted_at == 42.0));
 }

@@ -31,6 +31,21 @@ fn start_error(e: sandbox::SetupError) -> RunError {
     }
 }
 
+/// A forge that cannot be used as configured is a configuration error (exit 64).
+fn forge_error(e: forge::ForgeError) -> RunError {
+    match e {
+        forge::ForgeError::Config { key, reason } => config(&key, reason),
+        other => RunError::Failed(other.to_string()),
+    }
+}
+
+fn poll_error(e: poller::PollError) -> RunError {
+    match e {
+        poller::PollError::Config { key, reason } => config(&key, reason),
+        other => RunError::Failed(other.to_string()),
+    }
+}
+
 /// Build the consuming stages among `wanted`.
 pub fn build_stages(settings: &Settings, wanted: &[&str]) -> Result<Vec<Arc<dyn Stage>>, RunError> {
     let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
@@ -39,7 +54,7 @@ pub fn build_stages(settings: &Settings, wanted: &[&str]) -> Result<Vec<Arc<dyn 
             "regen" => stages.push(Arc::new(regen::stage::RegenStage::from_settings(settings).map_err(start_error)?)),
             "checker" => stages.push(Arc::new(checker::stage::CheckerStage::from_settings(settings).map_err(start_error)?)),
             "differ" => stages.push(Arc::new(differ::stage::DifferStage::from_settings(settings))),
-            "publisher" => stages.push(Arc::new(publisher::stage::PublisherStage::from_settings(settings))),
+            "publisher" => stages.push(Arc::new(publisher::stage::PublisherStage::from_settings(settings).map_err(forge_error)?)),
             _ => {}
         }
     }
@@ -74,7 +89,7 @@ pub async fn run(settings: Settings, stage: Option<&str>, until_idle: bool) -> R
     if until_idle {
         let Transport::Memory(bus) = &transport else { unreachable!("checked above") };
         if let Some(p) = poller {
-            p.await.map_err(|e| RunError::Failed(e.to_string()))?.map_err(|e| RunError::Failed(e.to_string()))?;
+            p.await.map_err(|e| RunError::Failed(e.to_string()))?.map_err(poll_error)?;
         }
         bus.wait_idle().await;
         let _ = tx.send(true);
@@ -90,7 +105,7 @@ pub async fn run(settings: Settings, stage: Option<&str>, until_idle: bool) -> R
         if let Ok(Err(e)) = p.await {
             let _ = tx.send(true);
             let _ = consumers.await;
-            return Err(RunError::Failed(e.to_string()));
+            return Err(poll_error(e));
         }
     }
     let _ = consumers.await;

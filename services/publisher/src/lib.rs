@@ -1,5 +1,6 @@
-//! The publisher stage's logic. So far: the plain-text report a contributor reads from `prci check` (new issues first, by package; then fixed; then a count of unchanged ones).
+//! The publisher stage's logic: the report pages, the forge's status and comment, and the plain-text report a contributor reads from `prci check` (new issues first, by package; then fixed; then a count of unchanged ones).
 
+pub mod comment;
 pub mod html;
 pub mod reports;
 

@@ -2,6 +2,7 @@
 
 fn main() -> std::process::ExitCode {
     pipeline::runtime::service_main("publisher", |settings| {
-        Ok(std::sync::Arc::new(publisher::stage::PublisherStage::from_settings(settings)))
+        let stage = publisher::stage::PublisherStage::from_settings(settings).map_err(|e| (e.to_string(), 64))?;
+        Ok(std::sync::Arc::new(stage))
     })
 }

@@ -1,18 +1,80 @@
-//! The publisher stage: a verdict in, the report pages written (once per revision; never for a superseded one).
+//! The publisher stage: a verdict in, the report pages written (once per revision; never for a superseded one), and on
+//! a forge that takes them, a commit status on the head and prci's one comment on the pull request, edited in place.
 
 use crate::reports::{ReportStore, WriteOutcome};
-use pipeline::messages::{self, Queue, VerdictMessage};
+use findings::Verdict;
+use forge::{Forge, ForgeError, State, Status};
+use pipeline::messages::{self, Queue, Revision, VerdictMessage};
 use pipeline::stage::{Handled, Stage, StageError};
+use std::sync::Arc;
 
-/// Writes reports under `reports.dir`.
+/// Writes reports under `reports.dir`; publishes statuses and comments on the forge.
 #[derive(Debug)]
 pub struct PublisherStage {
     pub store: ReportStore,
+    /// The forge verdicts go to; `None`: reports only (`source.kind = "git"`).
+    pub forge: Option<Arc<dyn Forge>>,
+    /// `reports.base_url`.
+    pub base_url: String,
 }
 
 impl PublisherStage {
-    pub fn from_settings(settings: &pipeline::Settings) -> PublisherStage {
-        PublisherStage { store: ReportStore::new(settings.reports.dir.clone()) }
+    /// Reports only.
+    pub fn new(store: ReportStore, base_url: &str) -> PublisherStage {
+        PublisherStage { store, forge: None, base_url: base_url.to_string() }
+    }
+
+    /// From the configuration; the forge's credentials are read here (an unusable one is a start-up error).
+    pub fn from_settings(settings: &pipeline::Settings) -> Result<PublisherStage, ForgeError> {
+        let mut stage = PublisherStage::new(ReportStore::new(settings.reports.dir.clone()), &settings.reports.base_url);
+        let forge = forge::from_settings(settings)?;
+        if forge.kind() != "git" {
+            stage.forge = Some(forge);
+        }
+        Ok(stage)
+    }
+
+    /// The public URL of a revision's HTML report.
+    pub fn report_url(&self, rev: &Revision) -> String {
+        format!("{}/{}/{}.html", self.base_url.trim_end_matches('/'), rev.pr, rev.head)
+    }
+
+    /// Whether the forge says the pull request is still at this head, open and to be checked.
+    fn current(&self, forge: &dyn Forge, rev: &Revision) -> Result<bool, StageError> {
+        let pull = forge.pull(rev.pr).map_err(classify)?;
+        let why = match pull {
+            None => "the pull request is gone",
+            Some(p) if !p.open => "the pull request is closed",
+            Some(p) if p.head != rev.head => "the pull request has a newer head",
+            Some(p) if p.has_label("noci") => "the pull request is labelled noci",
+            Some(_) => return Ok(true),
+        };
+        tracing::info!(revision = %rev.key(), why, "not published on the forge");
+        Ok(false)
+    }
+
+    fn publish(&self, forge: &dyn Forge, msg: &VerdictMessage) -> Result<(), StageError> {
+        let report = &msg.report;
+        let (state, description) = match report.verdict {
+            Verdict::Pass => (State::Success, report.reason.clone()),
+            Verdict::Fail => (State::Failure, report.reason.clone()),
+            Verdict::Error => (State::Error, "the CI failed, not your pull request".to_string()),
+        };
+        let status = Status { state, description, target_url: Some(self.report_url(&msg.revision)) };
+        forge.set_status(&msg.revision.head, &status).map_err(classify)?;
+        let comment = crate::comment::render(report, &self.report_url(&msg.revision));
+        forge.upsert_comment(msg.revision.pr, &comment).map_err(classify)?;
+        tracing::info!(revision = %msg.revision.key(), state = state.as_str(), "status and comment published");
+        Ok(())
+    }
+}
+
+/// A forge failure as the retry policy sees it.
+fn classify(e: ForgeError) -> StageError {
+    if e.is_transient() {
+        StageError::Transient(e.to_string())
+    } else {
+        StageError::Permanent(e.to_string())
     }
 }
 
@@ -29,11 +91,19 @@ impl Stage for PublisherStage {
             tracing::info!(revision = %msg.revision.key(), "a newer revision is already published; dropped");
             return Ok(Handled::default());
         }
+        if let Some(forge) = &self.forge {
+            if !self.current(forge.as_ref(), &msg.revision)? {
+                return Ok(Handled::default());
+            }
+        }
         match self.store.write(&msg.revision, &msg.report) {
             Ok(WriteOutcome::Created) => tracing::info!(revision = %msg.revision.key(), verdict = ?msg.report.verdict, "report written"),
             Ok(WriteOutcome::Replaced) => tracing::info!(revision = %msg.revision.key(), "report rewritten (redelivery)"),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Err(StageError::Permanent(e.to_string())),
             Err(e) => return Err(StageError::Transient(e.to_string())),
+        }
+        if let Some(forge) = &self.forge {
+            self.publish(forge.as_ref(), &msg)?;
         }
         Ok(Handled::default())
     }

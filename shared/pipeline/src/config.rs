@@ -34,6 +34,55 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     pub git: GitSettings,
     pub notify: NotifySettings,
+    pub github: GithubSettings,
+    pub http: HttpSettings,
+}
+
+/// The GitHub forge (`source.kind = "github"`): where its API is, how prci authenticates, what it publishes. Only the
+/// poller and the publisher read these credentials.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GithubSettings {
+    /// REST API root: `https://api.github.com`, a GitHub Enterprise `https://host/api/v3`, or a test fake.
+    pub api_url: String,
+    /// `owner/name` of the repository whose pull requests are checked.
+    pub repository: String,
+    /// A token (personal or fine-grained) in a file; or the three App keys below.
+    pub token_file: Option<PathBuf>,
+    /// GitHub App id, with `app_key_file` (its RSA private key, PEM) and `installation_id`.
+    pub app_id: Option<u64>,
+    pub app_key_file: Option<PathBuf>,
+    pub installation_id: Option<u64>,
+    /// The context of prci's commit status.
+    pub status_context: String,
+    /// The secret webhook deliveries are signed with (`X-Hub-Signature-256`); unset: `POST /webhook` answers 404.
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Check draft pull requests too.
+    pub drafts: bool,
+}
+
+impl Default for GithubSettings {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.github.com".into(),
+            repository: String::new(),
+            token_file: None,
+            app_id: None,
+            app_key_file: None,
+            installation_id: None,
+            status_context: "prci".into(),
+            webhook_secret_file: None,
+            drafts: false,
+        }
+    }
+}
+
+/// This process's HTTP listener (the GitHub webhook on the poller; later metrics and health on every service).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// `host:port`; port 0 picks a free port (logged). Unset: no listener.
+    pub listen: Option<String>,
 }
 
 /// Telling a human when the infrastructure failed: a message dead-lettered by a stage is POSTed as a small JSON
@@ -408,6 +457,12 @@ impl Settings {
             return Err(ConfigError::new("checker.regen_timeout_secs", "must be at least 1"));
         }
         self.validate_git()?;
+        self.validate_github()?;
+        if let Some(listen) = &self.http.listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::new("http.listen", format!("{listen:?} is not an address:port (e.g. 0.0.0.0:8080)")));
+            }
+        }
         if let Some(url) = &self.notify.url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::new("notify.url", "must be an http:// or https:// URL"));
@@ -482,6 +537,59 @@ impl Settings {
             }
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// With `source.kind = "github"`: a repository, an API URL, one way to authenticate, readable secret files.
+    fn validate_github(&self) -> Result<(), ConfigError> {
+        let g = &self.github;
+        if self.source.kind != "github" {
+            return Ok(());
+        }
+        let parts: Vec<&str> = g.repository.split('/').collect();
+        if parts.len() != 2 || parts.iter().any(|p| p.is_empty() || p.contains(char::is_whitespace)) {
+            return Err(ConfigError::new("github.repository", "must be owner/name (source.kind is github)"));
+        }
+        if !(g.api_url.starts_with("http://") || g.api_url.starts_with("https://")) {
+            return Err(ConfigError::new("github.api_url", "must be an http:// or https:// URL"));
+        }
+        if g.status_context.trim().is_empty() {
+            return Err(ConfigError::new("github.status_context", "must not be empty"));
+        }
+        for (key, file) in [
+            ("github.token_file", &g.token_file),
+            ("github.app_key_file", &g.app_key_file),
+            ("github.webhook_secret_file", &g.webhook_secret_file),
+        ] {
+            if let Some(file) = file {
+                let empty = std::fs::read(file).map(|b| b.iter().all(u8::is_ascii_whitespace)).unwrap_or(true);
+                if empty {
+                    return Err(ConfigError::new(key, format!("{} is not a readable file with a secret in it", file.display())));
+                }
+            }
+        }
+        let app = (g.app_id.is_some(), g.app_key_file.is_some(), g.installation_id.is_some());
+        match (g.token_file.is_some(), app) {
+            (true, (false, false, false)) | (false, (true, true, true)) => Ok(()),
+            (true, _) => {
+                Err(ConfigError::new("github.token_file", "set either token_file or app_id + app_key_file + installation_id, not both"))
+            }
+            (false, (false, false, false)) => Err(ConfigError::new(
+                "github.token_file",
+                "source.kind is github: set token_file, or app_id + app_key_file + installation_id",
+            )),
+            (false, (id, key, _)) => {
+                let missing = if !id {
+                    "github.app_id"
+                } else if !key {
+                    "github.app_key_file"
+                } else {
+                    "github.installation_id"
+                };
+                Err(ConfigError::new(missing, "a GitHub App needs app_id, app_key_file and installation_id"))
+            }
+        }
     }
 }
 
@@ -575,7 +683,21 @@ fail_levels = ["error", "warning"]
         let s = Settings::load(Some(&p)).unwrap();
         assert!(s.broker.url.is_none(), "the example runs on in-process queues");
         assert_eq!(s.checker.flaky_rescans, 6);
-        for section in ["[repository]", "[source]", "[broker]", "[work]", "[trees]", "[reports]", "[checker]", "[tools]", "[sandbox]"] {
+        for section in [
+            "[repository]",
+            "[source]",
+            "[broker]",
+            "[work]",
+            "[trees]",
+            "[reports]",
+            "[checker]",
+            "[tools]",
+            "[sandbox]",
+            "[git]",
+            "[notify]",
+            "[github]",
+            "[http]",
+        ] {
             assert!(text.contains(section), "{section} is not documented");
         }
         for key in [
@@ -605,6 +727,37 @@ fail_levels = ["error", "warning"]
         assert_eq!((s.sandbox.memory_mb, s.sandbox.processes), (2048, SandboxSettings::default().processes));
         let (_d, p) = write("[sandbox]\nprocesses = 0\n");
         assert_eq!(Settings::load(Some(&p)).unwrap_err().key, "sandbox.processes");
+    }
+
+    #[test]
+    fn a_github_source_needs_a_repository_and_one_way_to_authenticate() {
+        let dir = tempfile_dir::Dir::new();
+        let (token, key, empty) = (dir.0.join("token"), dir.0.join("app.pem"), dir.0.join("empty"));
+        std::fs::write(&token, "ghp_x\n").unwrap();
+        std::fs::write(&key, "-----BEGIN RSA PRIVATE KEY-----\n").unwrap();
+        std::fs::write(&empty, "\n").unwrap();
+        let with = |github: GithubSettings| {
+            let mut s = Settings::default();
+            s.source.kind = "github".into();
+            s.github = github;
+            s.validate().err().map(|e| e.key)
+        };
+        let repo = GithubSettings { repository: "gentoo/gentoo".into(), ..GithubSettings::default() };
+        assert_eq!(with(GithubSettings::default()).as_deref(), Some("github.repository"));
+        assert_eq!(with(repo.clone()).as_deref(), Some("github.token_file"));
+        assert_eq!(with(GithubSettings { token_file: Some(token.clone()), ..repo.clone() }), None);
+        assert_eq!(with(GithubSettings { token_file: Some(empty.clone()), ..repo.clone() }).as_deref(), Some("github.token_file"));
+        let app = GithubSettings { app_id: Some(1), app_key_file: Some(key), installation_id: Some(2), ..repo.clone() };
+        assert_eq!(with(app.clone()), None);
+        assert_eq!(with(GithubSettings { installation_id: None, ..app.clone() }).as_deref(), Some("github.installation_id"));
+        assert_eq!(with(GithubSettings { token_file: Some(token.clone()), ..app }).as_deref(), Some("github.token_file"));
+        let ftp = GithubSettings { api_url: "ftp://x".into(), token_file: Some(token.clone()), ..repo.clone() };
+        assert_eq!(with(ftp).as_deref(), Some("github.api_url"));
+        let secret = GithubSettings { webhook_secret_file: Some(empty), token_file: Some(token), ..repo };
+        assert_eq!(with(secret).as_deref(), Some("github.webhook_secret_file"));
+        let mut s = Settings::default();
+        s.http.listen = Some("localhost".into());
+        assert_eq!(s.validate().unwrap_err().key, "http.listen");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod cancel;
 pub mod config;
+pub mod http;
 pub mod memory;
 pub mod messages;
 pub mod notify;
