@@ -424,6 +424,9 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
     assert_eq!((notice["stage"].as_str(), notice["pr"].as_u64()), (Some("checker"), Some(1)), "{notice}");
     assert!(notices.recv_timeout(Duration::from_secs(3)).is_err(), "the hook was called twice");
 
+    // The periodic polls cost nothing while the list does not change: conditional requests answered 304.
+    let unchanged = world.github.calls().iter().filter(|c| c["operation"] == "pulls/list" && c["status"] == 304).count();
+    assert!(unchanged > 0, "no conditional request of the pull-request list was answered 304");
     // Every request prci sent, and every answer the fake gave, is what GitHub's description allows.
     assert_eq!(world.github.violations(), Vec::<String>::new());
     drop(stages);
@@ -437,4 +440,45 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
         assert!(!text.contains(TOKEN) && !text.contains(SECRET), "a secret is in {}", report.display());
     }
     cleanup_queues(&world.prefix);
+}
+
+#[test]
+fn a_github_app_gets_installation_tokens_and_renews_them_before_they_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("app.pem");
+    let out = Command::new("openssl").args(["genrsa", "-traditional", "-out"]).arg(&key).arg("2048").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Tokens live 35 s; octocrab renews one that has less than 30 s left.
+    let github = FakeGithub::start_app(&dir.path().join("github"), "gentoo", "demo", 4242, 77, 35);
+    let head = "a".repeat(40);
+    github.upsert_pull(&json!({"number": 1, "head_sha": head, "base_ref": "master", "labels": ["priority-ci"]}));
+    let settings = pipeline::config::GithubSettings {
+        api_url: github.url.clone(),
+        repository: "gentoo/demo".into(),
+        app_id: Some(4242),
+        app_key_file: Some(key.clone()),
+        installation_id: Some(77),
+        ..Default::default()
+    };
+    let forge = forge::github::Github::from_settings(&settings).unwrap();
+    use forge::Forge;
+    let pulls = forge.open_pulls("master").unwrap();
+    assert_eq!((pulls.len(), pulls[0].has_label("priority-ci")), (1, true), "{pulls:?}");
+    let pending = forge::Status { state: forge::State::Pending, description: "queued".into(), target_url: None };
+    assert!(forge.set_status(&head, &pending).unwrap(), "the first pending status is sent");
+    assert!(!forge.set_status(&head, &pending).unwrap(), "the same status is not sent again");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(forge.pull(1).unwrap().map(|p| p.head), Some(head.clone()));
+    let calls = github.calls();
+    let minted = calls.iter().filter(|c| c["operation"] == "apps/create-installation-access-token").count();
+    assert_eq!(minted, 2, "one token at first, one more when it was about to expire: {calls:?}");
+    assert!(calls.iter().all(|c| c["status"] != 401), "a request went out with an expired token: {calls:?}");
+    assert_eq!(github.violations(), Vec::<String>::new());
+    // Nothing of the key reaches Debug output or errors.
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let secret_line = pem.lines().nth(1).unwrap();
+    assert!(!format!("{forge:?}").contains(secret_line));
+    let bad = pipeline::config::GithubSettings { app_key_file: Some(dir.path().join("app.pem.missing")), ..settings };
+    let e = forge::github::Github::from_settings(&bad).unwrap_err().to_string();
+    assert!(e.contains("github.app_key_file") && !e.contains(secret_line), "{e}");
 }
