@@ -166,9 +166,9 @@ impl World {
         self.github.state()["comments"][pr.to_string()].as_array().cloned().unwrap_or_default()
     }
 
-    /// The bot's comments on `pr` (those starting with prci's marker).
+    /// The bot's comments on `pr`.
     fn prci_comments(&self, pr: u64) -> Vec<Value> {
-        self.comments(pr).into_iter().filter(|c| c["body"].as_str().is_some_and(|b| b.starts_with(forge::COMMENT_MARKER))).collect()
+        self.comments(pr).into_iter().filter(|c| c["user"]["login"] == "prci-bot").collect()
     }
 
     fn reactions(&self, comment: u64) -> Vec<Value> {
@@ -313,17 +313,31 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
     let (hook, notices) = notification_hook();
     let listen = world.webhook.trim_start_matches("http://").trim_end_matches("/webhook").to_string();
     let poller = world.start("poller", &[("PRCI__HTTP__LISTEN", &listen), ("PRCI__NOTIFY__URL", &hook)]);
+    let forged_id = poller_alone(&world);
+    let notify = [("PRCI__NOTIFY__URL", hook.as_str())];
+    let stages: Vec<Process> = ["regen", "checker", "differ", "publisher"].iter().map(|s| world.start(s, &notify)).collect();
+    first_verdicts(&world);
+    a_new_push(&mut world);
+    rechecks(&world, forged_id);
+    rate_limited(&world);
+    dead_lettered(&world, &notices);
+    finally(&world, stages, poller);
+}
 
-    // The poller alone: every pull request to check is pending, priority-ci first; noci gets nothing.
+/// The poller alone: every pull request to check is pending, priority-ci first; noci gets nothing; deliveries with a
+/// forged or no signature do nothing; pull request 5 labelled noci while pending is skipped. Returns the id of a
+/// comment whose forged re-run must never happen.
+fn poller_alone(world: &World) -> u64 {
     for pr in [1, 2, 4, 5] {
         world.wait_status(&world.heads[&pr].clone(), "pending");
     }
     assert!(world.statuses(&world.heads[&3]).is_empty(), "a noci pull request got a status");
+    // A stranger's comment that looks like prci's is never taken for it.
+    world.github.add_comment(1, "mallory", &format!("{}\nfake verdict", forge::COMMENT_MARKER));
     let first_status =
         world.github.calls().into_iter().find(|c| c["method"] == "POST" && c["operation"] == "repos/create-commit-status").unwrap();
     assert!(first_status["path"].as_str().unwrap().ends_with(&world.heads[&4]), "priority-ci was not emitted first: {first_status}");
 
-    // Deliveries with a forged or no signature do nothing; pull request 5 labelled noci while pending is skipped.
     let forged_id = world.github.add_comment(1, "writer", "/prci recheck");
     world.github.set_permission("writer", "write");
     world.github.set_permission("reader", "read");
@@ -338,9 +352,11 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
     assert_eq!(skipped["description"], "checks skipped (noci)", "{skipped}");
     assert_eq!(world.deliver("ping", "d-ping", &fake_github::webhook_payload("ping"), Some(SECRET)), 202);
 
-    // The rest of the pipeline, each stage its own process.
-    let notify = [("PRCI__NOTIFY__URL", hook.as_str())];
-    let stages: Vec<Process> = ["regen", "checker", "differ", "publisher"].iter().map(|s| world.start(s, &notify)).collect();
+    forged_id
+}
+
+/// The rest of the pipeline, each stage its own process: the final statuses and one comment each.
+fn first_verdicts(world: &World) {
     let (h1, h2, h4) = (world.heads[&1].clone(), world.heads[&2].clone(), world.heads[&4].clone());
     let pass = world.wait_status(&h1, "success");
     assert_eq!(pass["target_url"], world.report_url(1), "{pass}");
@@ -349,7 +365,7 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
     world.wait_status(&h4, "success");
     for pr in [1, 2, 4] {
         // The comment follows the status.
-        wait_for(&world, 60, &format!("prci's comment on {pr}"), || (!world.prci_comments(pr).is_empty()).then_some(()));
+        wait_for(world, 60, &format!("prci's comment on {pr}"), || (!world.prci_comments(pr).is_empty()).then_some(()));
     }
     std::thread::sleep(Duration::from_secs(2));
     for pr in [1, 2, 4] {
@@ -357,13 +373,15 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
         assert_eq!(comments.len(), 1, "pull request {pr}: {comments:?}");
     }
     assert!(world.prci_comments(2)[0]["body"].as_str().unwrap().contains("UnknownLicense"), "{:?}", world.prci_comments(2));
-    wait_for(&world, 120, "the noci revision to be dropped by the publisher", || {
+    wait_for(world, 120, "the noci revision to be dropped by the publisher", || {
         world.log("publisher").contains(&format!("demo#5@{}", world.heads[&5])).then_some(())
     });
     assert_eq!(world.statuses(&world.heads[&5]).len(), 2, "pending, then skipped; nothing published for noci");
     assert!(world.prci_comments(5).is_empty() && world.prci_comments(3).is_empty());
+}
 
-    // A new push on 2 fixes it: pending, then success on the new head; the one comment is edited, not added to.
+/// A new push on 2 fixes it: pending, then success on the new head; the one comment is edited, not added to.
+fn a_new_push(world: &mut World) {
     world.github.reset_calls();
     world.src.switch("pr2");
     world.src.add_package("app-misc", "bad", "1.0", &Ebuild { license: "GPL-2".into(), ..Ebuild::default() });
@@ -378,10 +396,13 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
     let now_passing = world.wait_status(&fixed, "success");
     assert_eq!(now_passing["target_url"], world.report_url(2));
     assert_eq!(world.prci_comments(2).len(), 1);
-    wait_for(&world, 60, "the comment on 2 edited", || (world.comment_edits(2) == 1).then_some(()));
+    wait_for(world, 60, "the comment on 2 edited", || (world.comment_edits(2) == 1).then_some(()));
     assert!(world.prci_comments(2)[0]["body"].as_str().unwrap().contains("prci: pass"), "{:?}", world.prci_comments(2));
+}
 
-    // /prci recheck: from a reader nothing; from a writer a reaction and a re-run (the comment edited again), once.
+/// /prci recheck: from a reader nothing; from a writer a reaction and a re-run (the comment edited again), once.
+fn rechecks(world: &World, forged_id: u64) {
+    let h1 = world.heads[&1].clone();
     world.github.reset_calls();
     let from_reader = world.github.add_comment(1, "reader", "/prci recheck");
     assert_eq!(
@@ -392,14 +413,17 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
     let recheck = world.comment_payload(1, from_writer, "writer", "please\n/prci recheck\n");
     assert_eq!(world.deliver("issue_comment", "d-writer", &recheck, Some(SECRET)), 202);
     assert_eq!(world.deliver("issue_comment", "d-writer", &recheck, Some(SECRET)), 200);
-    wait_for(&world, 240, "the re-run of 1 to edit its comment", || (world.comment_edits(1) >= 1).then_some(()));
+    wait_for(world, 240, "the re-run of 1 to edit its comment", || (world.comment_edits(1) >= 1).then_some(()));
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(world.reactions(from_writer).len(), 1, "one acknowledgement of the writer's re-run");
     assert!(world.reactions(from_reader).is_empty() && world.reactions(forged_id).is_empty(), "a reader or a forged delivery got a re-run");
     assert_eq!(world.comment_edits(1), 1, "one re-run, not two");
     world.wait_status(&h1, "success");
+}
 
-    // Rate limited for a while: everything still happens, once.
+/// Rate limited for a while: everything still happens, once.
+fn rate_limited(world: &World) {
+    let h4 = world.heads[&4].clone();
     world.github.reset_calls();
     world.github.throttle(&json!({"status": 403, "count": 4, "reset_in": 2}));
     let again = world.github.add_comment(4, "writer", "/prci recheck");
@@ -407,7 +431,7 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
         world.deliver("issue_comment", "d-writer-4", &world.comment_payload(4, again, "writer", "/prci recheck"), Some(SECRET)),
         202
     );
-    wait_for(&world, 240, "the re-run of 4 through the rate limit", || (world.comment_edits(4) == 1).then_some(()));
+    wait_for(world, 240, "the re-run of 4 through the rate limit", || (world.comment_edits(4) == 1).then_some(()));
     world.wait_status(&h4, "success");
     let throttled = world.github.calls().iter().filter(|c| c["throttled"] == true).count();
     assert_eq!(throttled, 4, "the fake's rate limit was not met");
@@ -415,15 +439,28 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
     for pr in [1, 2, 4] {
         assert_eq!(world.prci_comments(pr).len(), 1, "pull request {pr} got a second comment");
     }
+}
 
-    // A message no stage can handle: an error status on its pull request and one notice to the hook.
-    publish_unscannable(&world, 1);
+/// A message no stage can handle: an error status on its pull request and one notice to the hook.
+fn dead_lettered(world: &World, notices: &std::sync::mpsc::Receiver<Value>) {
+    let h1 = world.heads[&1].clone();
+    publish_unscannable(world, 1);
     let error = world.wait_status(&h1, "error");
     assert_eq!(error["description"], "the CI failed, not your pull request", "{error}");
     let notice = notices.recv_timeout(Duration::from_secs(60)).expect("the notification hook heard nothing");
     assert_eq!((notice["stage"].as_str(), notice["pr"].as_u64()), (Some("checker"), Some(1)), "{notice}");
     assert!(notices.recv_timeout(Duration::from_secs(3)).is_err(), "the hook was called twice");
+}
 
+/// What must hold over the whole run: conditional requests, no violation of the description, no secret anywhere.
+fn finally(world: &World, stages: Vec<Process>, poller: Process) {
+    // The poller's metrics carry the GitHub budget the dashboards show (the only panels a git forge leaves empty).
+    let metrics = ureq::get(&world.webhook.replace("/webhook", "/metrics")).call().unwrap().into_string().unwrap();
+    let budget = metrics.lines().find(|l| l.starts_with("prci_github_rate_limit_remaining ")).unwrap_or_else(|| panic!("{metrics}"));
+    assert!(!budget.ends_with(" 0"), "{budget}");
+    assert!(metrics.contains("prci_github_rate_limit_limit 5000"), "{metrics}");
+    let fake = world.comments(1).into_iter().find(|c| c["user"]["login"] == "mallory").unwrap();
+    assert!(fake["body"].as_str().unwrap().ends_with("fake verdict"), "a stranger's comment was edited: {fake}");
     // The periodic polls cost nothing while the list does not change: conditional requests answered 304.
     let unchanged = world.github.calls().iter().filter(|c| c["operation"] == "pulls/list" && c["status"] == 304).count();
     assert!(unchanged > 0, "no conditional request of the pull-request list was answered 304");

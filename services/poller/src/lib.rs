@@ -85,6 +85,8 @@ pub struct Polled {
     pub dropped: Vec<u64>,
     /// Open pull requests not checked: number → (head, why).
     pub skipped: BTreeMap<u64, (String, &'static str)>,
+    /// Set when an emit failed: the revisions after it wait for the next poll (what is above still holds).
+    pub error: Option<PollError>,
 }
 
 /// The current time in Unix seconds.
@@ -104,7 +106,11 @@ pub fn poll_once<E: std::fmt::Display>(
     repository: &str,
     emit: impl FnMut(&Revision) -> Result<(), E>,
 ) -> Result<Vec<Revision>, PollError> {
-    Ok(poll(source, state_path, recheck_on_base_move, &BTreeSet::new(), repository, emit)?.emitted)
+    let polled = poll(source, state_path, recheck_on_base_move, &BTreeSet::new(), repository, emit)?;
+    match polled.error {
+        Some(e) => Err(e),
+        None => Ok(polled.emitted),
+    }
 }
 
 /// [`poll_once`], also emitting the current head of each open pull request in `forced` (a re-run asked for), and saying
@@ -118,24 +124,29 @@ pub fn poll<E: std::fmt::Display>(
     mut emit: impl FnMut(&Revision) -> Result<(), E>,
 ) -> Result<Polled, PollError> {
     let mut state = PollerState::load(state_path)?;
-    let remote = source.list()?;
+    let mut remote = source.list()?;
+    // A pull request missing from the list may only have moved between two of its pages while it was read: asked for.
+    let missing: Vec<u64> =
+        state.pulls.keys().filter(|pr| !remote.pulls.contains_key(pr) && !remote.skipped.contains_key(pr)).copied().collect();
+    source.confirm(&mut remote, &missing)?;
     let dropped = state.retain_open(&remote);
     if !dropped.is_empty() {
         tracing::info!(repository, ?dropped, "pull requests closed or no longer checked; dropped from the poller state");
         state.save(state_path)?;
     }
     let planned = plan(&state, &remote, recheck_on_base_move, forced, repository, now());
-    let mut emitted = Vec::with_capacity(planned.len());
+    let mut polled = Polled { emitted: Vec::with_capacity(planned.len()), dropped, skipped: remote.skipped, error: None };
     for revision in planned {
         if let Err(e) = emit(&revision) {
             let reason = e.to_string();
-            tracing::warn!(revision = %revision.key(), error = %reason, emitted = emitted.len(), "emit failed; the rest waits for the next poll");
-            return Err(PollError::Emit(format!("{}: {reason}", revision.key())));
+            tracing::warn!(revision = %revision.key(), error = %reason, emitted = polled.emitted.len(), "emit failed; the rest waits for the next poll");
+            polled.error = Some(PollError::Emit(format!("{}: {reason}", revision.key())));
+            return Ok(polled);
         }
         state.record(&revision);
         state.save(state_path)?;
         tracing::info!(revision = %revision.key(), base = %revision.base, priority = revision.priority, "revision emitted");
-        emitted.push(revision);
+        polled.emitted.push(revision);
     }
-    Ok(Polled { emitted, dropped, skipped: remote.skipped })
+    Ok(polled)
 }

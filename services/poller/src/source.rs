@@ -76,19 +76,36 @@ impl Source {
             state.pulls = advertised.pulls;
             return Ok(state);
         };
-        let pulls = forge.open_pulls(&self.base_branch).map_err(PollError::forge)?;
-        for pull in pulls {
-            if pull.has_label(SKIP_LABEL) {
-                state.skipped.insert(pull.number, (pull.head, "label noci"));
-            } else if pull.draft && !self.drafts {
-                state.skipped.insert(pull.number, (pull.head, "draft"));
-            } else {
-                if pull.has_label(PRIORITY_LABEL) {
-                    state.priority.insert(pull.number);
-                }
-                state.pulls.insert(pull.number, pull.head);
-            }
+        for pull in forge.open_pulls(&self.base_branch).map_err(PollError::forge)? {
+            self.admit(&mut state, pull);
         }
         Ok(state)
+    }
+
+    /// Ask the forge for each of `missing` (pull requests the list did not show): one still open into the base branch is
+    /// put back (a list read page by page can miss one that moved between pages meanwhile); the rest are closed.
+    pub fn confirm(&self, state: &mut RemoteState, missing: &[u64]) -> Result<(), PollError> {
+        let Some(forge) = &self.forge else { return Ok(()) };
+        for number in missing {
+            match forge.pull(*number).map_err(PollError::forge)? {
+                Some(pull) if pull.open && pull.base_branch == self.base_branch => self.admit(state, pull),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// An open pull request into the base branch: to check (first, with `priority-ci`), or skipped (`noci`, a draft).
+    fn admit(&self, state: &mut RemoteState, pull: forge::Pull) {
+        if pull.has_label(SKIP_LABEL) {
+            state.skipped.insert(pull.number, (pull.head, "label noci"));
+        } else if pull.draft && !self.drafts {
+            state.skipped.insert(pull.number, (pull.head, "draft"));
+        } else {
+            if pull.has_label(PRIORITY_LABEL) {
+                state.priority.insert(pull.number);
+            }
+            state.pulls.insert(pull.number, pull.head);
+        }
     }
 }

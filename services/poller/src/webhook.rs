@@ -106,7 +106,6 @@ impl Spool {
 }
 
 /// What the endpoint needs.
-#[derive(Debug)]
 pub struct Hook {
     pub secret: Vec<u8>,
     /// `owner/name`: deliveries about other repositories are ignored.
@@ -116,9 +115,23 @@ pub struct Hook {
     pub wake: Arc<Notify>,
 }
 
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("Hook").field("repository", &self.repository).field("spool", &self.spool).finish_non_exhaustive()
+    }
+}
+
+/// Deliveries handled at once; more wait (bodies are read before the signature can be checked).
+const CONCURRENT: usize = 8;
+
 /// The routes: `POST /webhook`.
 pub fn router(hook: Arc<Hook>) -> axum::Router {
-    axum::Router::new().route("/webhook", post(deliver)).layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(hook)
+    axum::Router::new()
+        .route("/webhook", post(deliver))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(CONCURRENT))
+        .with_state(hook)
 }
 
 /// A delivery id: GitHub's are GUIDs; anything that could name another file is refused.
@@ -158,7 +171,11 @@ async fn deliver(State(hook): State<Arc<Hook>>, headers: HeaderMap, body: Bytes)
             (StatusCode::OK, "duplicate delivery\n".into())
         }
         Ok(Accepted::New) => {
-            tracing::info!(delivery = id, event, ?parsed, "webhook delivery accepted");
+            let pr = match &parsed {
+                Event::Pull { number, .. } | Event::Comment { number, .. } => Some(*number),
+                _ => None,
+            };
+            tracing::info!(delivery = id, event, ?pr, recheck = recheck.is_some(), "webhook delivery accepted");
             if wakes {
                 hook.wake.notify_one();
             }

@@ -11,13 +11,15 @@ const MAX_CHARS: usize = 60_000;
 
 /// The comment for `report`, starting with the marker the forge finds it again by.
 pub fn render(report: &CheckReport, report_url: &str) -> String {
-    let mut out = format!("{}\n", forge::COMMENT_MARKER);
+    let mut out = String::from("## prci\n\n");
     let verdict = match report.verdict {
         Verdict::Pass => "✅ **prci: pass**",
         Verdict::Fail => "❌ **prci: fail**",
         Verdict::Error => "⚠️ **prci: error** (the CI failed, not your pull request)",
     };
-    let _ = writeln!(out, "{verdict}: {}\n", escape(&report.reason));
+    // An error's reason is the infrastructure's (hosts, paths): the report page has it, the pull request does not.
+    let reason = if report.verdict == Verdict::Error { String::new() } else { format!(": {}", escape(&report.reason)) };
+    let _ = writeln!(out, "{verdict}{reason}\n");
     if !report.head.is_empty() {
         let _ = writeln!(out, "Head `{}` checked against base `{}`.\n", short(&report.head), short(&report.base));
     }
@@ -41,7 +43,9 @@ fn list(out: &mut String, title: &str, findings: &[Finding]) {
     for f in findings.iter().take(LISTED) {
         let level = f.get("level").and_then(|v| v.as_str()).unwrap_or("?");
         let version = f.get("version").and_then(|v| v.as_str()).map(|v| format!("-{v}")).unwrap_or_default();
-        let _ = writeln!(out, "- {level} `{}{version}` {}: {}", crate::group_of(f), findings::class_of(f), escape(&crate::describe(f)));
+        // A backtick from an ebuild would end the code span: none is left in it.
+        let package = format!("{}{version}", crate::group_of(f)).replace('`', "'");
+        let _ = writeln!(out, "- {} `{package}` {}: {}", escape(level), escape(findings::class_of(f)), escape(&crate::describe(f)));
     }
     if findings.len() > LISTED {
         let _ = writeln!(out, "- … and {} more", findings.len() - LISTED);
@@ -59,6 +63,8 @@ fn escape(text: &str) -> String {
                 out.push(c);
             }
             '@' => out.push_str("@\u{200b}"),
+            // No bare URL turns into a link.
+            ':' => out.push_str(":\u{200b}"),
             '\n' | '\r' => out.push(' '),
             c => out.push(c),
         }
@@ -80,14 +86,15 @@ mod tests {
         r.verdict = Verdict::Fail;
         r.reason = "1 new issue(s) at a failing level: 1 error".into();
         r.new = vec![findings::parse_line(
-            r#"{"__class__": "MissingLicense", "category": "app-misc", "package": "foo", "version": "1.0", "licenses": ["@team <b>x</b>"]}"#,
+            r#"{"__class__": "MissingLicense", "category": "app-misc", "package": "foo", "version": "1.0", "licenses": ["@team <b>x</b> https://x"]}"#,
             "",
         )
         .unwrap()];
         let text = render(&r, "https://ci.example.org/5/aaaa.html");
-        assert!(text.starts_with(forge::COMMENT_MARKER), "{text}");
+        assert!(text.starts_with("## prci\n"), "{text}");
         assert!(text.contains("❌ **prci: fail**"), "{text}");
         assert!(text.contains("`app-misc/foo-1.0` MissingLicense"), "{text}");
+        assert!(!text.contains("https://x"), "a URL from an ebuild stays unlinked: {text}");
         assert!(text.contains("@\u{200b}team \\<b\\>x\\</b\\>"), "a mention or HTML from an ebuild stays inert: {text}");
         assert!(text.contains("[Full report](https://ci.example.org/5/aaaa.html)"));
         assert!(text.contains("**Fixed issues** (0)"));

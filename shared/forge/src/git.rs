@@ -77,6 +77,10 @@ impl Forge for GitForge {
         Ok(self.advertised()?.pulls.remove(&number).map(|head| pull(number, head, "")))
     }
 
+    fn status(&self, _sha: &str) -> Result<Option<Status>, ForgeError> {
+        Ok(None)
+    }
+
     fn set_status(&self, _sha: &str, _status: &Status) -> Result<bool, ForgeError> {
         Ok(false)
     }

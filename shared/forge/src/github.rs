@@ -12,9 +12,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The longest single wait for a rate limit to reset; past it the wait is taken again (a reset time far away is
-/// GitHub's to honour, a bogus one must not stop prci for ever without a log line).
+/// The longest single wait for a rate limit to reset.
 const MAX_WAIT: Duration = Duration::from_secs(3600);
+/// The longest one call waits for rate limits in all; past it the call fails as transient (the stage's retry policy
+/// tries it again later, and a broker holding the message does not give up on its consumer meanwhile).
+const MAX_TOTAL_WAIT: Duration = Duration::from_secs(900);
 /// Pages of 100 pull requests read at most (10,000 open pull requests).
 const MAX_PAGES: usize = 100;
 /// GitHub keeps this many characters of a status description.
@@ -33,6 +35,9 @@ fn runtime() -> &'static tokio::runtime::Runtime {
             .expect("a tokio runtime for the GitHub client")
     })
 }
+
+/// A conditional GET's last 200 answer: its ETag, body and `Link` header (a 304 carries no `Link`).
+type Cached = (String, Vec<u8>, Option<String>);
 
 /// One answer: status, the headers prci reads, the body.
 #[derive(Debug)]
@@ -62,8 +67,10 @@ pub struct Github {
     owner: String,
     repo: String,
     context: String,
-    /// URL → (ETag, body) of the last 200 answer to a conditional GET.
-    etags: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    /// URL → (ETag, body, Link header) of the last 200 answer to a conditional GET.
+    etags: Mutex<HashMap<String, Cached>>,
+    /// The key of the signature in prci's comment marker (a hash of the credential file's content).
+    marker_key: Vec<u8>,
     budget: Mutex<Option<Budget>>,
     /// Unix seconds of the last budget log line.
     budget_logged: Mutex<u64>,
@@ -90,6 +97,13 @@ fn read_secret(key: &str, path: &std::path::Path) -> Result<String, ForgeError> 
     Ok(text)
 }
 
+/// The key comment markers are signed with: a hash of the credential (stable across restarts and hosts, never the
+/// credential itself).
+fn marker_key_of(secret: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("prci comment marker\n{secret}").as_bytes()).to_vec()
+}
+
 impl Github {
     /// From `[github]`: a token file, or a GitHub App (id, private key file, installation id).
     pub fn from_settings(s: &pipeline::config::GithubSettings) -> Result<Github, ForgeError> {
@@ -101,10 +115,16 @@ impl Github {
             .add_header(http::header::USER_AGENT, "prci".into())
             .set_connect_timeout(Some(Duration::from_secs(30)))
             .set_read_timeout(Some(Duration::from_secs(60)));
+        let marker_key;
         let client = match (&s.token_file, s.app_id, &s.app_key_file, s.installation_id) {
-            (Some(file), ..) => builder.personal_token(read_secret("github.token_file", file)?).build(),
+            (Some(file), ..) => {
+                let token = read_secret("github.token_file", file)?;
+                marker_key = marker_key_of(&token);
+                builder.personal_token(token).build()
+            }
             (None, Some(app_id), Some(key_file), Some(installation)) => {
                 let pem = read_secret("github.app_key_file", key_file)?;
+                marker_key = marker_key_of(&pem);
                 let app = builder
                     .app_from_rsa_pem(app_id.into(), pem.as_bytes())
                     .map_err(|_| config_error("github.app_key_file", "not an RSA private key in PEM format"))?
@@ -122,6 +142,7 @@ impl Github {
             repo: repo.to_string(),
             context: s.status_context.clone(),
             etags: Mutex::new(HashMap::new()),
+            marker_key,
             budget: Mutex::new(None),
             budget_logged: Mutex::new(0),
         })
@@ -129,6 +150,16 @@ impl Github {
 
     fn repo_path(&self, rest: &str) -> String {
         format!("/repos/{}/{}{rest}", self.owner, self.repo)
+    }
+
+    /// The first line of prci's comment on pull request `number`: [`COMMENT_MARKER`] and a signature only a holder of
+    /// prci's credential can make, so a comment someone else starts with the marker is never taken for prci's.
+    fn marker(&self, number: u64) -> String {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.marker_key).expect("HMAC takes any key length");
+        mac.update(format!("{}/{}#{number}", self.owner, self.repo).as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes());
+        format!("{} {} -->", COMMENT_MARKER.trim_end_matches(" -->"), &signature[..32])
     }
 }
 
@@ -169,6 +200,16 @@ fn next_page(link: Option<&str>, api_url: &str) -> Option<String> {
     Some(rest.to_string())
 }
 
+/// `text` as a URL query value (RFC 3986 unreserved characters kept, everything else percent-encoded).
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn pull_from(v: &Value) -> Option<Pull> {
     Some(Pull {
         number: v.get("number")?.as_u64()?,
@@ -188,11 +229,20 @@ impl Github {
     /// One API call, waiting out rate limits (primary: until the reset; secondary: `retry-after`) as often as it takes:
     /// a job is never failed for the budget. `etag` makes a GET conditional.
     fn call(&self, method: Method, path: &str, body: Option<&Value>, etag: Option<&str>) -> Result<Answer, ForgeError> {
+        let mut waited = Duration::ZERO;
         loop {
             let answer = self.send(method.clone(), path, body, etag)?;
             self.note_budget(&answer);
             match rate_limit_wait(&answer) {
+                Some(wait) if waited + wait > MAX_TOTAL_WAIT => {
+                    return Err(ForgeError::Transport {
+                        method: method.to_string(),
+                        path: path.to_string(),
+                        reason: format!("rate limited for {} s more; given up for now after {} s", wait.as_secs(), waited.as_secs()),
+                    });
+                }
                 Some(wait) => {
+                    waited += wait;
                     tracing::warn!(%method, path, status = answer.status.as_u16(), wait_secs = wait.as_secs(), "GitHub rate limit: waiting");
                     std::thread::sleep(wait);
                 }
@@ -235,6 +285,9 @@ impl Github {
             return;
         };
         let budget = Budget { limit, remaining, reset };
+        let metrics = pipeline::metrics::get();
+        metrics.github_remaining.set(i64::try_from(remaining).unwrap_or(i64::MAX));
+        metrics.github_limit.set(i64::try_from(limit).unwrap_or(i64::MAX));
         *self.budget.lock().unwrap_or_else(|p| p.into_inner()) = Some(budget);
         let mut logged = self.budget_logged.lock().unwrap_or_else(|p| p.into_inner());
         let low = remaining.saturating_mul(10) < limit;
@@ -260,10 +313,10 @@ impl Github {
     /// A conditional GET: an unchanged resource (304) is served from the last answer and costs no budget.
     fn get_cached(&self, path: &str) -> Result<(Value, Option<String>), ForgeError> {
         let cached = self.etags.lock().unwrap_or_else(|p| p.into_inner()).get(path).cloned();
-        let answer = self.call(Method::GET, path, None, cached.as_ref().map(|(tag, _)| tag.as_str()))?;
+        let answer = self.call(Method::GET, path, None, cached.as_ref().map(|(tag, _, _)| tag.as_str()))?;
         let link = answer.header("link").map(String::from);
         if answer.status == StatusCode::NOT_MODIFIED {
-            if let Some((_, body)) = cached {
+            if let Some((_, body, link)) = cached {
                 let value = serde_json::from_slice(&body).map_err(|e| ForgeError::Decode {
                     method: "GET".into(),
                     path: path.into(),
@@ -276,7 +329,8 @@ impl Github {
             return Err(Self::failed(&Method::GET, path, &answer));
         }
         if let Some(tag) = answer.header("etag") {
-            self.etags.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), (tag.to_string(), answer.body.clone()));
+            let entry = (tag.to_string(), answer.body.clone(), link.clone());
+            self.etags.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), entry);
         }
         Ok((answer.json(&Method::GET, path)?, link))
     }
@@ -320,8 +374,9 @@ impl Github {
         }))
     }
 
-    /// prci's comment on a pull request: the first comment starting with [`COMMENT_MARKER`].
+    /// prci's comment on a pull request: the first comment starting with its signed marker.
     fn find_comment(&self, number: u64) -> Result<Option<u64>, ForgeError> {
+        let marker = self.marker(number);
         let mut path = Some(self.repo_path(&format!("/issues/{number}/comments?per_page=100")));
         for _ in 0..MAX_PAGES {
             let Some(p) = path.take() else { break };
@@ -334,7 +389,7 @@ impl Github {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .find(|c| c.get("body").and_then(Value::as_str).is_some_and(|b| b.starts_with(COMMENT_MARKER)));
+                .find(|c| c.get("body").and_then(Value::as_str).is_some_and(|b| b.lines().next() == Some(marker.as_str())));
             if let Some(id) = found.and_then(|c| c.get("id")).and_then(Value::as_u64) {
                 return Ok(Some(id));
             }
@@ -351,7 +406,7 @@ impl Forge for Github {
 
     fn open_pulls(&self, base_branch: &str) -> Result<Vec<Pull>, ForgeError> {
         let mut pulls = Vec::new();
-        let mut path = Some(self.repo_path(&format!("/pulls?state=open&base={base_branch}&per_page=100")));
+        let mut path = Some(self.repo_path(&format!("/pulls?state=open&base={}&per_page=100", query_escape(base_branch))));
         for _ in 0..MAX_PAGES {
             let Some(p) = path.take() else { break };
             let (page, link) = self.get_cached(&p)?;
@@ -382,6 +437,10 @@ impl Forge for Github {
         })
     }
 
+    fn status(&self, sha: &str) -> Result<Option<Status>, ForgeError> {
+        self.current_status(sha)
+    }
+
     fn set_status(&self, sha: &str, status: &Status) -> Result<bool, ForgeError> {
         let description: String = status.description.chars().take(DESCRIPTION_MAX).collect();
         let wanted = Status { description, ..status.clone() };
@@ -397,7 +456,7 @@ impl Forge for Github {
     }
 
     fn upsert_comment(&self, number: u64, body: &str) -> Result<(), ForgeError> {
-        let text = if body.starts_with(COMMENT_MARKER) { body.to_string() } else { format!("{COMMENT_MARKER}\n{body}") };
+        let text = format!("{}\n{body}", self.marker(number));
         match self.find_comment(number)? {
             Some(id) => self.write(Method::PATCH, &self.repo_path(&format!("/issues/comments/{id}")), &json!({"body": text}))?,
             None => self.write(Method::POST, &self.repo_path(&format!("/issues/{number}/comments")), &json!({"body": text}))?,
@@ -469,6 +528,12 @@ mod tests {
         assert_eq!(next_page(Some(ghe), "https://ghe.example/api/v3/").as_deref(), Some("/repos/o/r/pulls?page=3"));
         assert_eq!(next_page(Some(r#"<http://x/a?page=1>; rel="prev""#), "http://x"), None);
         assert_eq!(next_page(None, "http://x"), None);
+    }
+
+    #[test]
+    fn branch_names_are_escaped_in_queries() {
+        assert_eq!(query_escape("release/1.0+x&y#z"), "release%2F1.0%2Bx%26y%23z");
+        assert_eq!(query_escape("master"), "master");
     }
 
     #[test]

@@ -134,6 +134,8 @@ pub trait Forge: Send + Sync + std::fmt::Debug {
     fn open_pulls(&self, base_branch: &str) -> Result<Vec<Pull>, ForgeError>;
     /// One pull request, open or closed; `None` when there is no such pull request.
     fn pull(&self, number: u64) -> Result<Option<Pull>, ForgeError>;
+    /// prci's status on `sha` as the forge has it now (`None`: none, or a forge without statuses).
+    fn status(&self, sha: &str) -> Result<Option<Status>, ForgeError>;
     /// Set prci's status on `sha`; `Ok(false)` when nothing was sent (the same status is already there, or the
     /// forge publishes nothing).
     fn set_status(&self, sha: &str, status: &Status) -> Result<bool, ForgeError>;
@@ -155,5 +157,6 @@ pub fn from_settings(settings: &pipeline::Settings) -> Result<Arc<dyn Forge>, Fo
     }
 }
 
-/// The marker that starts prci's comment on a pull request: the comment edited in place is the one starting with it.
+/// The marker that starts prci's comment on a pull request; the forge signs it (`<!-- prci:report <signature> -->`),
+/// and the comment edited in place is the one whose first line is the signed marker.
 pub const COMMENT_MARKER: &str = "<!-- prci:report -->";

@@ -541,7 +541,8 @@ impl Settings {
 }
 
 impl Settings {
-    /// With `source.kind = "github"`: a repository, an API URL, one way to authenticate, readable secret files.
+    /// With `source.kind = "github"`: a repository, an API URL, one way to authenticate. The secret files themselves are
+    /// read (and refused, exit 64 naming the key) only by the poller and the publisher: no other process opens them.
     fn validate_github(&self) -> Result<(), ConfigError> {
         let g = &self.github;
         if self.source.kind != "github" {
@@ -556,18 +557,6 @@ impl Settings {
         }
         if g.status_context.trim().is_empty() {
             return Err(ConfigError::new("github.status_context", "must not be empty"));
-        }
-        for (key, file) in [
-            ("github.token_file", &g.token_file),
-            ("github.app_key_file", &g.app_key_file),
-            ("github.webhook_secret_file", &g.webhook_secret_file),
-        ] {
-            if let Some(file) = file {
-                let empty = std::fs::read(file).map(|b| b.iter().all(u8::is_ascii_whitespace)).unwrap_or(true);
-                if empty {
-                    return Err(ConfigError::new(key, format!("{} is not a readable file with a secret in it", file.display())));
-                }
-            }
         }
         let app = (g.app_id.is_some(), g.app_key_file.is_some(), g.installation_id.is_some());
         match (g.token_file.is_some(), app) {
@@ -746,15 +735,15 @@ fail_levels = ["error", "warning"]
         assert_eq!(with(GithubSettings::default()).as_deref(), Some("github.repository"));
         assert_eq!(with(repo.clone()).as_deref(), Some("github.token_file"));
         assert_eq!(with(GithubSettings { token_file: Some(token.clone()), ..repo.clone() }), None);
-        assert_eq!(with(GithubSettings { token_file: Some(empty.clone()), ..repo.clone() }).as_deref(), Some("github.token_file"));
         let app = GithubSettings { app_id: Some(1), app_key_file: Some(key), installation_id: Some(2), ..repo.clone() };
         assert_eq!(with(app.clone()), None);
         assert_eq!(with(GithubSettings { installation_id: None, ..app.clone() }).as_deref(), Some("github.installation_id"));
         assert_eq!(with(GithubSettings { token_file: Some(token.clone()), ..app }).as_deref(), Some("github.token_file"));
         let ftp = GithubSettings { api_url: "ftp://x".into(), token_file: Some(token.clone()), ..repo.clone() };
         assert_eq!(with(ftp).as_deref(), Some("github.api_url"));
-        let secret = GithubSettings { webhook_secret_file: Some(empty), token_file: Some(token), ..repo };
-        assert_eq!(with(secret).as_deref(), Some("github.webhook_secret_file"));
+        // Secret files are not opened here: processes other than the poller and the publisher never read them.
+        let unreadable = GithubSettings { token_file: Some(empty.join("not-a-file")), ..repo };
+        assert_eq!(with(unreadable), None);
         let mut s = Settings::default();
         s.http.listen = Some("localhost".into());
         assert_eq!(s.validate().unwrap_err().key, "http.listen");
