@@ -19,7 +19,7 @@ impl Stage for Forward {
     }
     fn handle(&self, body: &[u8]) -> Result<Handled, StageError> {
         let rev: Revision = messages::decode(body).map_err(|e| StageError::Permanent(e.to_string()))?;
-        Ok(Handled { publish: vec![Outgoing { queue: Queue::Prepared, body: rev.key().into_bytes(), priority: 0 }] })
+        Ok(Handled { publish: vec![Outgoing { queue: Queue::Prepared, body: rev.key().into_bytes(), priority: 0 }], dropped_stale: false })
     }
 }
 

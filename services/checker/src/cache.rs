@@ -47,6 +47,13 @@ impl BaseCache {
 
     /// Cached findings, if any: this host's file, else the shared remote's ref (an unreadable entry is a miss).
     pub fn get(&self, key: &str) -> Option<Vec<Finding>> {
+        let found = self.lookup(key);
+        let result = if found.is_some() { "hit" } else { "miss" };
+        pipeline::metrics::get().base_cache.with_label_values(&[result]).inc();
+        found
+    }
+
+    fn lookup(&self, key: &str) -> Option<Vec<Finding>> {
         if let Ok(text) = std::fs::read(self.path(key)) {
             if let Ok(e) = serde_json::from_slice::<Entry>(&text) {
                 return Some(e.findings);

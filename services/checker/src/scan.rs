@@ -455,6 +455,7 @@ fn classify(out: ToolOutput, visible: &Path) -> Result<RunResult, ScanError> {
         return Err(ScanError::Cancelled);
     }
     if let Some(hit) = out.limit {
+        pipeline::metrics::get().sandbox_limits.with_label_values(&[hit.name()]).inc();
         // Contained like a crash: narrowed down to the target that causes it, rerun once to see it recur.
         return Ok(RunResult::Failed(Failure {
             timed_out: false,

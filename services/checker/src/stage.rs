@@ -16,7 +16,11 @@ pub struct CheckerStage {
 
 impl CheckerStage {
     pub fn from_settings(settings: &Settings) -> Result<CheckerStage, sandbox::SetupError> {
-        Ok(CheckerStage { checker: Checker::from_settings(settings)? })
+        let checker = Checker::from_settings(settings)?;
+        let tools = &checker.tools;
+        let versions = [("pkgcheck".to_string(), tools.pkgcheck_version.clone()), ("pkgcore".to_string(), tools.pkgcore_version.clone())];
+        pipeline::metrics::get().set_tools(&versions);
+        Ok(CheckerStage { checker })
     }
 
     /// Fetch and check out both prepared trees, then scan them; None when the revision is superseded.
@@ -97,14 +101,26 @@ impl Stage for CheckerStage {
         let prepared: PreparedTrees = messages::decode(body).map_err(|e| StageError::Permanent(e.to_string()))?;
         let Some(scanned) = self.scan(&prepared)? else {
             tracing::info!(revision = %prepared.revision.key(), "superseded or closed; dropped");
-            return Ok(Handled::default());
+            return Ok(Handled::stale());
         };
+        observe_steps(&scanned.timings);
         Ok(Handled {
             publish: vec![Outgoing {
                 queue: Queue::Scanned,
                 body: messages::encode(&scanned),
                 priority: prepared.revision.broker_priority(),
             }],
+            dropped_stale: false,
         })
+    }
+}
+
+/// The steps of a scan (plan, tool cache, scan, confirmation) into `prci_tool_run_seconds`.
+fn observe_steps(timings: &[(String, f64)]) {
+    let m = pipeline::metrics::get();
+    for (step, secs) in timings {
+        if matches!(step.as_str(), "plan" | "tool_cache" | "scan" | "confirm" | "fetch" | "checkout") {
+            m.tool_runs.with_label_values(&[step]).observe(*secs);
+        }
     }
 }

@@ -30,6 +30,7 @@ impl Stage for DifferStage {
         let msg = VerdictMessage { revision: scanned.prepared.revision.clone(), report };
         Ok(Handled {
             publish: vec![Outgoing { queue: Queue::Verdicts, body: messages::encode(&msg), priority: msg.revision.broker_priority() }],
+            dropped_stale: false,
         })
     }
 }

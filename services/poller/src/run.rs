@@ -33,6 +33,9 @@ struct Pass {
 /// refusing prci's credentials) ends the loop.
 pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::Receiver<bool>, once: bool) -> Result<(), PollError> {
     git_transport(&settings);
+    pipeline::events::configure(&transport);
+    let metrics = pipeline::metrics::get();
+    metrics.poller_polled(false);
     let forge = forge::from_settings(&settings).map_err(PollError::forge)?;
     let wake = Arc::new(Notify::new());
     let spool = Spool::new(webhook::spool_dir(&settings.work.dir, &settings.repository.name));
@@ -50,6 +53,7 @@ pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::
         let result = tokio::task::spawn_blocking(move || one_pass(&p, &handle))
             .await
             .unwrap_or_else(|e| Err(PollError::Emit(format!("poll task failed: {e}"))));
+        metrics.poller_polled(result.is_ok());
         match result {
             Ok(polled) if !polled.emitted.is_empty() => tracing::info!(count = polled.emitted.len(), "revisions emitted"),
             Ok(_) => {}
@@ -80,64 +84,92 @@ fn webhook_routes(settings: &Settings, spool: Spool, wake: Arc<Notify>) -> Resul
     Ok(webhook::router(Arc::new(hook)))
 }
 
-/// The re-runs asked for by users who may ask (acknowledged with a reaction), and their spool files; a re-run from
-/// anyone else is dropped with a log line.
-fn rechecks(pass: &Pass) -> (BTreeSet<u64>, Vec<std::path::PathBuf>) {
-    let (mut forced, mut done) = (BTreeSet::new(), Vec::new());
+/// A re-run a user who may push asked for, waiting for the poll that emits it.
+struct Allowed {
+    file: std::path::PathBuf,
+    recheck: crate::webhook::Recheck,
+}
+
+/// The re-runs asked for by users who may push; a re-run from anyone else is dropped with a log line, and so is one
+/// whose permission check failed for good. One whose check failed for now waits for the next pass.
+fn rechecks(pass: &Pass) -> (BTreeSet<u64>, Vec<Allowed>) {
+    let (mut forced, mut allowed) = (BTreeSet::new(), Vec::new());
     for (file, recheck) in pass.spool.rechecks() {
         match pass.forge.permission(&recheck.user) {
             Ok(p) if p.can_write() => {
-                if let Err(e) = pass.forge.acknowledge(recheck.comment_id) {
-                    tracing::warn!(pr = recheck.pr, error = %e, "cannot acknowledge a re-run");
-                }
-                tracing::info!(pr = recheck.pr, user = %recheck.user, "re-run asked for");
                 forced.insert(recheck.pr);
-                done.push(file);
+                allowed.push(Allowed { file, recheck });
             }
             Ok(p) => {
                 tracing::info!(pr = recheck.pr, user = %recheck.user, permission = ?p, "re-run ignored: the user may not push");
                 let _ = std::fs::remove_file(&file);
             }
-            // Kept for the next pass.
-            Err(e) => tracing::warn!(pr = recheck.pr, error = %e, "cannot check who asked for a re-run"),
+            Err(e) if e.is_transient() => tracing::warn!(pr = recheck.pr, error = %e, "cannot check who asked for a re-run; later"),
+            Err(e) => {
+                tracing::warn!(pr = recheck.pr, error = %e, "re-run dropped: its permission check failed");
+                let _ = std::fs::remove_file(&file);
+            }
         }
     }
-    (forced, done)
+    (forced, allowed)
 }
 
 /// Re-runs, one poll, then what the poll implies for the forge and the hosts.
 fn one_pass(pass: &Pass, handle: &tokio::runtime::Handle) -> Result<Polled, PollError> {
     let s = &pass.settings;
-    let (forced, done) = rechecks(pass);
-    let polled =
+    let (forced, allowed) = rechecks(pass);
+    let mut polled =
         poll(&pass.source, &state_path(s), s.source.recheck_on_base_move, &forced, &s.repository.name, |rev| emit(pass, handle, rev))?;
-    for file in done {
-        let _ = std::fs::remove_file(file);
+    for a in allowed {
+        let pr = a.recheck.pr;
+        if polled.emitted.iter().any(|r| r.pr == pr) {
+            tracing::info!(pr, user = %a.recheck.user, "re-run asked for and started");
+            if let Err(e) = pass.forge.acknowledge(a.recheck.comment_id) {
+                tracing::warn!(pr, error = %e, "cannot acknowledge a re-run");
+            }
+        } else if polled.error.is_some() {
+            continue; // Not emitted yet: kept for the next pass.
+        } else {
+            tracing::info!(pr, "re-run asked for a pull request that is not checked (closed, noci, draft): nothing to do");
+        }
+        let _ = std::fs::remove_file(&a.file);
     }
     for pr in &polled.dropped {
         // Closed, labelled noci or turned into a draft: whatever a host still does for it is stale.
         cancel(pass, handle, *pr, "");
-        if let Some((head, why)) = polled.skipped.get(pr) {
-            if *why == "label noci" {
-                let status = Status { state: State::Success, description: format!("checks skipped ({SKIP_LABEL})"), target_url: None };
-                if let Err(e) = pass.forge.set_status(head, &status) {
-                    tracing::warn!(pr, error = %e, "cannot set the skipped status");
-                }
-            }
+        if let Some((head, "label noci")) = polled.skipped.get(pr) {
+            skip_pending(pass, *pr, head);
         }
     }
-    Ok(polled)
+    match polled.error.take() {
+        Some(e) => Err(e),
+        None => Ok(polled),
+    }
 }
 
-/// Publish one revision (confirmed), cancel older work on it, and mark its head pending.
+/// A pending status of a pull request labelled noci becomes success "checks skipped" (a final status stays).
+fn skip_pending(pass: &Pass, pr: u64, head: &str) {
+    let pending = matches!(pass.forge.status(head), Ok(Some(Status { state: State::Pending, .. })));
+    let status = Status { state: State::Success, description: format!("checks skipped ({SKIP_LABEL})"), target_url: None };
+    if pending {
+        if let Err(e) = pass.forge.set_status(head, &status) {
+            tracing::warn!(pr, error = %e, "cannot set the skipped status");
+        }
+    }
+}
+
+/// Mark the head pending (first: a fast pipeline's final status must not be overwritten), publish the revision
+/// (confirmed), cancel older work on it.
 fn emit(pass: &Pass, handle: &tokio::runtime::Handle, rev: &Revision) -> Result<(), String> {
-    let out = Outgoing { queue: Queue::Revisions, body: messages::encode(rev), priority: rev.broker_priority() };
-    handle.block_on(pass.transport.publish(out))?;
-    cancel(pass, handle, rev.pr, &rev.head);
     let status = Status { state: State::Pending, description: "queued for checking".into(), target_url: None };
     if let Err(e) = pass.forge.set_status(&rev.head, &status) {
         tracing::warn!(pr = rev.pr, error = %e, "cannot set the pending status");
     }
+    let out = Outgoing { queue: Queue::Revisions, body: messages::encode(rev), priority: rev.broker_priority() };
+    handle.block_on(pass.transport.publish(out))?;
+    pipeline::metrics::get().revisions_emitted.inc();
+    pipeline::events::emit(pipeline::events::Event::about(pipeline::events::Kind::Emitted, "poller", rev));
+    cancel(pass, handle, rev.pr, &rev.head);
     Ok(())
 }
 

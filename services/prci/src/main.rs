@@ -102,6 +102,7 @@ fn run_command(settings: Settings, stage: Option<&str>, until_idle: bool) -> Exi
         Ok(r) => r,
         Err(e) => return usage(&format!("cannot start the runtime: {e}")),
     };
+    pipeline::runtime::install_metrics();
     let reports = settings.reports.dir.clone();
     match runtime.block_on(prci::run::run(settings, stage, until_idle)) {
         Ok(()) => {

@@ -80,6 +80,13 @@ pub async fn run(settings: Settings, stage: Option<&str>, until_idle: bool) -> R
     std::fs::create_dir_all(&settings.work.dir).map_err(|e| config("work.dir", format!("{}: {e}", settings.work.dir.display())))?;
     let stages = build_stages(&settings, &wanted)?;
     let (tx, rx) = runtime::shutdown_on_signals();
+    // One listener serves every stage of this process; the poller's also takes the webhook.
+    if !wanted.contains(&"poller") {
+        pipeline::http::serve_configured(&settings, rx.clone()).await.map_err(|e| config(&e.key, e.reason))?;
+    }
+    if wanted.contains(&"publisher") {
+        publisher::status::spawn(settings.reports.dir.clone(), transport.clone(), rx.clone());
+    }
     let consumers = tokio::spawn(runtime::run_stages(transport.clone(), stages, RetryPolicy::default(), rx.clone()));
     let poller = if wanted.contains(&"poller") {
         Some(tokio::spawn(poller::run::run(settings.clone(), transport.clone(), rx.clone(), until_idle)))

@@ -99,7 +99,7 @@ fn short(sha: &str) -> &str {
     sha.get(..10).unwrap_or(sha)
 }
 
-fn page_start(out: &mut String, title: &str) {
+pub(crate) fn page_start(out: &mut String, title: &str) {
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -283,7 +283,7 @@ pub fn render_index(entries: &[IndexEntry]) -> String {
     sorted.sort_by(|a, b| b.written_at.total_cmp(&a.written_at).then(b.pr.cmp(&a.pr)).then(a.head.cmp(&b.head)));
     let mut out = String::new();
     page_start(&mut out, "prci: recent pull-request reports");
-    out.push_str("<h1>Recent pull-request reports</h1>\n");
+    out.push_str("<h1>Recent pull-request reports</h1>\n<p><a href=\"status.html\">what is queued and running now</a></p>\n");
     if sorted.is_empty() {
         out.push_str("<p class=\"muted\">No reports yet.</p>\n</body>\n</html>\n");
         return out;

@@ -3,6 +3,7 @@
 pub mod comment;
 pub mod html;
 pub mod reports;
+pub mod status;
 
 use findings::Finding;
 use findings::{CheckReport, Verdict};

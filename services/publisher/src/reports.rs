@@ -221,7 +221,7 @@ fn check_head(head: &str) -> io::Result<()> {
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename.
-fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");

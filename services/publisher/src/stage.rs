@@ -89,11 +89,11 @@ impl Stage for PublisherStage {
         let msg: VerdictMessage = messages::decode(body).map_err(|e| StageError::Permanent(e.to_string()))?;
         if self.store.superseded(&msg.revision) {
             tracing::info!(revision = %msg.revision.key(), "a newer revision is already published; dropped");
-            return Ok(Handled::default());
+            return Ok(Handled::stale());
         }
         if let Some(forge) = &self.forge {
             if !self.current(forge.as_ref(), &msg.revision)? {
-                return Ok(Handled::default());
+                return Ok(Handled::stale());
             }
         }
         match self.store.write(&msg.revision, &msg.report) {
@@ -105,6 +105,18 @@ impl Stage for PublisherStage {
         if let Some(forge) = &self.forge {
             self.publish(forge.as_ref(), &msg)?;
         }
+        let m = pipeline::metrics::get();
+        m.end_to_end.observe((pipeline::events::now() - msg.revision.emitted_at).max(0.0));
+        let verdict = match msg.report.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+        };
+        m.verdicts.with_label_values(&[verdict]).inc();
+        let mut event = pipeline::events::Event::about(pipeline::events::Kind::Finished, "publisher", &msg.revision);
+        event.outcome = Some("published".into());
+        event.verdict = Some(verdict.into());
+        pipeline::events::emit(event);
         Ok(Handled::default())
     }
 }

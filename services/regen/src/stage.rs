@@ -85,17 +85,24 @@ impl Stage for RegenStage {
         let rev: Revision = messages::decode(body).map_err(|e| StageError::Permanent(e.to_string()))?;
         let prepared = match self.prepare(&rev) {
             Ok(Some(p)) => p,
-            Ok(None) => return Ok(Handled::default()),
+            Ok(None) => return Ok(Handled::stale()),
             Err(RegenError::Cancelled) => {
                 tracing::info!(revision = %rev.key(), "superseded while being prepared: stopped, dropped");
-                return Ok(Handled::default());
+                return Ok(Handled::stale());
             }
             // The revision's own fault cannot get better: report it as this revision's error.
             Err(e) if e.is_revision_fault() => failed_message(&rev, e.to_string()),
             Err(e) => return Err(StageError::Transient(e.to_string())),
         };
+        let m = pipeline::metrics::get();
+        for (step, secs) in &prepared.timings {
+            if matches!(step.as_str(), "fetch" | "merge" | "checkout" | "regen") {
+                m.tool_runs.with_label_values(&[step]).observe(*secs);
+            }
+        }
         Ok(Handled {
             publish: vec![Outgoing { queue: Queue::Prepared, body: messages::encode(&prepared), priority: rev.broker_priority() }],
+            dropped_stale: false,
         })
     }
 }

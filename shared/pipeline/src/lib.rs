@@ -2,9 +2,11 @@
 
 pub mod cancel;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod memory;
 pub mod messages;
+pub mod metrics;
 pub mod notify;
 pub mod rabbitmq;
 pub mod runtime;

@@ -1,7 +1,7 @@
 //! The in-process transport: the broker's semantics (priority, acknowledge after publishing, retry then dead-letter) on in-memory queues, for the single-process mode and tests.
 
 use crate::messages::Queue;
-use crate::stage::{process, Disposition, Outgoing, RetryPolicy, Stage};
+use crate::stage::{handle_one, Disposition, Outgoing, RetryPolicy, Stage};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{watch, Notify};
@@ -16,7 +16,8 @@ pub struct DeadLetter {
 
 #[derive(Default)]
 struct State {
-    queues: BTreeMap<Queue, VecDeque<(u8, Vec<u8>)>>,
+    /// Per queue: (priority, body, when published).
+    queues: BTreeMap<Queue, VecDeque<(u8, Vec<u8>, f64)>>,
     in_flight: usize,
     dead: Vec<DeadLetter>,
 }
@@ -81,11 +82,12 @@ impl MemoryBus {
         }
     }
 
-    fn take(&self, queue: Queue) -> Option<Vec<u8>> {
+    fn take(&self, queue: Queue) -> Option<(Vec<u8>, f64)> {
         let mut s = self.lock();
-        let body = s.queues.get_mut(&queue)?.pop_front()?.1;
+        let (_, body, sent) = s.queues.get_mut(&queue)?.pop_front()?;
         s.in_flight += 1;
-        Some(body)
+        set_depth(&s, queue);
+        Some((body, sent))
     }
 
     fn finish(&self, queue: Queue, body: Vec<u8>, disposition: Disposition) {
@@ -96,6 +98,7 @@ impl MemoryBus {
                     enqueue(&mut s, out);
                 }
             }
+            Disposition::Dropped => {}
             Disposition::DeadLetter(reason) => s.dead.push(DeadLetter { queue, body, reason }),
         }
         s.in_flight -= 1;
@@ -107,21 +110,30 @@ impl MemoryBus {
 /// Insert behind every message of the same or higher priority.
 fn enqueue(s: &mut State, out: Outgoing) {
     let q = s.queues.entry(out.queue).or_default();
-    let pos = q.iter().position(|(p, _)| *p < out.priority).unwrap_or(q.len());
-    q.insert(pos, (out.priority, out.body));
+    let pos = q.iter().position(|(p, _, _)| *p < out.priority).unwrap_or(q.len());
+    q.insert(pos, (out.priority, out.body, crate::events::now()));
+    set_depth(s, out.queue);
+}
+
+/// `prci_queue_depth` of an in-process queue (its priority messages are in the same queue, counted as work).
+fn set_depth(s: &State, queue: Queue) {
+    let depth = s.queues.get(&queue).map_or(0, VecDeque::len);
+    crate::metrics::get().queue_depth.with_label_values(&[queue.short(), "work"]).set(depth as i64);
 }
 
 /// Consume `stage.input()` until `shutdown` turns true; the message in hand is finished first.
 pub async fn run_consumer(bus: Arc<MemoryBus>, stage: Arc<dyn Stage>, policy: RetryPolicy, mut shutdown: watch::Receiver<bool>) {
     let queue = stage.input();
+    crate::metrics::get().consumer_up.with_label_values(&[stage.name()]).set(1);
     loop {
         if *shutdown.borrow() {
+            crate::metrics::get().consumer_up.with_label_values(&[stage.name()]).set(0);
             return;
         }
         let notified = bus.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let Some(body) = bus.take(queue) else {
+        let Some((body, sent)) = bus.take(queue) else {
             tokio::select! {
                 _ = notified => {}
                 _ = shutdown.changed() => {}
@@ -129,7 +141,7 @@ pub async fn run_consumer(bus: Arc<MemoryBus>, stage: Arc<dyn Stage>, policy: Re
             continue;
         };
         let (st, b) = (stage.clone(), body.clone());
-        let disposition = tokio::task::spawn_blocking(move || process(st.as_ref(), &b, &policy, std::thread::sleep))
+        let disposition = tokio::task::spawn_blocking(move || handle_one(st.as_ref(), &b, &policy, Some(sent), std::thread::sleep))
             .await
             .unwrap_or_else(|_| Disposition::DeadLetter("the handler task failed".into()));
         if let Disposition::DeadLetter(reason) = &disposition {
@@ -162,7 +174,10 @@ mod tests {
             if body == b"bad" {
                 return Err(StageError::Permanent("bad input".into()));
             }
-            Ok(Handled { publish: vec![Outgoing { queue: Queue::Prepared, body: body.to_ascii_uppercase(), priority: 0 }] })
+            Ok(Handled {
+                publish: vec![Outgoing { queue: Queue::Prepared, body: body.to_ascii_uppercase(), priority: 0 }],
+                dropped_stale: false,
+            })
         }
     }
 
@@ -199,7 +214,7 @@ mod tests {
         let waiter = tokio::spawn(async move { b.wait_idle().await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished());
-        assert_eq!(bus.take(Queue::Prepared).unwrap(), b"x");
+        assert_eq!(bus.take(Queue::Prepared).unwrap().0, b"x");
         bus.finish(Queue::Prepared, b"x".to_vec(), Disposition::Ack(vec![]));
         tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
     }
@@ -210,8 +225,8 @@ mod tests {
         bus.publish(Outgoing { queue: Queue::Revisions, body: b"a".to_vec(), priority: 0 });
         bus.publish(Outgoing { queue: Queue::Revisions, body: b"b".to_vec(), priority: 5 });
         bus.publish(Outgoing { queue: Queue::Revisions, body: b"c".to_vec(), priority: 0 });
-        assert_eq!(bus.take(Queue::Revisions).unwrap(), b"b");
-        assert_eq!(bus.take(Queue::Revisions).unwrap(), b"a");
-        assert_eq!(bus.take(Queue::Revisions).unwrap(), b"c");
+        assert_eq!(bus.take(Queue::Revisions).unwrap().0, b"b");
+        assert_eq!(bus.take(Queue::Revisions).unwrap().0, b"a");
+        assert_eq!(bus.take(Queue::Revisions).unwrap().0, b"c");
     }
 }

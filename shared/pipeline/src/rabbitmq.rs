@@ -1,6 +1,6 @@
 //! The RabbitMQ transport, the only module that knows lapin: topology (quorum queues, a dead-letter exchange and queue per work queue), publishing with confirms, and the one consume loop every stage runs in.
 //!
-//! The loop: prefetch set before consuming; each delivery is handled by `stage::process` off the async
+//! The loop: one message taken at a time (`basic.get`, the priority twin first); each is handled by `stage::handle_one` off the async
 //! threads; its outputs are published and confirmed **before** the input is acknowledged; a dead-lettered
 //! input is rejected without requeue (the queue's dead-letter exchange routes it to `<queue>.dead`). A lost
 //! connection is re-established with backoff. On shutdown the consumer is cancelled, the message in hand
@@ -9,17 +9,17 @@
 //!
 //! Priorities: quorum queues (RabbitMQ 3.10, Debian bookworm's) ignore message priorities, so each work queue has a
 //! priority twin, `<queue>.priority`, with the same dead-letter exchange. A message with a priority goes there; every
-//! consumer consumes both queues and, whenever both have a message for it, takes the priority one first. A `priority-ci`
-//! pull request thus waits at most for the message each consumer already holds, not for the whole queue.
+//! consumer takes from it first. A `priority-ci` pull request thus waits only for the messages consumers are working
+//! on, and a busy consumer holds no message but the one it works on.
 
 use crate::messages::Queue;
-use crate::stage::{process, Disposition, Outgoing, RetryPolicy, Stage};
+use crate::stage::{handle_one, Disposition, Outgoing, RetryPolicy, Stage};
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicRejectOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::Confirmation;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::sync::Arc;
@@ -43,15 +43,13 @@ pub struct BrokerConfig {
     pub url: String,
     /// `broker.prefix`.
     pub prefix: String,
-    /// Unacknowledged messages one consumer holds at a time.
-    pub prefetch: u16,
     /// Redeliveries after which the broker dead-letters a message (quorum queues).
     pub delivery_limit: u32,
 }
 
 impl BrokerConfig {
     pub fn new(url: &str, prefix: &str) -> BrokerConfig {
-        BrokerConfig { url: url.to_owned(), prefix: prefix.to_owned(), prefetch: 1, delivery_limit: 5 }
+        BrokerConfig { url: url.to_owned(), prefix: prefix.to_owned(), delivery_limit: 5 }
     }
 }
 
@@ -88,6 +86,51 @@ pub async fn declare_topology(channel: &Channel, cfg: &BrokerConfig) -> Result<(
     Ok(())
 }
 
+/// The header holding when a message was published (Unix seconds), for the time it waited in its queue.
+const SENT_AT: &str = "x-prci-sent-at";
+
+/// When a delivery was published, from its header.
+fn sent_at(properties: &BasicProperties) -> Option<f64> {
+    match properties.headers().as_ref()?.inner().get(SENT_AT)? {
+        AMQPValue::Double(t) => Some(*t),
+        _ => None,
+    }
+}
+
+/// Marks the stage's consumer up while it lives.
+struct ConsumerUp(&'static str);
+impl ConsumerUp {
+    fn new(stage: &'static str) -> ConsumerUp {
+        crate::metrics::get().consumer_up.with_label_values(&[stage]).set(1);
+        ConsumerUp(stage)
+    }
+}
+impl Drop for ConsumerUp {
+    fn drop(&mut self) {
+        crate::metrics::get().consumer_up.with_label_values(&[self.0]).set(0);
+    }
+}
+
+/// Every 10 s, the depth of `queue`'s work, priority and dead-letter queues into `prci_queue_depth`, until aborted.
+async fn sample_depths(connection: &Connection, cfg: &BrokerConfig, queue: Queue) -> Result<tokio::task::JoinHandle<()>, BrokerError> {
+    let channel = connection.create_channel().await?;
+    let names =
+        [(queue.name(&cfg.prefix), "work"), (queue.priority_name(&cfg.prefix), "priority"), (queue.dead_letter_name(&cfg.prefix), "dead")];
+    Ok(tokio::spawn(async move {
+        let gauge = &crate::metrics::get().queue_depth;
+        loop {
+            for (name, kind) in &names {
+                let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+                match channel.queue_declare(name.as_str().into(), passive, FieldTable::default()).await {
+                    Ok(q) => gauge.with_label_values(&[queue.short(), kind]).set(i64::from(q.message_count())),
+                    Err(_) => return,
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+    }))
+}
+
 /// A confirm-mode channel for publishing.
 #[derive(Clone)]
 pub struct Publisher {
@@ -111,8 +154,13 @@ impl Publisher {
     /// Publish persistently and wait for the broker's confirm; an unroutable or refused message is an error.
     pub async fn publish(&self, out: &Outgoing) -> Result<(), BrokerError> {
         let name = if out.priority > 0 { out.queue.priority_name(&self.prefix) } else { out.queue.name(&self.prefix) };
-        let props =
-            BasicProperties::default().with_delivery_mode(2).with_priority(out.priority).with_content_type("application/json".into());
+        let mut headers = FieldTable::default();
+        headers.insert(SENT_AT.into(), AMQPValue::Double(crate::events::now()));
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_priority(out.priority)
+            .with_content_type("application/json".into())
+            .with_headers(headers);
         let confirm = self
             .channel
             .basic_publish("".into(), name.as_str().into(), BasicPublishOptions { mandatory: true, ..Default::default() }, &out.body, props)
@@ -158,39 +206,55 @@ async fn consume_session(
     let channel = connection.create_channel().await?;
     declare_topology(&channel, cfg).await?;
     let publisher = Publisher::new(&connection, &cfg.prefix).await?;
-    channel.basic_qos(cfg.prefetch, BasicQosOptions::default()).await?;
-    let queue = stage.input().name(&cfg.prefix);
-    let priority_queue = stage.input().priority_name(&cfg.prefix);
-    let tag: ShortString = format!("prci-{}-{}", stage.name(), std::process::id()).into();
-    let priority_tag: ShortString = format!("prci-{}-{}-priority", stage.name(), std::process::id()).into();
-    let options = BasicConsumeOptions::default;
-    let mut priority =
-        channel.basic_consume(priority_queue.as_str().into(), priority_tag.clone(), options(), FieldTable::default()).await?;
-    let mut consumer = channel.basic_consume(queue.as_str().into(), tag.clone(), options(), FieldTable::default()).await?;
-    tracing::info!(stage = stage.name(), queue = %queue, "consuming");
+    tracing::info!(stage = stage.name(), queue = %stage.input().name(&cfg.prefix), "consuming");
+    let _up = ConsumerUp::new(stage.name());
+    let depths = sample_depths(&connection, cfg, stage.input()).await?;
+    let result = take_messages(stage, policy, shutdown, &channel, &publisher).await;
+    depths.abort();
+    if result.is_ok() {
+        let _ = connection.close(200, "shutdown".into()).await;
+    }
+    result
+}
+
+/// Pause between two looks at empty queues.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// The take loop of one session: one message at a time, the priority queue's first, each handled, its outputs
+/// confirmed, then acknowledged. Messages are taken (`basic.get`) rather than pushed: a consumer holds only the message
+/// it works on, so nothing waits behind a long scan while another host is idle, priority work included.
+async fn take_messages(
+    stage: Arc<dyn Stage>,
+    policy: RetryPolicy,
+    shutdown: &mut watch::Receiver<bool>,
+    channel: &Channel,
+    publisher: &Publisher,
+) -> Result<(), BrokerError> {
+    let queues = [stage.input().priority_name(&publisher.prefix), stage.input().name(&publisher.prefix)];
     loop {
-        let delivery = tokio::select! {
-            // Priority work first whenever both queues have a message for this consumer.
-            biased;
-            d = priority.next() => d,
-            d = consumer.next() => d,
-            _ = shutdown.changed() => {
-                tracing::info!(stage = stage.name(), "shutting down: no more work taken");
-                let _ = channel.basic_cancel(tag.clone(), BasicCancelOptions::default()).await;
-                let _ = channel.basic_cancel(priority_tag.clone(), BasicCancelOptions::default()).await;
-                let _ = connection.close(200, "shutdown".into()).await;
-                return Ok(());
+        if *shutdown.borrow() {
+            tracing::info!(stage = stage.name(), "shutting down: no more work taken");
+            return Ok(());
+        }
+        let mut taken = None;
+        for queue in &queues {
+            if let Some(message) = channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await? {
+                taken = Some(message.delivery);
+                break;
             }
-        };
-        let delivery = match delivery {
-            Some(Ok(d)) => d,
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err(BrokerError::Nacked(format!("consumer of {queue} was cancelled by the broker"))),
+        }
+        let Some(delivery) = taken else {
+            tokio::select! {
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
         };
         let st = stage.clone();
         let body = delivery.data.clone();
+        let sent = sent_at(&delivery.properties);
         // The message in hand is finished even when shutdown arrives meanwhile.
-        let disposition = tokio::task::spawn_blocking(move || process(st.as_ref(), &body, &policy, std::thread::sleep))
+        let disposition = tokio::task::spawn_blocking(move || handle_one(st.as_ref(), &body, &policy, sent, std::thread::sleep))
             .await
             .unwrap_or_else(|_| Disposition::DeadLetter("the handler task failed".into()));
         match disposition {
@@ -199,6 +263,9 @@ async fn consume_session(
                     // A failed publish leaves the input unacknowledged: the broker redelivers it.
                     publisher.publish(out).await?;
                 }
+                delivery.ack(BasicAckOptions::default()).await?;
+            }
+            Disposition::Dropped => {
                 delivery.ack(BasicAckOptions::default()).await?;
             }
             Disposition::DeadLetter(reason) => {
@@ -322,4 +389,94 @@ pub async fn take_all(cfg: &BrokerConfig, name: &str) -> Result<Vec<Vec<u8>>, Br
     }
     let _ = connection.close(200, "done".into()).await;
     Ok(out)
+}
+
+/// The fanout exchange events travel on (`crate::events`).
+pub fn events_exchange(prefix: &str) -> String {
+    format!("{prefix}.events")
+}
+
+async fn declare_events_exchange(channel: &Channel, cfg: &BrokerConfig) -> Result<(), BrokerError> {
+    let exchange = events_exchange(&cfg.prefix);
+    let options = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    channel.exchange_declare(exchange.as_str().into(), ExchangeKind::Fanout, options, FieldTable::default()).await?;
+    Ok(())
+}
+
+/// Publish this process's events (best effort: no confirms; while the broker is away they are dropped).
+pub(crate) async fn run_event_publisher(cfg: BrokerConfig, mut events: tokio::sync::mpsc::Receiver<crate::events::Event>) {
+    loop {
+        let session = async {
+            let connection = connect(&cfg).await?;
+            let channel = connection.create_channel().await?;
+            declare_events_exchange(&channel, &cfg).await?;
+            let exchange = events_exchange(&cfg.prefix);
+            while let Some(event) = events.recv().await {
+                let body = serde_json::to_vec(&event).unwrap_or_default();
+                let props = BasicProperties::default().with_content_type("application/json".into());
+                channel.basic_publish(exchange.as_str().into(), "".into(), BasicPublishOptions::default(), &body, props).await?;
+            }
+            Ok::<(), BrokerError>(())
+        };
+        match session.await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "event publisher lost the broker; reconnecting");
+                tokio::time::sleep(crate::events::RECONNECT).await;
+                while events.try_recv().is_ok() {}
+            }
+        }
+    }
+}
+
+/// Hand every event of every host to `on_event` until shutdown (an exclusive queue bound to the events exchange).
+pub(crate) async fn run_event_listener(
+    cfg: BrokerConfig,
+    mut shutdown: watch::Receiver<bool>,
+    mut on_event: impl FnMut(crate::events::Event) + Send + 'static,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let session = async {
+            let connection = connect(&cfg).await?;
+            let channel = connection.create_channel().await?;
+            declare_events_exchange(&channel, &cfg).await?;
+            let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+            let queue = channel.queue_declare("".into(), options, FieldTable::default()).await?;
+            let exchange = events_exchange(&cfg.prefix);
+            let bind = QueueBindOptions::default();
+            channel.queue_bind(queue.name().as_str().into(), exchange.as_str().into(), "".into(), bind, FieldTable::default()).await?;
+            let consume = BasicConsumeOptions { no_ack: true, ..Default::default() };
+            let mut consumer =
+                channel.basic_consume(queue.name().as_str().into(), "prci-events".into(), consume, FieldTable::default()).await?;
+            loop {
+                tokio::select! {
+                    d = consumer.next() => match d {
+                        Some(Ok(d)) => match serde_json::from_slice(&d.data) {
+                            Ok(event) => on_event(event),
+                            Err(e) => tracing::debug!(error = %e, "undecodable event ignored"),
+                        },
+                        Some(Err(e)) => return Err(e.into()),
+                        None => return Err(BrokerError::Nacked("the events consumer was cancelled".into())),
+                    },
+                    _ = shutdown.changed() => {
+                        let _ = connection.close(200, "shutdown".into()).await;
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        match session.await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "event listener lost the broker; reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(crate::events::RECONNECT) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
 }

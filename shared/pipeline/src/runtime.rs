@@ -49,6 +49,10 @@ impl Transport {
 /// Run one consumer per stage until shutdown (and, on RabbitMQ, this process's cancel listener).
 pub async fn run_stages(transport: Transport, stages: Vec<Arc<dyn Stage>>, policy: RetryPolicy, shutdown: watch::Receiver<bool>) {
     let mut tasks = Vec::new();
+    crate::events::configure(&transport);
+    for stage in &stages {
+        crate::metrics::get().expect_stage(stage.name());
+    }
     if let Transport::Rabbit(cfg) = &transport {
         if !stages.is_empty() {
             tasks.push(tokio::spawn(rabbitmq::run_cancel_listener(cfg.clone(), shutdown.clone())));
@@ -103,6 +107,7 @@ pub fn service_start(name: &str) -> Result<(crate::Settings, tokio::runtime::Run
         std::process::ExitCode::from(64)
     })?;
     crate::notify::configure(&settings);
+    install_metrics();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| {
         eprintln!("{name}: cannot start the runtime: {e}");
         std::process::ExitCode::from(2)
@@ -126,7 +131,22 @@ pub fn service_main(name: &str, build: impl FnOnce(&crate::Settings) -> Result<A
     };
     runtime.block_on(async move {
         let (_tx, rx) = shutdown_on_signals();
+        if let Err(e) = crate::http::serve_configured(&settings, rx.clone()).await {
+            eprintln!("{name}: {e}");
+            return std::process::ExitCode::from(64);
+        }
         run_stages(Transport::from_settings(&settings), vec![stage], RetryPolicy::default(), rx).await;
-    });
-    std::process::ExitCode::SUCCESS
+        std::process::ExitCode::SUCCESS
+    })
+}
+
+/// This process's metrics registry, made here and installed once (`crate::metrics`).
+pub fn install_metrics() -> &'static crate::metrics::Metrics {
+    match crate::metrics::Metrics::new(prometheus::Registry::new()) {
+        Ok(m) => crate::metrics::install(m),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot make the metrics registry; metrics are not served");
+            crate::metrics::get()
+        }
+    }
 }

@@ -16,6 +16,15 @@ pub struct Outgoing {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Handled {
     pub publish: Vec<Outgoing>,
+    /// Nothing done because the revision is stale (superseded, closed, cancelled): counted as `dropped_stale`.
+    pub dropped_stale: bool,
+}
+
+impl Handled {
+    /// Dropped: the revision is no longer the one to check.
+    pub fn stale() -> Handled {
+        Handled { publish: vec![], dropped_stale: true }
+    }
 }
 
 /// Why a message could not be handled.
@@ -67,6 +76,8 @@ impl RetryPolicy {
 pub enum Disposition {
     /// Publish these (confirmed), then acknowledge the input.
     Ack(Vec<Outgoing>),
+    /// Acknowledge the input, publish nothing: the revision is stale.
+    Dropped,
     /// Dead-letter the input, with the reason (for the log and the operator).
     DeadLetter(String),
 }
@@ -77,6 +88,7 @@ pub fn process(stage: &dyn Stage, body: &[u8], policy: &RetryPolicy, mut sleep: 
     let mut attempt = 1;
     loop {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage.handle(body))) {
+            Ok(Ok(handled)) if handled.dropped_stale => return Disposition::Dropped,
             Ok(Ok(handled)) => return Disposition::Ack(handled.publish),
             Ok(Err(StageError::Permanent(reason))) => {
                 tracing::error!(stage = stage.name(), error = %reason, "permanent failure; dead-lettering");
@@ -87,6 +99,7 @@ pub fn process(stage: &dyn Stage, body: &[u8], policy: &RetryPolicy, mut sleep: 
                 return Disposition::DeadLetter(format!("after {attempt} attempts: {reason}"));
             }
             Ok(Err(StageError::Transient(reason))) => {
+                crate::metrics::get().complete(stage.name(), crate::metrics::Outcome::Retried);
                 attempt += 1;
                 let delay = policy.delay(attempt);
                 tracing::warn!(stage = stage.name(), attempt, delay_secs = delay.as_secs_f64(), error = %reason, "transient failure; retrying");
@@ -100,6 +113,46 @@ pub fn process(stage: &dyn Stage, body: &[u8], policy: &RetryPolicy, mut sleep: 
     }
 }
 
+/// The revision a message is about, wherever it holds one.
+pub fn revision_of(body: &[u8]) -> Option<crate::messages::Revision> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    serde_json::from_value(crate::notify::find_revision(&value)?.clone()).ok()
+}
+
+/// One message through [`process`], measured (`crate::metrics`) and told (`crate::events`): what every transport
+/// calls. `sent_at`: when the producer published it (Unix seconds), for the time it waited.
+pub fn handle_one(stage: &dyn Stage, body: &[u8], policy: &RetryPolicy, sent_at: Option<f64>, sleep: impl FnMut(Duration)) -> Disposition {
+    use crate::events::{self, Event, Kind};
+    use crate::metrics::Outcome;
+    let (m, name) = (crate::metrics::get(), stage.name());
+    m.received.with_label_values(&[name]).inc();
+    if let Some(sent) = sent_at {
+        m.queue_wait.with_label_values(&[name]).observe((events::now() - sent).max(0.0));
+    }
+    let revision = revision_of(body);
+    if let Some(r) = &revision {
+        events::emit(Event::about(Kind::Started, name, r));
+    }
+    let in_progress = m.in_progress.with_label_values(&[name]);
+    in_progress.inc();
+    let start = std::time::Instant::now();
+    let disposition = process(stage, body, policy, sleep);
+    in_progress.dec();
+    m.processing.with_label_values(&[name]).observe(start.elapsed().as_secs_f64());
+    let outcome = match &disposition {
+        Disposition::Ack(_) => Outcome::Ok,
+        Disposition::Dropped => Outcome::DroppedStale,
+        Disposition::DeadLetter(_) => Outcome::DeadLettered,
+    };
+    m.complete(name, outcome);
+    if let Some(r) = &revision {
+        let mut event = Event::about(Kind::Finished, name, r);
+        event.outcome = Some(outcome.as_str().to_string());
+        events::emit(event);
+    }
+    disposition
+}
+
 /// What a dead-lettered message about a pull request becomes, besides the dead-letter queue: an `error` verdict for its
 /// revision on the verdicts queue, so the publisher writes an error report and sets an `error` status ("the CI failed,
 /// not your pull request"). `None` when the message names no revision (undecodable) or when the publisher itself gave up
@@ -108,8 +161,7 @@ pub fn failure_verdict(stage: &str, input: Queue, body: &[u8], reason: &str) -> 
     if input == Queue::Verdicts {
         return None;
     }
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let revision: crate::messages::Revision = serde_json::from_value(crate::notify::find_revision(&value)?.clone()).ok()?;
+    let revision = revision_of(body)?;
     let reason = format!("the CI failed, not your pull request ({stage}: {reason})");
     let report = findings::CheckReport::error(&revision.repository, &revision.base, &revision.head, reason);
     let priority = revision.broker_priority();
@@ -167,7 +219,7 @@ mod tests {
             if n < self.failures {
                 return Err(StageError::Transient(format!("hiccup {n}")));
             }
-            Ok(Handled { publish: vec![Outgoing { queue: Queue::Prepared, body: body.to_vec(), priority: 0 }] })
+            Ok(Handled { publish: vec![Outgoing { queue: Queue::Prepared, body: body.to_vec(), priority: 0 }], dropped_stale: false })
         }
     }
 

@@ -53,6 +53,21 @@ pub enum LimitHit {
     Stderr(u64),
 }
 
+impl LimitHit {
+    /// The limit's name, for a metric label.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LimitHit::Memory(_) => "memory",
+            LimitHit::Processes(_) => "processes",
+            LimitHit::Cpu(_) => "cpu",
+            LimitHit::FileSize(_) => "file_size",
+            LimitHit::Md5CacheSize(_) => "md5_cache",
+            LimitHit::Stdout(_) => "stdout",
+            LimitHit::Stderr(_) => "stderr",
+        }
+    }
+}
+
 impl std::fmt::Display for LimitHit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mib = |b: &u64| b / MIB;

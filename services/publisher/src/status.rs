@@ -1,0 +1,249 @@
+//! The status page for people (`<reports.dir>/status.html`, and `status.json`), next to the report index: what is
+//! queued (pull request, since when, position), what is running (stage, host, since when), and the last verdicts with
+//! their latency. Fed by the pipeline's events (`pipeline::events`) from every host; the publisher's process keeps it
+//! and exports the age of the oldest revision emitted and not yet published. A revision emitted while this process was
+//! down shows up once a stage takes it.
+
+use crate::html::{escape, page_start};
+use pipeline::events::{Event, Kind};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Verdicts kept on the page.
+const RECENT: usize = 50;
+
+/// One revision in the pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct InFlight {
+    pub pr: u64,
+    pub head: String,
+    pub priority: bool,
+    pub emitted_at: f64,
+    /// The stage working on it, its host and since when; `None`: waiting in a queue.
+    pub running: Option<(String, String, f64)>,
+    /// The stage it waits for, and since when.
+    pub waiting: (String, f64),
+}
+
+/// A verdict published.
+#[derive(Debug, Clone, Serialize)]
+pub struct Done {
+    pub pr: u64,
+    pub head: String,
+    pub verdict: String,
+    pub latency_secs: f64,
+    pub at: f64,
+}
+
+/// What the page shows.
+#[derive(Debug, Default, Serialize)]
+pub struct Status {
+    pub in_flight: BTreeMap<(u64, String), InFlight>,
+    pub recent: VecDeque<Done>,
+    #[serde(skip)]
+    changed: bool,
+}
+
+/// The stage after `stage`.
+fn next_stage(stage: &str) -> &'static str {
+    match stage {
+        "poller" => "regen",
+        "regen" => "checker",
+        "checker" => "differ",
+        _ => "publisher",
+    }
+}
+
+impl Status {
+    /// Take one event into account.
+    pub fn apply(&mut self, e: &Event) {
+        self.changed = true;
+        let key = (e.pr, e.head.clone());
+        let entry = || InFlight {
+            pr: e.pr,
+            head: e.head.clone(),
+            priority: e.priority,
+            emitted_at: e.emitted_at,
+            running: None,
+            waiting: ("regen".into(), e.at),
+        };
+        match e.kind {
+            Kind::Emitted => {
+                self.in_flight.insert(key, entry());
+            }
+            Kind::Started => {
+                let f = self.in_flight.entry(key).or_insert_with(entry);
+                f.running = Some((e.stage.clone(), e.host.clone(), e.at));
+            }
+            Kind::Finished => {
+                let ends = e.stage == "publisher" || matches!(e.outcome.as_deref(), Some("dropped_stale" | "dead_lettered"));
+                if ends {
+                    self.in_flight.remove(&key);
+                } else if let Some(f) = self.in_flight.get_mut(&key) {
+                    f.running = None;
+                    f.waiting = (next_stage(&e.stage).into(), e.at);
+                }
+                if let (Some(verdict), "publisher") = (&e.verdict, e.stage.as_str()) {
+                    let latency_secs = (e.at - e.emitted_at).max(0.0);
+                    self.recent.push_front(Done { pr: e.pr, head: e.head.clone(), verdict: verdict.clone(), latency_secs, at: e.at });
+                    self.recent.truncate(RECENT);
+                }
+            }
+        }
+    }
+
+    /// Waiting revisions in the order the queues serve them (priority first, then oldest), with their position.
+    pub fn queued(&self) -> Vec<(usize, &InFlight)> {
+        let mut waiting: Vec<&InFlight> = self.in_flight.values().filter(|f| f.running.is_none()).collect();
+        waiting.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.emitted_at.total_cmp(&b.emitted_at)));
+        waiting.into_iter().enumerate().map(|(i, f)| (i + 1, f)).collect()
+    }
+
+    /// Seconds since the oldest revision still in flight was emitted (0 when none is).
+    pub fn oldest_age(&self, now: f64) -> f64 {
+        self.in_flight.values().map(|f| now - f.emitted_at).fold(0.0, f64::max)
+    }
+
+    /// The page.
+    pub fn render(&self, now: f64) -> String {
+        let ago = |t: f64| format!("{:.0} s ago", (now - t).max(0.0));
+        let pr = |f: &InFlight| format!("#{} <code>{}</code>", f.pr, escape(&f.head[..f.head.len().min(10)]));
+        let mut out = String::new();
+        page_start(&mut out, "prci: status");
+        out.push_str("<p class=\"muted\"><a href=\"index.html\">all reports</a></p>\n<h1>What prci is doing</h1>\n");
+        let running: Vec<&InFlight> = self.in_flight.values().filter(|f| f.running.is_some()).collect();
+        let _ =
+            writeln!(out, "<h2>Running ({})</h2>\n<table>\n<tr><th>PR</th><th>stage</th><th>host</th><th>since</th></tr>", running.len());
+        for f in running {
+            if let Some((stage, host, since)) = &f.running {
+                let _ =
+                    writeln!(out, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", pr(f), escape(stage), escape(host), ago(*since));
+            }
+        }
+        let queued = self.queued();
+        let _ = writeln!(
+            out,
+            "</table>\n<h2>Queued ({})</h2>\n<table>\n<tr><th>position</th><th>PR</th><th>waiting for</th><th>since</th><th>detected</th></tr>",
+            queued.len()
+        );
+        for (position, f) in queued {
+            let mark = if f.priority { " (priority-ci)" } else { "" };
+            let _ = writeln!(
+                out,
+                "<tr><td>{position}</td><td>{}{mark}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                pr(f),
+                escape(&f.waiting.0),
+                ago(f.waiting.1),
+                ago(f.emitted_at)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "</table>\n<h2>Last verdicts</h2>\n<table>\n<tr><th>PR</th><th>verdict</th><th>latency</th><th>published</th></tr>"
+        );
+        for d in &self.recent {
+            let href = escape(&format!("{}/{}.html", d.pr, d.head));
+            let _ = writeln!(
+                out,
+                "<tr><td><a href=\"{href}\">#{} <code>{}</code></a></td><td>{}</td><td>{:.1} s</td><td>{}</td></tr>",
+                d.pr,
+                escape(&d.head[..d.head.len().min(10)]),
+                escape(&d.verdict),
+                d.latency_secs,
+                ago(d.at)
+            );
+        }
+        out.push_str("</table>\n</body>\n</html>\n");
+        out
+    }
+}
+
+/// Keep the status of the pipeline behind `transport` in `reports_dir` until shutdown: events in, the page rewritten
+/// at most every two seconds when something changed, the oldest-unpublished gauge kept current.
+pub fn spawn(reports_dir: PathBuf, transport: pipeline::runtime::Transport, shutdown: tokio::sync::watch::Receiver<bool>) {
+    let status = Arc::new(Mutex::new(Status::default()));
+    let feed = status.clone();
+    tokio::spawn(pipeline::events::watch(transport, shutdown.clone(), move |event| {
+        feed.lock().unwrap_or_else(|p| p.into_inner()).apply(&event);
+    }));
+    let mut shutdown = shutdown;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = pipeline::events::now();
+            let page = {
+                let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+                pipeline::metrics::get().oldest_unpublished.set(s.oldest_age(now));
+                if !std::mem::take(&mut s.changed) && reports_dir.join("status.html").exists() {
+                    continue;
+                }
+                (s.render(now), serde_json::to_vec_pretty(&*s).unwrap_or_default())
+            };
+            if let Err(e) = write_pages(&reports_dir, &page.0, &page.1) {
+                tracing::warn!(error = %e, "cannot write the status page");
+            }
+        }
+    });
+}
+
+fn write_pages(dir: &Path, html: &str, json: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    crate::reports::atomic_write(&dir.join("status.json"), json)?;
+    crate::reports::atomic_write(&dir.join("status.html"), html.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: Kind, stage: &str, pr: u64, at: f64) -> Event {
+        Event {
+            kind,
+            stage: stage.into(),
+            host: "host-a".into(),
+            repository: "gentoo".into(),
+            pr,
+            head: format!("{pr:040}"),
+            priority: pr == 9,
+            emitted_at: 100.0 + pr as f64,
+            at,
+            outcome: Some("ok".into()),
+            verdict: None,
+        }
+    }
+
+    #[test]
+    fn the_page_shows_queued_running_and_published_revisions() {
+        let mut s = Status::default();
+        for pr in [1, 2, 9] {
+            s.apply(&event(Kind::Emitted, "poller", pr, 100.0 + pr as f64));
+        }
+        s.apply(&event(Kind::Started, "regen", 1, 120.0));
+        // priority-ci first, then the oldest.
+        let queued: Vec<(usize, u64)> = s.queued().iter().map(|(i, f)| (*i, f.pr)).collect();
+        assert_eq!(queued, [(1, 9), (2, 2)]);
+        assert_eq!(s.oldest_age(200.0), 99.0);
+        let page = s.render(200.0);
+        assert!(page.contains("<td>regen</td><td>host-a</td><td>80 s ago</td>"), "{page}");
+        s.apply(&event(Kind::Finished, "regen", 1, 130.0));
+        assert_eq!(s.in_flight[&(1, format!("{:040}", 1))].waiting.0, "checker");
+        let mut published = event(Kind::Finished, "publisher", 1, 141.0);
+        published.verdict = Some("fail".into());
+        s.apply(&published);
+        let mut dropped = event(Kind::Finished, "regen", 2, 150.0);
+        dropped.outcome = Some("dropped_stale".into());
+        s.apply(&dropped);
+        assert_eq!(s.in_flight.len(), 1, "only 9 is left");
+        assert_eq!((s.recent[0].pr, s.recent[0].latency_secs), (1, 40.0));
+        assert!(s.render(200.0).contains(">fail</td><td>40.0 s</td>"));
+        s.apply(&event(Kind::Finished, "publisher", 9, 160.0));
+        assert_eq!(s.oldest_age(200.0), 0.0);
+    }
+}
