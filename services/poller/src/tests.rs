@@ -276,3 +276,86 @@ fn missing_state_file_is_empty_and_save_round_trips() {
     let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, [std::ffi::OsString::from("state.json")]);
 }
+
+/// A forge whose open pull requests are whatever the test says (statuses and comments are not this test's business).
+#[derive(Debug, Default)]
+struct ListedForge {
+    open: Vec<forge::Pull>,
+    /// What `pull(n)` answers for pull requests the list leaves out.
+    extra: Vec<forge::Pull>,
+}
+
+impl forge::Forge for ListedForge {
+    fn kind(&self) -> &'static str {
+        "github"
+    }
+    fn open_pulls(&self, base: &str) -> Result<Vec<forge::Pull>, forge::ForgeError> {
+        Ok(self.open.iter().filter(|p| p.base_branch == base).cloned().collect())
+    }
+    fn pull(&self, n: u64) -> Result<Option<forge::Pull>, forge::ForgeError> {
+        Ok(self.open.iter().chain(&self.extra).find(|p| p.number == n).cloned())
+    }
+    fn status(&self, _: &str) -> Result<Option<forge::Status>, forge::ForgeError> {
+        Ok(None)
+    }
+    fn set_status(&self, _: &str, _: &forge::Status) -> Result<bool, forge::ForgeError> {
+        Ok(false)
+    }
+    fn upsert_comment(&self, _: u64, _: &str) -> Result<(), forge::ForgeError> {
+        Ok(())
+    }
+    fn permission(&self, _: &str) -> Result<forge::Permission, forge::ForgeError> {
+        Ok(forge::Permission::None)
+    }
+    fn acknowledge(&self, _: u64) -> Result<(), forge::ForgeError> {
+        Ok(())
+    }
+    fn budget(&self) -> Option<forge::Budget> {
+        None
+    }
+}
+
+fn pull(number: u64, labels: &[&str], draft: bool) -> forge::Pull {
+    let labels = labels.iter().map(|l| l.to_string()).collect();
+    forge::Pull { number, head: format!("{number:040}"), base_branch: "master".into(), labels, draft, open: true }
+}
+
+#[test]
+fn a_forge_list_honours_noci_priority_ci_drafts_and_the_base_branch() {
+    let r = Remote::new();
+    let mut other_base = pull(6, &[], false);
+    other_base.base_branch = "stable".into();
+    let listed = ListedForge {
+        open: vec![pull(1, &[], false), pull(2, &["noci"], false), pull(3, &["priority-ci"], false), pull(4, &[], true), other_base],
+        extra: vec![],
+    };
+    let forge: std::sync::Arc<dyn forge::Forge> = std::sync::Arc::new(listed);
+    let remote = r.source().with_forge(forge.clone(), false).list().unwrap();
+    assert_eq!(remote.pulls.keys().copied().collect::<Vec<_>>(), [1, 3], "{remote:?}");
+    assert_eq!(remote.priority.iter().copied().collect::<Vec<_>>(), [3]);
+    assert_eq!(remote.skipped.get(&2).map(|s| s.1), Some("label noci"));
+    assert_eq!(remote.skipped.get(&4).map(|s| s.1), Some("draft"));
+    let with_drafts = r.source().with_forge(forge, true).list().unwrap();
+    assert!(with_drafts.pulls.contains_key(&4));
+    // The base tip still comes from the git remote.
+    assert_eq!(remote.base, r.get("refs/heads/master"));
+    let planned = plan(&PollerState::new(), &remote, false, &Default::default(), "gentoo", 1.0);
+    assert_eq!(prs(&planned), [3, 1], "priority-ci first");
+}
+
+#[test]
+fn a_pull_request_missing_from_a_list_is_asked_for_before_it_is_dropped() {
+    let r = Remote::new();
+    let forge = ListedForge { open: vec![pull(1, &[], false)], extra: vec![pull(2, &[], false)] };
+    let source = r.source().with_forge(std::sync::Arc::new(forge), false);
+    let path = r.state_path();
+    let first = crate::poll(&source, &path, false, &Default::default(), "gentoo", |_| Ok::<(), String>(())).unwrap();
+    assert_eq!(prs(&first.emitted), [1]);
+    // Pull request 2 was emitted by an earlier poll; the list (read page by page) misses it now, the forge still has it open.
+    let mut state = PollerState::load(&path).unwrap();
+    state.record(&Revision { pr: 2, head: format!("{:040}", 2), ..first.emitted[0].clone() });
+    state.save(&path).unwrap();
+    let second = crate::poll(&source, &path, false, &Default::default(), "gentoo", |_| Ok::<(), String>(())).unwrap();
+    assert!(second.dropped.is_empty(), "an open pull request was dropped: {:?}", second.dropped);
+    assert!(PollerState::load(&path).unwrap().pulls.contains_key(&2));
+}

@@ -218,7 +218,7 @@ async fn consume_session(
 }
 
 /// Pause between two looks at empty queues.
-const IDLE_POLL: Duration = Duration::from_millis(500);
+const IDLE_POLL: Duration = Duration::from_millis(250);
 
 /// The take loop of one session: one message at a time, the priority queue's first, each handled, its outputs
 /// confirmed, then acknowledged. Messages are taken (`basic.get`) rather than pushed: a consumer holds only the message
