@@ -12,17 +12,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-/// How long the fake may take to come up.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
-/// Pause between two looks at the port file of a starting fake.
-const POLL: Duration = Duration::from_millis(50);
 /// Timeout of one request to the control API.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -181,22 +176,7 @@ fn spawn(dir: &Path, owner: &str, repo: &str, token: &str, args: Vec<String>) ->
         .stderr(log_file)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    let port = loop {
-        // The fake renames a complete file into place, so whatever is there parses.
-        if let Some(port) = fs::read_to_string(&port_file).ok().and_then(|text| text.trim().parse::<u16>().ok()) {
-            break port;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("fake_github.py exited ({status}) before it served: {}", log_of(&log));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("fake_github.py did not come up within {STARTUP_TIMEOUT:?}: {}", log_of(&log));
-        }
-        thread::sleep(POLL);
-    };
+    let port = crate::remotes::wait_for_port(&mut child, &port_file, "fake_github.py", &log);
     FakeGithub {
         url: format!("http://127.0.0.1:{port}"),
         owner: owner.to_string(),

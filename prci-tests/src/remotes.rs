@@ -59,6 +59,25 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The port a fixture server writes to `port_file` once it listens (it renames a complete file into place, so whatever
+/// is there parses); panics with its log when it exits first or takes longer than 20 seconds.
+pub(crate) fn wait_for_port(child: &mut Child, port_file: &Path, what: &str, log: &Path) -> u16 {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Some(port) = fs::read_to_string(port_file).ok().and_then(|text| text.trim().parse::<u16>().ok()) {
+            return port;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited ({status}) before it served: {}", log_of(log));
+        }
+        if Instant::now() > deadline {
+            stop(child);
+            panic!("{what} did not come up within {STARTUP_TIMEOUT:?}: {}", log_of(log));
+        }
+        thread::sleep(POLL);
+    }
+}
+
 /// A port that was free a moment ago on 127.0.0.1 (the listener is dropped again, so it can be taken).
 fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port on 127.0.0.1");
@@ -184,21 +203,7 @@ impl HttpsRemote {
             .stderr(log_file(&stderr_file))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        let port = loop {
-            // The server renames a complete file into place, so whatever is there parses.
-            if let Some(port) = fs::read_to_string(&port_file).ok().and_then(|text| text.trim().parse::<u16>().ok()) {
-                break port;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("git_https.py exited ({status}) before it served: {}", log_of(&stderr_file));
-            }
-            if Instant::now() > deadline {
-                stop(&mut child);
-                panic!("git_https.py did not come up within {STARTUP_TIMEOUT:?}: {}", log_of(&stderr_file));
-            }
-            thread::sleep(POLL);
-        };
+        let port = wait_for_port(&mut child, &port_file, "git_https.py", &stderr_file);
         HttpsRemote { base_url: format!("https://127.0.0.1:{port}/"), ca_file: ca.ca_file, child }
     }
 

@@ -231,34 +231,6 @@ impl World {
     }
 }
 
-/// A hook on 127.0.0.1 that answers 200 to every POST and hands over each request's JSON body.
-fn notification_hook() -> (String, std::sync::mpsc::Receiver<Value>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let _ = tx.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
-        }
-    });
-    (url, rx)
-}
-
 fn cleanup_queues(prefix: &str) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -310,7 +282,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
     let mut world = World::new();
-    let (hook, notices) = notification_hook();
+    let (hook, notices) = common::notification_hook();
     let listen = world.webhook.trim_start_matches("http://").trim_end_matches("/webhook").to_string();
     let poller = world.start("poller", &[("PRCI__HTTP__LISTEN", &listen), ("PRCI__NOTIFY__URL", &hook)]);
     let forged_id = poller_alone(&world);

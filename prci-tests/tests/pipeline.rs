@@ -453,41 +453,13 @@ fn a_newer_head_stops_the_scan_of_the_older_one_in_another_process_and_nothing_i
     cleanup_queues(&prefix);
 }
 
-/// A hook on 127.0.0.1 that answers 200 to every POST and hands over each request's JSON body.
-fn notification_hook() -> (String, std::sync::mpsc::Receiver<Value>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/prci-hook", listener.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let _ = tx.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
-        }
-    });
-    (url, rx)
-}
-
 #[test]
 fn a_dead_lettered_message_reaches_the_notification_hook_once_and_stays_in_the_dead_letter_queue() {
     let r = Repo::standalone("demo");
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), r.path());
     let prefix = format!("prci-notify-{}", std::process::id());
-    let (hook, notices) = notification_hook();
+    let (hook, notices) = common::notification_hook();
     let regen = Stage(
         Command::new(prci_bin())
             .args(["--config", &config.display().to_string(), "run", "--stage", "regen"])
