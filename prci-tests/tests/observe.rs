@@ -113,7 +113,8 @@ fn start_prometheus(dir: &Path, targets: &[String]) -> (Killed, String) {
     std::fs::write(dir.join("alerts.yml"), rules).unwrap();
     let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['{}']\nscrape_configs:\n  - job_name: prci\n    static_configs:\n      - targets: [{}]\n",
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['{}']\n\
+         scrape_configs:\n  - job_name: prci\n    static_configs:\n      - targets: [{}]\n",
         dir.join("alerts.yml").display(),
         targets.join(", ")
     );
@@ -149,29 +150,45 @@ fn dashboard_queries() -> Vec<(String, String, String)> {
         .collect()
 }
 
-#[test]
-fn prometheus_sees_every_stage_and_every_dashboard_query_returns_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = repository();
-    let prefix = format!("prci-observe-{}", std::process::id());
-    let config = dir.path().join("prci.toml");
-    let reports = dir.path().join("reports");
-    std::fs::write(
-        &config,
-        format!(
-            "[repository]\nname = \"demo\"\nurl = \"{}\"\n[source]\npoll_interval_secs = 1\n[broker]\nurl = \"{BROKER}\"\nprefix = \"{prefix}\"\n\
-             [work]\ndir = \"{}\"\n[reports]\ndir = \"{}\"\n",
-            repo.path().display(),
-            dir.path().join("work").display(),
-            reports.display()
-        ),
-    )
-    .unwrap();
+/// The test's queues and exchanges on the shared broker, deleted however the test ends.
+struct Queues(String);
+impl Drop for Queues {
+    fn drop(&mut self) {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        let prefix = &self.0;
+        rt.block_on(async {
+            let cfg = pipeline::rabbitmq::BrokerConfig::new(BROKER, prefix);
+            let Ok(conn) = pipeline::rabbitmq::connect(&cfg).await else { return };
+            let Ok(ch) = conn.create_channel().await else { return };
+            for q in pipeline::messages::Queue::ALL {
+                for name in [q.name(prefix), q.priority_name(prefix), q.dead_letter_name(prefix)] {
+                    let _ = ch.queue_delete(name.as_str().into(), Default::default()).await;
+                }
+                let _ = ch.exchange_delete(q.dead_letter_exchange(prefix).as_str().into(), Default::default()).await;
+            }
+            for exchange in [format!("{prefix}.events"), format!("{prefix}.cancel")] {
+                let _ = ch.exchange_delete(exchange.as_str().into(), Default::default()).await;
+            }
+        });
+    }
+}
+
+/// The five stages, each a process with its own `/metrics` address, on the broker under `prefix`.
+fn start_stages(dir: &Path, repo: &Path, prefix: &str) -> (Vec<(&'static str, Killed)>, Vec<String>) {
+    let config = dir.join("prci.toml");
+    let text = format!(
+        "[repository]\nname = \"demo\"\nurl = \"{}\"\n[source]\npoll_interval_secs = 1\n[broker]\nurl = \"{BROKER}\"\nprefix = \"{prefix}\"\n\
+         [work]\ndir = \"{}\"\n[reports]\ndir = \"{}\"\n",
+        repo.display(),
+        dir.join("work").display(),
+        dir.join("reports").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut processes = Vec::new();
     let mut addresses = Vec::new();
-    let mut processes: Vec<(&str, Killed)> = Vec::new();
     for stage in STAGES {
         let address = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(dir.path().join(format!("{stage}.log"))).unwrap();
+        let log = std::fs::File::create(dir.join(format!("{stage}.log"))).unwrap();
         let child = Command::new(prci_bin())
             .args(["--config", config.to_str().unwrap(), "run", "--stage", stage])
             .env("PRCI__HTTP__LISTEN", &address)
@@ -184,69 +201,85 @@ fn prometheus_sees_every_stage_and_every_dashboard_query_returns_data() {
         processes.push((stage, Killed(child)));
         addresses.push(address);
     }
-    for address in &addresses {
-        wait_until(60, &format!("{address} to be ready"), || get(&format!("http://{address}/health/ready")).0 == 200);
-        assert_eq!(get(&format!("http://{address}/health/live")).0, 200);
-    }
-    let (_prometheus, prometheus) = start_prometheus(dir.path(), &addresses);
-    wait_until(300, "a report of each pull request", || (1..=3).all(|pr| reports.join(pr.to_string()).is_dir()));
-    std::thread::sleep(Duration::from_secs(5));
+    (processes, addresses)
+}
 
-    // Non-zero throughput and latency for each of the five stages.
-    for stage in ["regen", "checker", "differ", "publisher"] {
-        let done = query(&prometheus, &format!("sum(prci_messages_completed_total{{stage=\"{stage}\",outcome=\"ok\"}})"));
-        assert!(done.first().and_then(|r| r["value"][1].as_str()).is_some_and(|v| v != "0"), "{stage}: {done:?}");
-        let timed = query(&prometheus, &format!("sum(prci_message_processing_seconds_count{{stage=\"{stage}\"}})"));
-        assert!(timed.first().and_then(|r| r["value"][1].as_str()).is_some_and(|v| v != "0"), "{stage}: {timed:?}");
-    }
-    assert!(query(&prometheus, "prci_revisions_emitted_total > 0").len() == 1, "the poller emitted nothing");
-    assert!(!query(&prometheus, "prci_end_to_end_latency_seconds_count > 0").is_empty(), "no end-to-end latency");
+/// The first value of a one-series query, as a number.
+fn value(prometheus: &str, expr: &str) -> Option<f64> {
+    query(prometheus, expr).first().and_then(|r| r["value"][1].as_str()).and_then(|v| v.parse().ok())
+}
 
-    // Every panel of every dashboard has data (the GitHub budget only on a GitHub forge: github.rs).
+/// Every dashboard panel has data (the GitHub budget only on a GitHub forge: github.rs).
+fn every_dashboard_query_has_data(prometheus: &str) {
     let queries = dashboard_queries();
     assert!(queries.len() >= 20, "{} queries", queries.len());
     let empty: Vec<String> = queries
         .iter()
         .filter(|(_, _, expr)| !expr.contains("prci_github_"))
-        .filter(|(_, _, expr)| query(&prometheus, expr).is_empty())
+        .filter(|(_, _, expr)| query(prometheus, expr).is_empty())
         .map(|(file, panel, expr)| format!("{file}: {panel}: {expr}"))
         .collect();
     assert!(empty.is_empty(), "dashboard queries without data:\n{}", empty.join("\n"));
+}
 
-    // The status page tells the last verdicts.
-    let status = std::fs::read_to_string(reports.join("status.html")).unwrap();
-    assert!(status.contains("Last verdicts") && status.contains("#1 ") && status.contains("#3 "), "{status}");
+/// The status page, once every verdict is in: three verdicts, nothing in flight, and the gauge back at 0.
+fn the_status_page_has_every_verdict(reports: &Path, prometheus: &str) {
+    wait_until(60, "the status page to list three verdicts and nothing in flight", || {
+        let Ok(text) = std::fs::read(reports.join("status.json")) else { return false };
+        let Ok(status) = serde_json::from_slice::<Value>(&text) else { return false };
+        let mut prs: Vec<u64> = status["recent"].as_array().into_iter().flatten().filter_map(|d| d["pr"].as_u64()).collect();
+        prs.sort_unstable();
+        prs == [1, 2, 3] && status["in_flight"].as_object().is_some_and(|m| m.is_empty())
+    });
+    let page = std::fs::read_to_string(reports.join("status.html")).unwrap();
+    let verdicts = &page[page.find("Last verdicts").unwrap()..];
+    assert!(verdicts.contains("href=\"1/") && verdicts.contains("href=\"3/"), "{page}");
+    wait_until(30, "the oldest unpublished age back at 0", || {
+        value(prometheus, "max(prci_oldest_unpublished_revision_age_seconds)") == Some(0.0)
+    });
+}
+
+#[test]
+fn prometheus_sees_every_stage_and_every_dashboard_query_returns_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repository();
+    let queues = Queues(format!("prci-observe-{}", std::process::id()));
+    let (mut processes, addresses) = start_stages(dir.path(), repo.path(), &queues.0);
+    // Prometheus from the start: it sees every stage from its first message.
+    let (_prometheus, prometheus) = start_prometheus(dir.path(), &addresses);
+    for address in &addresses {
+        wait_until(60, &format!("{address} to be ready"), || get(&format!("http://{address}/health/ready")).0 == 200);
+        assert_eq!(get(&format!("http://{address}/health/live")).0, 200);
+    }
+    let reports = dir.path().join("reports");
+    wait_until(300, "a report of each pull request", || (1..=3).all(|pr| reports.join(pr.to_string()).is_dir()));
+    // Non-zero throughput and latency for each of the five stages.
+    for stage in ["regen", "checker", "differ", "publisher"] {
+        let done = format!("sum(prci_messages_completed_total{{stage=\"{stage}\",outcome=\"ok\"}})");
+        wait_until(30, &format!("{stage}'s throughput in Prometheus"), || value(&prometheus, &done).is_some_and(|v| v >= 3.0));
+        let timed = format!("sum(prci_message_processing_seconds_sum{{stage=\"{stage}\"}})");
+        assert!(value(&prometheus, &timed).is_some_and(|v| v > 0.0), "{stage}: no processing time");
+    }
+    assert!(value(&prometheus, "sum(prci_revisions_emitted_total)").is_some_and(|v| v >= 3.0), "the poller emitted nothing");
+    assert!(value(&prometheus, "sum(prci_end_to_end_latency_seconds_count)").is_some_and(|v| v >= 3.0), "no end-to-end latency");
+    every_dashboard_query_has_data(&prometheus);
+    the_status_page_has_every_verdict(&reports, &prometheus);
 
     // A message no stage can read: the dead-letter alert fires.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let cfg = pipeline::rabbitmq::BrokerConfig::new(BROKER, &prefix);
+    let cfg = pipeline::rabbitmq::BrokerConfig::new(BROKER, &queues.0);
     let garbage = pipeline::stage::Outgoing { queue: pipeline::messages::Queue::Revisions, body: b"garbage".to_vec(), priority: 0 };
     rt.block_on(pipeline::rabbitmq::publish_once(&cfg, &garbage)).unwrap();
     wait_until(60, "the dead-letter alert", || alerts(&prometheus).iter().any(|(name, _)| name == "PrciDeadLetter"));
 
-    // A stage stopped on purpose: its alert fires, naming it.
+    // A stage stopped on purpose: its alert fires, naming it, and no other.
     let at = processes.iter().position(|(s, _)| *s == "differ").unwrap();
     drop(processes.remove(at));
-    wait_until(60, "the no-consumer alert for the differ", || {
-        alerts(&prometheus).contains(&("PrciStageWithoutConsumers".into(), "differ".into()))
-    });
-    assert!(
-        !alerts(&prometheus).iter().any(|(name, stage)| name == "PrciStageWithoutConsumers" && stage != "differ"),
-        "{:?}",
-        alerts(&prometheus)
-    );
-    drop(processes);
-    rt.block_on(async {
-        if let Ok(conn) = pipeline::rabbitmq::connect(&cfg).await {
-            if let Ok(ch) = conn.create_channel().await {
-                for q in pipeline::messages::Queue::ALL {
-                    for name in [q.name(&prefix), q.priority_name(&prefix), q.dead_letter_name(&prefix)] {
-                        let _ = ch.queue_delete(name.as_str().into(), Default::default()).await;
-                    }
-                }
-            }
-        }
-    });
+    let no_consumer = |stage: &str| alerts(&prometheus).contains(&("PrciStageWithoutConsumers".into(), stage.into()));
+    wait_until(60, "the no-consumer alert for the differ", || no_consumer("differ"));
+    for stage in ["regen", "checker", "publisher"] {
+        assert!(!no_consumer(stage), "{stage}: {:?}", alerts(&prometheus));
+    }
 }
 
 #[test]

@@ -41,9 +41,7 @@ pub async fn run(settings: Settings, transport: Transport, mut shutdown: watch::
     let spool = Spool::new(webhook::spool_dir(&settings.work.dir, &settings.repository.name));
     if let Some(listen) = &settings.http.listen {
         let routes = webhook_routes(&settings, spool.clone(), wake.clone())?;
-        pipeline::http::serve(listen, routes, shutdown.clone())
-            .await
-            .map_err(|reason| PollError::Config { key: "http.listen".into(), reason })?;
+        pipeline::http::serve(listen, routes).await.map_err(|reason| PollError::Config { key: "http.listen".into(), reason })?;
     }
     let source = Source::from_settings(&settings, forge.clone());
     let pass = Pass { settings: settings.clone(), source, forge, spool, transport };

@@ -82,7 +82,7 @@ pub async fn run(settings: Settings, stage: Option<&str>, until_idle: bool) -> R
     let (tx, rx) = runtime::shutdown_on_signals();
     // One listener serves every stage of this process; the poller's also takes the webhook.
     if !wanted.contains(&"poller") {
-        pipeline::http::serve_configured(&settings, rx.clone()).await.map_err(|e| config(&e.key, e.reason))?;
+        pipeline::http::serve_configured(&settings).await.map_err(|e| config(&e.key, e.reason))?;
     }
     if wanted.contains(&"publisher") {
         publisher::status::spawn(settings.reports.dir.clone(), transport.clone(), rx.clone());

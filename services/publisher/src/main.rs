@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let (_tx, rx) = shutdown_on_signals();
-        if let Err(e) = pipeline::http::serve_configured(&settings, rx.clone()).await {
+        if let Err(e) = pipeline::http::serve_configured(&settings).await {
             eprintln!("publisher: {e}");
             return ExitCode::from(64);
         }

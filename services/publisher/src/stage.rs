@@ -96,27 +96,42 @@ impl Stage for PublisherStage {
                 return Ok(Handled::stale());
             }
         }
-        match self.store.write(&msg.revision, &msg.report) {
-            Ok(WriteOutcome::Created) => tracing::info!(revision = %msg.revision.key(), verdict = ?msg.report.verdict, "report written"),
-            Ok(WriteOutcome::Replaced) => tracing::info!(revision = %msg.revision.key(), "report rewritten (redelivery)"),
+        let first = match self.store.write(&msg.revision, &msg.report) {
+            Ok(WriteOutcome::Created) => {
+                tracing::info!(revision = %msg.revision.key(), verdict = ?msg.report.verdict, "report written");
+                true
+            }
+            Ok(WriteOutcome::Replaced) => {
+                tracing::info!(revision = %msg.revision.key(), "report rewritten (redelivery or re-run)");
+                false
+            }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Err(StageError::Permanent(e.to_string())),
             Err(e) => return Err(StageError::Transient(e.to_string())),
-        }
+        };
         if let Some(forge) = &self.forge {
             self.publish(forge.as_ref(), &msg)?;
         }
+        self.record(&msg, first);
+        Ok(Handled::default())
+    }
+}
+
+impl PublisherStage {
+    /// The verdict into the metrics (once per revision: a redelivery is not a second verdict) and the events.
+    fn record(&self, msg: &VerdictMessage, first: bool) {
         let m = pipeline::metrics::get();
-        m.end_to_end.observe((pipeline::events::now() - msg.revision.emitted_at).max(0.0));
         let verdict = match msg.report.verdict {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
             Verdict::Error => "error",
         };
-        m.verdicts.with_label_values(&[verdict]).inc();
+        if first {
+            m.end_to_end.observe((pipeline::events::now() - msg.revision.emitted_at).max(0.0));
+            m.verdicts.with_label_values(&[verdict]).inc();
+        }
         let mut event = pipeline::events::Event::about(pipeline::events::Kind::Finished, "publisher", &msg.revision);
         event.outcome = Some("published".into());
         event.verdict = Some(verdict.into());
         pipeline::events::emit(event);
-        Ok(Handled::default())
     }
 }

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 /// Verdicts kept on the page.
 const RECENT: usize = 50;
+/// Seconds after its last event a revision is forgotten (longer than any regen plus scan: a full regen of Gentoo is an
+/// hour, a full scan another).
+const FORGET_AFTER: f64 = 6.0 * 3600.0;
 
 /// One revision in the pipeline.
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +30,8 @@ pub struct InFlight {
     pub running: Option<(String, String, f64)>,
     /// The stage it waits for, and since when.
     pub waiting: (String, f64),
+    /// When the last event about it came.
+    pub seen: f64,
 }
 
 /// A verdict published.
@@ -42,7 +47,8 @@ pub struct Done {
 /// What the page shows.
 #[derive(Debug, Default, Serialize)]
 pub struct Status {
-    pub in_flight: BTreeMap<(u64, String), InFlight>,
+    /// `<pr>/<head>` → the revision (a string key: JSON objects have string keys).
+    pub in_flight: BTreeMap<String, InFlight>,
     pub recent: VecDeque<Done>,
     #[serde(skip)]
     changed: bool,
@@ -62,7 +68,7 @@ impl Status {
     /// Take one event into account.
     pub fn apply(&mut self, e: &Event) {
         self.changed = true;
-        let key = (e.pr, e.head.clone());
+        let key = format!("{}/{}", e.pr, e.head);
         let entry = || InFlight {
             pr: e.pr,
             head: e.head.clone(),
@@ -70,14 +76,19 @@ impl Status {
             emitted_at: e.emitted_at,
             running: None,
             waiting: ("regen".into(), e.at),
+            seen: e.at,
         };
         match e.kind {
             Kind::Emitted => {
-                self.in_flight.insert(key, entry());
+                // A newer head supersedes what is in flight for the pull request (it is cancelled everywhere).
+                let prefix = format!("{}/", e.pr);
+                self.in_flight.retain(|k, f| !k.starts_with(&prefix) || f.head == e.head);
+                self.in_flight.entry(key).or_insert_with(entry);
             }
             Kind::Started => {
                 let f = self.in_flight.entry(key).or_insert_with(entry);
                 f.running = Some((e.stage.clone(), e.host.clone(), e.at));
+                f.seen = e.at;
             }
             Kind::Finished => {
                 let ends = e.stage == "publisher" || matches!(e.outcome.as_deref(), Some("dropped_stale" | "dead_lettered"));
@@ -86,6 +97,7 @@ impl Status {
                 } else if let Some(f) = self.in_flight.get_mut(&key) {
                     f.running = None;
                     f.waiting = (next_stage(&e.stage).into(), e.at);
+                    f.seen = e.at;
                 }
                 if let (Some(verdict), "publisher") = (&e.verdict, e.stage.as_str()) {
                     let latency_secs = (e.at - e.emitted_at).max(0.0);
@@ -96,11 +108,30 @@ impl Status {
         }
     }
 
-    /// Waiting revisions in the order the queues serve them (priority first, then oldest), with their position.
+    /// Waiting revisions by the stage they wait for, each queue in the order it serves them (priority first, then the
+    /// longest waiting), with their position in it.
     pub fn queued(&self) -> Vec<(usize, &InFlight)> {
         let mut waiting: Vec<&InFlight> = self.in_flight.values().filter(|f| f.running.is_none()).collect();
-        waiting.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.emitted_at.total_cmp(&b.emitted_at)));
-        waiting.into_iter().enumerate().map(|(i, f)| (i + 1, f)).collect()
+        let order = |stage: &str| ["regen", "checker", "differ", "publisher"].iter().position(|s| *s == stage).unwrap_or(4);
+        waiting.sort_by(|a, b| {
+            (order(&a.waiting.0).cmp(&order(&b.waiting.0))).then(b.priority.cmp(&a.priority)).then(a.waiting.1.total_cmp(&b.waiting.1))
+        });
+        let mut out = Vec::with_capacity(waiting.len());
+        for (i, f) in waiting.iter().enumerate() {
+            let position = if i > 0 && waiting[i - 1].waiting.0 == f.waiting.0 { out.last().map_or(1, |(p, _)| p + 1) } else { 1 };
+            out.push((position, *f));
+        }
+        out
+    }
+
+    /// Forget revisions nothing was heard of for `secs` (their end was missed: a watcher reconnecting, a message the
+    /// broker dead-lettered by itself), so the oldest-unpublished age does not grow for ever.
+    pub fn expire(&mut self, now: f64, secs: f64) {
+        let before = self.in_flight.len();
+        self.in_flight.retain(|_, f| now - f.seen < secs);
+        if self.in_flight.len() != before {
+            self.changed = true;
+        }
     }
 
     /// Seconds since the oldest revision still in flight was emitted (0 when none is).
@@ -180,6 +211,7 @@ pub fn spawn(reports_dir: PathBuf, transport: pipeline::runtime::Transport, shut
             let now = pipeline::events::now();
             let page = {
                 let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+                s.expire(now, FORGET_AFTER);
                 pipeline::metrics::get().oldest_unpublished.set(s.oldest_age(now));
                 if !std::mem::take(&mut s.changed) && reports_dir.join("status.html").exists() {
                     continue;
@@ -226,14 +258,18 @@ mod tests {
             s.apply(&event(Kind::Emitted, "poller", pr, 100.0 + pr as f64));
         }
         s.apply(&event(Kind::Started, "regen", 1, 120.0));
-        // priority-ci first, then the oldest.
+        // priority-ci first, then the longest waiting.
         let queued: Vec<(usize, u64)> = s.queued().iter().map(|(i, f)| (*i, f.pr)).collect();
         assert_eq!(queued, [(1, 9), (2, 2)]);
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"1/") && json.contains("\"running\""), "{json}");
         assert_eq!(s.oldest_age(200.0), 99.0);
         let page = s.render(200.0);
         assert!(page.contains("<td>regen</td><td>host-a</td><td>80 s ago</td>"), "{page}");
         s.apply(&event(Kind::Finished, "regen", 1, 130.0));
-        assert_eq!(s.in_flight[&(1, format!("{:040}", 1))].waiting.0, "checker");
+        assert_eq!(s.in_flight[&format!("1/{:040}", 1)].waiting.0, "checker");
+        let queued: Vec<(usize, u64)> = s.queued().iter().map(|(i, f)| (*i, f.pr)).collect();
+        assert_eq!(queued, [(1, 9), (2, 2), (1, 1)], "positions count within each stage's queue");
         let mut published = event(Kind::Finished, "publisher", 1, 141.0);
         published.verdict = Some("fail".into());
         s.apply(&published);
@@ -245,5 +281,14 @@ mod tests {
         assert!(s.render(200.0).contains(">fail</td><td>40.0 s</td>"));
         s.apply(&event(Kind::Finished, "publisher", 9, 160.0));
         assert_eq!(s.oldest_age(200.0), 0.0);
+        // A revision whose end was missed is forgotten; a newer head replaces an older one.
+        s.apply(&event(Kind::Emitted, "poller", 4, 300.0));
+        s.expire(300.0 + FORGET_AFTER, FORGET_AFTER);
+        assert!(s.in_flight.is_empty());
+        s.apply(&event(Kind::Emitted, "poller", 5, 400.0));
+        let mut newer = event(Kind::Emitted, "poller", 5, 410.0);
+        newer.head = "f".repeat(40);
+        s.apply(&newer);
+        assert_eq!(s.in_flight.len(), 1);
     }
 }

@@ -4,10 +4,10 @@
 //! and the address actually bound is logged and returned.
 
 use std::net::SocketAddr;
-use tokio::sync::watch;
 
-/// Bind `listen` and serve `routes` until `shutdown`; returns the bound address once listening.
-pub async fn serve(listen: &str, routes: axum::Router, mut shutdown: watch::Receiver<bool>) -> Result<SocketAddr, String> {
+/// Bind `listen` and serve `routes` for as long as the process runs (through a SIGTERM drain too: the metrics and
+/// health of a process finishing its last message stay visible); returns the bound address once listening.
+pub async fn serve(listen: &str, routes: axum::Router) -> Result<SocketAddr, String> {
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("http.listen {listen}: cannot bind: {e}"))?;
     let addr = listener.local_addr().map_err(|e| format!("http.listen {listen}: {e}"))?;
     let app = routes
@@ -16,14 +16,7 @@ pub async fn serve(listen: &str, routes: axum::Router, mut shutdown: watch::Rece
         .route("/metrics", axum::routing::get(metrics));
     tracing::info!(%addr, "http listening");
     tokio::spawn(async move {
-        let stop = async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "http listener failed");
         }
     });
@@ -44,9 +37,9 @@ async fn metrics() -> ([(axum::http::header::HeaderName, &'static str); 1], Stri
 
 /// Serve the metrics and health routes alone on `[http] listen`, when it is set (stage services, `prci run` without a
 /// poller). A listen address that cannot be bound is a configuration error.
-pub async fn serve_configured(settings: &crate::Settings, shutdown: watch::Receiver<bool>) -> Result<(), crate::ConfigError> {
+pub async fn serve_configured(settings: &crate::Settings) -> Result<(), crate::ConfigError> {
     if let Some(listen) = &settings.http.listen {
-        serve(listen, axum::Router::new(), shutdown).await.map_err(|reason| crate::ConfigError { key: "http.listen".into(), reason })?;
+        serve(listen, axum::Router::new()).await.map_err(|reason| crate::ConfigError { key: "http.listen".into(), reason })?;
     }
     Ok(())
 }

@@ -12,13 +12,11 @@ use std::sync::{Mutex, OnceLock};
 /// Buckets for work measured in seconds to hours: a one-package pull request takes seconds, a full scan an hour.
 const DURATION_BUCKETS: [f64; 16] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0];
 
-/// How a message a stage took ended.
+/// How a message a stage took ended (each message once; retries are counted apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Handled; its outputs published.
     Ok,
-    /// A transient failure, tried again (counted per retry).
-    Retried,
     DeadLettered,
     /// Superseded, closed or cancelled: nothing published.
     DroppedStale,
@@ -28,7 +26,6 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
-            Outcome::Retried => "retried",
             Outcome::DeadLettered => "dead_lettered",
             Outcome::DroppedStale => "dropped_stale",
         }
@@ -40,6 +37,7 @@ pub struct Metrics {
     registry: Registry,
     pub received: IntCounterVec,
     pub completed: IntCounterVec,
+    pub retries: IntCounterVec,
     pub processing: HistogramVec,
     pub queue_wait: HistogramVec,
     pub in_progress: IntGaugeVec,
@@ -77,7 +75,12 @@ impl Metrics {
         let gauge = |name: &str, help: &str, labels: &[&str]| IntGaugeVec::new(Opts::new(name, help), labels);
         let m = Metrics {
             received: counter("prci_messages_received_total", "Messages a stage took from its queue.", &["stage"])?,
-            completed: counter("prci_messages_completed_total", "Messages a stage finished, by outcome.", &["stage", "outcome"])?,
+            completed: counter(
+                "prci_messages_completed_total",
+                "Messages a stage finished, by outcome (once each).",
+                &["stage", "outcome"],
+            )?,
+            retries: counter("prci_message_retries_total", "Transient failures a stage tried again.", &["stage"])?,
             processing: histogram("prci_message_processing_seconds", "Time a stage spent on one message.", &["stage"])?,
             queue_wait: histogram("prci_message_queue_wait_seconds", "Time a message waited in its queue.", &["stage"])?,
             in_progress: gauge("prci_messages_in_progress", "Messages a stage is working on now.", &["stage"])?,
@@ -103,7 +106,7 @@ impl Metrics {
             expected: Mutex::new((Vec::new(), None)),
             registry,
         };
-        for c in [&m.received, &m.completed, &m.verdicts, &m.base_cache, &m.sandbox_limits] {
+        for c in [&m.received, &m.completed, &m.retries, &m.verdicts, &m.base_cache, &m.sandbox_limits] {
             m.registry.register(Box::new(c.clone()))?;
         }
         for h in [&m.processing, &m.queue_wait, &m.tool_runs] {
@@ -157,9 +160,10 @@ impl Metrics {
         }
         // Every stage starts at 0, so that dashboards and alerts see a stage without a consumer.
         self.consumer_up.with_label_values(&[stage]).set(0);
-        for outcome in [Outcome::Ok, Outcome::Retried, Outcome::DeadLettered, Outcome::DroppedStale] {
+        for outcome in [Outcome::Ok, Outcome::DeadLettered, Outcome::DroppedStale] {
             self.completed.with_label_values(&[stage, outcome.as_str()]);
         }
+        self.retries.with_label_values(&[stage]);
         self.received.with_label_values(&[stage]);
         self.in_progress.with_label_values(&[stage]);
     }

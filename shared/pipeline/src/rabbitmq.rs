@@ -111,7 +111,9 @@ impl Drop for ConsumerUp {
     }
 }
 
-/// Every 10 s, the depth of `queue`'s work, priority and dead-letter queues into `prci_queue_depth`, until aborted.
+/// Every 10 s, the depth of `queue`'s work, priority and dead-letter queues into `prci_queue_depth`, until aborted. A
+/// queue that cannot be looked at (deleted by hand: the broker closes the channel) leaves the gauges without a value, not
+/// a stale one, until the consumer's next session.
 async fn sample_depths(connection: &Connection, cfg: &BrokerConfig, queue: Queue) -> Result<tokio::task::JoinHandle<()>, BrokerError> {
     let channel = connection.create_channel().await?;
     let names =
@@ -123,7 +125,13 @@ async fn sample_depths(connection: &Connection, cfg: &BrokerConfig, queue: Queue
                 let passive = QueueDeclareOptions { passive: true, ..Default::default() };
                 match channel.queue_declare(name.as_str().into(), passive, FieldTable::default()).await {
                     Ok(q) => gauge.with_label_values(&[queue.short(), kind]).set(i64::from(q.message_count())),
-                    Err(_) => return,
+                    Err(_) => {
+                        // The broker closed the channel: no value rather than a stale one, until the next session.
+                        for (_, kind) in &names {
+                            let _ = gauge.remove_label_values(&[queue.short(), kind]);
+                        }
+                        return;
+                    }
                 }
             }
             tokio::time::sleep(Duration::from_secs(10)).await;
@@ -217,8 +225,9 @@ async fn consume_session(
     result
 }
 
-/// Pause between two looks at empty queues.
-const IDLE_POLL: Duration = Duration::from_millis(250);
+/// Pause between two looks at empty queues, doubling while they stay empty (each look is a command of the quorum
+/// queue's Raft log), from the first to the last.
+const IDLE_POLL: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
 
 /// The take loop of one session: one message at a time, the priority queue's first, each handled, its outputs
 /// confirmed, then acknowledged. Messages are taken (`basic.get`) rather than pushed: a consumer holds only the message
@@ -231,6 +240,7 @@ async fn take_messages(
     publisher: &Publisher,
 ) -> Result<(), BrokerError> {
     let queues = [stage.input().priority_name(&publisher.prefix), stage.input().name(&publisher.prefix)];
+    let mut idle = IDLE_POLL.0;
     loop {
         if *shutdown.borrow() {
             tracing::info!(stage = stage.name(), "shutting down: no more work taken");
@@ -245,14 +255,17 @@ async fn take_messages(
         }
         let Some(delivery) = taken else {
             tokio::select! {
-                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = tokio::time::sleep(idle) => {}
                 _ = shutdown.changed() => {}
             }
+            idle = (idle * 2).min(IDLE_POLL.1);
             continue;
         };
+        idle = IDLE_POLL.0;
         let st = stage.clone();
         let body = delivery.data.clone();
-        let sent = sent_at(&delivery.properties);
+        // A redelivered message waited while a consumer worked on it: not queue time.
+        let sent = if delivery.redelivered { None } else { sent_at(&delivery.properties) };
         // The message in hand is finished even when shutdown arrives meanwhile.
         let disposition = tokio::task::spawn_blocking(move || handle_one(st.as_ref(), &body, &policy, sent, std::thread::sleep))
             .await

@@ -131,7 +131,7 @@ pub fn service_main(name: &str, build: impl FnOnce(&crate::Settings) -> Result<A
     };
     runtime.block_on(async move {
         let (_tx, rx) = shutdown_on_signals();
-        if let Err(e) = crate::http::serve_configured(&settings, rx.clone()).await {
+        if let Err(e) = crate::http::serve_configured(&settings).await {
             eprintln!("{name}: {e}");
             return std::process::ExitCode::from(64);
         }
