@@ -308,3 +308,33 @@ fn the_alert_rules_pass_their_promtool_tests_and_the_dashboards_their_structural
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn every_variable_the_compose_files_set_is_a_real_key_and_their_config_file_loads() {
+    let compose = project().join("compose");
+    let example = std::fs::read_to_string(compose.join("prci.example.toml")).unwrap();
+    let mut checked = 0;
+    for file in ["compose.yaml", "worker.yaml", "test/forge.yaml"] {
+        let text = std::fs::read_to_string(compose.join(file)).unwrap();
+        for (at, _) in text.match_indices("PRCI__") {
+            let name: String = text[at..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+            let parts: Vec<&str> = name.trim_start_matches("PRCI__").splitn(2, "__").collect();
+            let [section, key] = parts[..] else { continue };
+            if section == "SECTION" || key.is_empty() {
+                continue; // the comment explaining the convention, or a prefix named in prose
+            }
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            let body = example.split(&format!("[{section}]\n")).nth(1).unwrap_or_else(|| panic!("{file}: {name}: no [{section}]"));
+            let body = body.split("\n[").next().unwrap_or("");
+            let documented = body.lines().any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} =")));
+            assert!(documented, "{file}: {name} sets {section}.{key}, which prci.example.toml does not document");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked} variables");
+    // The configuration file every stage's container mounts loads as it is.
+    let out = Command::new(prci_bin()).args(["--config", compose.join("prci.toml").to_str().unwrap(), "check", "--help"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let settings = pipeline::Settings::load(Some(&compose.join("prci.toml"))).unwrap();
+    assert_eq!(settings.repository.name, "gentoo");
+}
