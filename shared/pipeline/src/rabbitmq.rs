@@ -227,7 +227,7 @@ async fn consume_session(
 
 /// Pause between two looks at empty queues, doubling while they stay empty (each look is a command of the quorum
 /// queue's Raft log), from the first to the last.
-const IDLE_POLL: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
+const IDLE_POLL: (Duration, Duration) = (Duration::from_millis(100), Duration::from_millis(500));
 
 /// The take loop of one session: one message at a time, the priority queue's first, each handled, its outputs
 /// confirmed, then acknowledged. Messages are taken (`basic.get`) rather than pushed: a consumer holds only the message
