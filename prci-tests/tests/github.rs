@@ -7,28 +7,19 @@
 
 mod common;
 
-use common::prci_bin;
+use common::{prci_bin, Killed};
 use fixtures::fake_github::{self, FakeGithub};
 use fixtures::remotes::HttpsRemote;
 use fixtures::{Ebuild, Repo};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const TOKEN: &str = "ghp_prciTestToken7f3a9c";
 const SECRET: &str = "webhook-secret-5e1b";
 const REPORTS_URL: &str = "https://ci.example.org/prci/";
-
-/// A stage process, killed when dropped; its log is `<dir>/<name>.log`.
-struct Process(Child);
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The world of one test: the served repository, the fake, the configuration.
 struct World {
@@ -133,7 +124,7 @@ impl World {
     }
 
     /// `prci run --stage <stage>` with its log in `<dir>/<stage>.log`.
-    fn start(&self, stage: &str, env: &[(&str, &str)]) -> Process {
+    fn start(&self, stage: &str, env: &[(&str, &str)]) -> Killed {
         let log = std::fs::File::create(self.dir.path().join(format!("{stage}.log"))).unwrap();
         let mut command = Command::new(prci_bin());
         command
@@ -145,7 +136,7 @@ impl World {
         for (k, v) in env {
             command.env(k, v);
         }
-        Process(command.spawn().unwrap())
+        Killed(command.spawn().unwrap())
     }
 
     fn log(&self, stage: &str) -> String {
@@ -231,21 +222,6 @@ impl World {
     }
 }
 
-fn cleanup_queues(prefix: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let cfg = pipeline::rabbitmq::BrokerConfig::new(BROKER, prefix);
-        let Ok(conn) = pipeline::rabbitmq::connect(&cfg).await else { return };
-        let Ok(ch) = conn.create_channel().await else { return };
-        for q in pipeline::messages::Queue::ALL {
-            for name in [q.name(prefix), q.priority_name(prefix), q.dead_letter_name(prefix)] {
-                let _ = ch.queue_delete(name.as_str().into(), Default::default()).await;
-            }
-            let _ = ch.exchange_delete(q.dead_letter_exchange(prefix).as_str().into(), Default::default()).await;
-        }
-    });
-}
-
 /// Publish a prepared-trees message whose trees do not exist: the checker can never scan it.
 fn publish_unscannable(world: &World, pr: u64) {
     let revision = pipeline::messages::Revision {
@@ -255,7 +231,7 @@ fn publish_unscannable(world: &World, pr: u64) {
         base_branch: "master".into(),
         base: world.src.rev_parse("base"),
         priority: false,
-        emitted_at: poller::now(),
+        emitted_at: pipeline::events::now(),
     };
     let prepared = pipeline::messages::PreparedTrees {
         revision,
@@ -287,7 +263,7 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
     let poller = world.start("poller", &[("PRCI__HTTP__LISTEN", &listen), ("PRCI__NOTIFY__URL", &hook)]);
     let forged_id = poller_alone(&world);
     let notify = [("PRCI__NOTIFY__URL", hook.as_str())];
-    let stages: Vec<Process> = ["regen", "checker", "differ", "publisher"].iter().map(|s| world.start(s, &notify)).collect();
+    let stages: Vec<Killed> = ["regen", "checker", "differ", "publisher"].iter().map(|s| world.start(s, &notify)).collect();
     first_verdicts(&world);
     a_new_push(&mut world);
     rechecks(&world, forged_id);
@@ -425,7 +401,7 @@ fn dead_lettered(world: &World, notices: &std::sync::mpsc::Receiver<Value>) {
 }
 
 /// What must hold over the whole run: conditional requests, no violation of the description, no secret anywhere.
-fn finally(world: &World, stages: Vec<Process>, poller: Process) {
+fn finally(world: &World, stages: Vec<Killed>, poller: Killed) {
     // The poller's metrics carry the GitHub budget the dashboards show (the only panels a git forge leaves empty).
     let metrics = ureq::get(&world.webhook.replace("/webhook", "/metrics")).call().unwrap().into_string().unwrap();
     let budget = metrics.lines().find(|l| l.starts_with("prci_github_rate_limit_remaining ")).unwrap_or_else(|| panic!("{metrics}"));
@@ -448,7 +424,7 @@ fn finally(world: &World, stages: Vec<Process>, poller: Process) {
         let text = std::fs::read_to_string(&report).unwrap_or_default();
         assert!(!text.contains(TOKEN) && !text.contains(SECRET), "a secret is in {}", report.display());
     }
-    cleanup_queues(&world.prefix);
+    common::delete_queues(&world.prefix);
 }
 
 #[test]

@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::prci_bin;
+use common::{prci_bin, Killed};
 use fixtures::{Ebuild, Repo};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A network namespace with a veth link to this host; removed on drop.
@@ -51,14 +51,6 @@ impl Drop for Host {
 
 /// The port the second host reaches the broker on.
 const BROKER_FORWARD_PORT: u16 = 5673;
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Forward `listen` to RabbitMQ on loopback (`guest` may only log in from there). The forwarder has a port of its
 /// own: a broker listening on every address (RabbitMQ's default) already holds 5672 on the host's side of the link.

@@ -7,24 +7,15 @@
 
 mod common;
 
-use common::prci_bin;
+use common::{prci_bin, Killed};
 use fixtures::{Ebuild, Repo};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const STAGES: [&str; 5] = ["poller", "regen", "checker", "differ", "publisher"];
-
-/// A child process killed when dropped.
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -154,22 +145,7 @@ fn dashboard_queries() -> Vec<(String, String, String)> {
 struct Queues(String);
 impl Drop for Queues {
     fn drop(&mut self) {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        let prefix = &self.0;
-        rt.block_on(async {
-            let cfg = pipeline::rabbitmq::BrokerConfig::new(BROKER, prefix);
-            let Ok(conn) = pipeline::rabbitmq::connect(&cfg).await else { return };
-            let Ok(ch) = conn.create_channel().await else { return };
-            for q in pipeline::messages::Queue::ALL {
-                for name in [q.name(prefix), q.priority_name(prefix), q.dead_letter_name(prefix)] {
-                    let _ = ch.queue_delete(name.as_str().into(), Default::default()).await;
-                }
-                let _ = ch.exchange_delete(q.dead_letter_exchange(prefix).as_str().into(), Default::default()).await;
-            }
-            for exchange in [format!("{prefix}.events"), format!("{prefix}.cancel")] {
-                let _ = ch.exchange_delete(exchange.as_str().into(), Default::default()).await;
-            }
-        });
+        common::delete_queues(&self.0);
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::prci_bin;
+use common::{prci_bin, Killed};
 use fixtures::{Ebuild, Repo};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -120,14 +120,6 @@ fn single_process_mode_processes_every_pull_request() {
     assert_eq!(std::fs::metadata(dir.path().join("reports/index.html")).unwrap().modified().unwrap(), before);
 }
 
-struct Stage(Child);
-impl Drop for Stage {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn sigterm(child: &Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -140,7 +132,7 @@ fn five_stages_as_separate_processes_on_rabbitmq() {
     let config = write_config(dir.path(), r.path());
     let prefix = format!("prci-e2e-{}", std::process::id());
     let spawn = |stage: &str| {
-        Stage(
+        Killed(
             Command::new(prci_bin())
                 .args(["--config", &config.display().to_string(), "run", "--stage", stage])
                 .env("PRCI__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
@@ -150,7 +142,7 @@ fn five_stages_as_separate_processes_on_rabbitmq() {
                 .unwrap(),
         )
     };
-    let stages: Vec<Stage> = ["publisher", "differ", "checker", "regen", "poller"].into_iter().map(spawn).collect();
+    let stages: Vec<Killed> = ["publisher", "differ", "checker", "regen", "poller"].into_iter().map(spawn).collect();
     // A malformed message on the differ's queue: dead-lettered, and the differ keeps working.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let cfg = pipeline::rabbitmq::BrokerConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", &prefix);
@@ -176,7 +168,7 @@ fn five_stages_as_separate_processes_on_rabbitmq() {
         let status = wait_timeout(&mut s.0, Duration::from_secs(30)).expect("stage did not exit on SIGTERM");
         assert!(status.success(), "a stage exited with {status}");
     }
-    cleanup_queues(&prefix);
+    common::delete_queues(&prefix);
 }
 
 fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
@@ -188,22 +180,6 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::Exit
         std::thread::sleep(Duration::from_millis(100));
     }
     None
-}
-
-fn cleanup_queues(prefix: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let cfg = pipeline::rabbitmq::BrokerConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", prefix);
-        let conn = pipeline::rabbitmq::connect(&cfg).await.unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        for q in pipeline::messages::Queue::ALL {
-            let _ = ch.queue_delete(q.name(prefix).as_str().into(), Default::default()).await;
-            let _ = ch.queue_delete(q.priority_name(prefix).as_str().into(), Default::default()).await;
-            let _ = ch.queue_delete(q.dead_letter_name(prefix).as_str().into(), Default::default()).await;
-            let _ = ch.exchange_delete(q.dead_letter_exchange(prefix).as_str().into(), Default::default()).await;
-        }
-        let _ = ch.exchange_delete(pipeline::rabbitmq::cancel_exchange(prefix).as_str().into(), Default::default()).await;
-    });
 }
 
 #[test]
@@ -275,11 +251,11 @@ fn two_checkers_share_the_work_and_a_killed_one_loses_nothing() {
         if let Some(p) = pkgcheck {
             c.env("PRCI__TOOLS__PKGCHECK", p);
         }
-        Stage(c.spawn().unwrap())
+        Killed(c.spawn().unwrap())
     };
     let mut checker_a = spawn("checker", Some(&slow_pkgcheck(dir.path(), "scanning-a", 4)));
     let checker_b = spawn("checker", Some(&slow_pkgcheck(dir.path(), "scanning-b", 1)));
-    let others: Vec<Stage> = ["publisher", "differ", "regen", "poller"].into_iter().map(|s| spawn(s, None)).collect();
+    let others: Vec<Killed> = ["publisher", "differ", "regen", "poller"].into_iter().map(|s| spawn(s, None)).collect();
     let start = Instant::now();
     while common::processes_mentioning("slow-pkgcheck-scanning-a").is_empty() {
         assert!(start.elapsed() < Duration::from_secs(120), "checker A never started a scan");
@@ -308,7 +284,7 @@ fn two_checkers_share_the_work_and_a_killed_one_loses_nothing() {
     assert!(left.is_empty(), "left behind by the killed checker: {left:?}");
     drop(checker_b);
     drop(others);
-    cleanup_queues(&prefix);
+    common::delete_queues(&prefix);
 }
 
 #[test]
@@ -419,9 +395,9 @@ fn a_newer_head_stops_the_scan_of_the_older_one_in_another_process_and_nothing_i
             .env("PRCI__BROKER__PREFIX", &prefix)
             .env("PRCI__TOOLS__PKGCHECK", &shim)
             .env("PRCI_LOG", "warn");
-        Stage(c.spawn().unwrap())
+        Killed(c.spawn().unwrap())
     };
-    let stages: Vec<Stage> = ["checker", "publisher", "differ", "regen", "poller"].into_iter().map(spawn).collect();
+    let stages: Vec<Killed> = ["checker", "publisher", "differ", "regen", "poller"].into_iter().map(spawn).collect();
     let start = Instant::now();
     while common::processes_mentioning(&marker).is_empty() {
         assert!(start.elapsed() < Duration::from_secs(180), "the scan of head A never started");
@@ -450,7 +426,7 @@ fn a_newer_head_stops_the_scan_of_the_older_one_in_another_process_and_nothing_i
     assert_eq!(report["head"], head_b.as_str(), "{report}");
     assert!(!report_of(&head_a).exists(), "a report was published for the superseded head");
     drop(stages);
-    cleanup_queues(&prefix);
+    common::delete_queues(&prefix);
 }
 
 #[test]
@@ -460,7 +436,7 @@ fn a_dead_lettered_message_reaches_the_notification_hook_once_and_stays_in_the_d
     let config = write_config(dir.path(), r.path());
     let prefix = format!("prci-notify-{}", std::process::id());
     let (hook, notices) = common::notification_hook();
-    let regen = Stage(
+    let regen = Killed(
         Command::new(prci_bin())
             .args(["--config", &config.display().to_string(), "run", "--stage", "regen"])
             .env("PRCI__BROKER__URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
@@ -491,5 +467,5 @@ fn a_dead_lettered_message_reaches_the_notification_hook_once_and_stays_in_the_d
     assert_eq!(kept, vec![garbage.body.clone()]);
     assert!(notices.recv_timeout(Duration::from_secs(2)).is_err(), "a second notice for one message");
     drop(regen);
-    cleanup_queues(&prefix);
+    common::delete_queues(&prefix);
 }

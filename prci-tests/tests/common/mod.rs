@@ -133,3 +133,32 @@ pub fn notification_hook() -> (String, std::sync::mpsc::Receiver<Value>) {
     });
     (url, rx)
 }
+
+/// A child process killed (and reaped) when dropped: a stage, a server, whatever a test started.
+pub struct Killed(pub std::process::Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Delete what a test declared on the machine's RabbitMQ under `prefix`: every work, priority and dead-letter queue,
+/// the dead-letter exchanges, the cancel and events exchanges. An unreachable broker leaves them (nothing to fail on).
+pub fn delete_queues(prefix: &str) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    rt.block_on(async {
+        let cfg = pipeline::rabbitmq::BrokerConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", prefix);
+        let Ok(conn) = pipeline::rabbitmq::connect(&cfg).await else { return };
+        let Ok(ch) = conn.create_channel().await else { return };
+        for q in pipeline::messages::Queue::ALL {
+            for name in [q.name(prefix), q.priority_name(prefix), q.dead_letter_name(prefix)] {
+                let _ = ch.queue_delete(name.as_str().into(), Default::default()).await;
+            }
+            let _ = ch.exchange_delete(q.dead_letter_exchange(prefix).as_str().into(), Default::default()).await;
+        }
+        for exchange in [pipeline::rabbitmq::cancel_exchange(prefix), pipeline::rabbitmq::events_exchange(prefix)] {
+            let _ = ch.exchange_delete(exchange.as_str().into(), Default::default()).await;
+        }
+    });
+}

@@ -103,7 +103,7 @@ impl Stage for CheckerStage {
             tracing::info!(revision = %prepared.revision.key(), "superseded or closed; dropped");
             return Ok(Handled::stale());
         };
-        observe_steps(&scanned.timings);
+        pipeline::metrics::observe_steps(&scanned.timings);
         Ok(Handled {
             publish: vec![Outgoing {
                 queue: Queue::Scanned,
@@ -112,15 +112,5 @@ impl Stage for CheckerStage {
             }],
             dropped_stale: false,
         })
-    }
-}
-
-/// The steps of a scan (plan, tool cache, scan, confirmation) into `prci_tool_run_seconds`.
-fn observe_steps(timings: &[(String, f64)]) {
-    let m = pipeline::metrics::get();
-    for (step, secs) in timings {
-        if matches!(step.as_str(), "plan" | "tool_cache" | "scan" | "confirm" | "fetch" | "checkout") {
-            m.tool_runs.with_label_values(&[step]).observe(*secs);
-        }
     }
 }

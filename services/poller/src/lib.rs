@@ -89,10 +89,7 @@ pub struct Polled {
     pub error: Option<PollError>,
 }
 
-/// The current time in Unix seconds.
-pub fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
+pub use pipeline::events::now;
 
 /// One poll: list the remote, plan, emit each revision and record it once `emit` returned `Ok`.
 ///

@@ -94,12 +94,7 @@ impl Stage for RegenStage {
             Err(e) if e.is_revision_fault() => failed_message(&rev, e.to_string()),
             Err(e) => return Err(StageError::Transient(e.to_string())),
         };
-        let m = pipeline::metrics::get();
-        for (step, secs) in &prepared.timings {
-            if matches!(step.as_str(), "fetch" | "merge" | "checkout" | "regen") {
-                m.tool_runs.with_label_values(&[step]).observe(*secs);
-            }
-        }
+        pipeline::metrics::observe_steps(&prepared.timings);
         Ok(Handled {
             publish: vec![Outgoing { queue: Queue::Prepared, body: messages::encode(&prepared), priority: rev.broker_priority() }],
             dropped_stale: false,

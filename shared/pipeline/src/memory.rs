@@ -124,10 +124,9 @@ fn set_depth(s: &State, queue: Queue) {
 /// Consume `stage.input()` until `shutdown` turns true; the message in hand is finished first.
 pub async fn run_consumer(bus: Arc<MemoryBus>, stage: Arc<dyn Stage>, policy: RetryPolicy, mut shutdown: watch::Receiver<bool>) {
     let queue = stage.input();
-    crate::metrics::get().consumer_up.with_label_values(&[stage.name()]).set(1);
+    let _up = crate::metrics::ConsumerUp::new(stage.name());
     loop {
         if *shutdown.borrow() {
-            crate::metrics::get().consumer_up.with_label_values(&[stage.name()]).set(0);
             return;
         }
         let notified = bus.changed.notified();

@@ -189,6 +189,34 @@ impl Metrics {
     }
 }
 
+/// `prci_consumer_up{stage}` is 1 while this guard lives (a consumer taking the stage's queue), 0 after.
+#[derive(Debug)]
+pub struct ConsumerUp(&'static str);
+
+impl ConsumerUp {
+    pub fn new(stage: &'static str) -> ConsumerUp {
+        get().consumer_up.with_label_values(&[stage]).set(1);
+        ConsumerUp(stage)
+    }
+}
+
+impl Drop for ConsumerUp {
+    fn drop(&mut self) {
+        get().consumer_up.with_label_values(&[self.0]).set(0);
+    }
+}
+
+/// The steps of a job (`PreparedTrees::timings`, `Scanned::timings`) into `prci_tool_run_seconds`; names outside the
+/// known steps are left out (the label stays bounded).
+pub fn observe_steps(timings: &[(String, f64)]) {
+    const STEPS: [&str; 8] = ["fetch", "merge", "checkout", "regen", "plan", "tool_cache", "scan", "confirm"];
+    for (step, secs) in timings {
+        if STEPS.contains(&step.as_str()) {
+            get().tool_runs.with_label_values(&[step]).observe(*secs);
+        }
+    }
+}
+
 static INSTALLED: OnceLock<Metrics> = OnceLock::new();
 
 /// Make `metrics` the ones this process records into (the first call wins).

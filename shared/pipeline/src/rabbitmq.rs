@@ -97,20 +97,6 @@ fn sent_at(properties: &BasicProperties) -> Option<f64> {
     }
 }
 
-/// Marks the stage's consumer up while it lives.
-struct ConsumerUp(&'static str);
-impl ConsumerUp {
-    fn new(stage: &'static str) -> ConsumerUp {
-        crate::metrics::get().consumer_up.with_label_values(&[stage]).set(1);
-        ConsumerUp(stage)
-    }
-}
-impl Drop for ConsumerUp {
-    fn drop(&mut self) {
-        crate::metrics::get().consumer_up.with_label_values(&[self.0]).set(0);
-    }
-}
-
 /// Every 10 s, the depth of `queue`'s work, priority and dead-letter queues into `prci_queue_depth`, until aborted. A
 /// queue that cannot be looked at (deleted by hand: the broker closes the channel) leaves the gauges without a value, not
 /// a stale one, until the consumer's next session.
@@ -215,7 +201,7 @@ async fn consume_session(
     declare_topology(&channel, cfg).await?;
     let publisher = Publisher::new(&connection, &cfg.prefix).await?;
     tracing::info!(stage = stage.name(), queue = %stage.input().name(&cfg.prefix), "consuming");
-    let _up = ConsumerUp::new(stage.name());
+    let _up = crate::metrics::ConsumerUp::new(stage.name());
     let depths = sample_depths(&connection, cfg, stage.input()).await?;
     let result = take_messages(stage, policy, shutdown, &channel, &publisher).await;
     depths.abort();
