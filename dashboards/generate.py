@@ -310,7 +310,8 @@ def overview():
                      "Messages retried and dead-lettered per stage, and error verdicts published, per minute.",
                      [target("A", per_min("prci_messages_completed_total", ["stage"], 'outcome="dead_lettered"'),
                              "{{stage}} dead-lettered"),
-                      target("B", per_min("prci_message_retries_total", ["stage"]), "{{stage}} retried"),
+                      target("B", per_min("prci_messages_completed_total", ["stage"], 'outcome="retried"'),
+                             "{{stage}} retried"),
                       target("C", per_min("prci_verdicts_total", [], 'verdict="error"'), "error verdicts")],
                      unit="opm"), 12, 8)
 

@@ -5,18 +5,30 @@
 //! and version names, never a SHA, a pull-request number, a URL or an error text.
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 /// Buckets for work measured in seconds to hours: a one-package pull request takes seconds, a full scan an hour.
 const DURATION_BUCKETS: [f64; 16] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0];
 
-/// How a message a stage took ended (each message once; retries are counted apart).
+/// Buckets for detect → published: a one-package pull request takes a few seconds to a minute, so its p50 and p95 need
+/// buckets a few seconds apart there (histogram_quantile interpolates within one); a full scan still lands below 2 h.
+const END_TO_END_BUCKETS: [f64; 24] = [
+    1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 12.5, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0,
+    3600.0, 7200.0,
+];
+
+/// How a stage's attempt at a message ended: `Retried` once per transient failure tried again, the others once per
+/// message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Handled; its outputs published.
     Ok,
+    /// A transient failure; the message is tried again.
+    Retried,
     DeadLettered,
     /// Superseded, closed or cancelled: nothing published.
     DroppedStale,
@@ -26,6 +38,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
+            Outcome::Retried => "retried",
             Outcome::DeadLettered => "dead_lettered",
             Outcome::DroppedStale => "dropped_stale",
         }
@@ -37,7 +50,6 @@ pub struct Metrics {
     registry: Registry,
     pub received: IntCounterVec,
     pub completed: IntCounterVec,
-    pub retries: IntCounterVec,
     pub processing: HistogramVec,
     pub queue_wait: HistogramVec,
     pub in_progress: IntGaugeVec,
@@ -54,6 +66,9 @@ pub struct Metrics {
     pub github_limit: IntGauge,
     pub build_info: IntGaugeVec,
     pub tool_info: IntGaugeVec,
+    /// CPU seconds of this process, and of the tool processes it started (read from /proc when rendered).
+    pub cpu_self: Counter,
+    pub cpu_tools: Counter,
     /// Stages this process consumes for, and whether its poller has polled successfully (`None`: no poller).
     expected: Mutex<(Vec<&'static str>, Option<bool>)>,
 }
@@ -77,10 +92,9 @@ impl Metrics {
             received: counter("prci_messages_received_total", "Messages a stage took from its queue.", &["stage"])?,
             completed: counter(
                 "prci_messages_completed_total",
-                "Messages a stage finished, by outcome (once each).",
+                "Attempts of a stage at a message, by outcome (retried: once per transient failure; the others once per message).",
                 &["stage", "outcome"],
             )?,
-            retries: counter("prci_message_retries_total", "Transient failures a stage tried again.", &["stage"])?,
             processing: histogram("prci_message_processing_seconds", "Time a stage spent on one message.", &["stage"])?,
             queue_wait: histogram("prci_message_queue_wait_seconds", "Time a message waited in its queue.", &["stage"])?,
             in_progress: gauge("prci_messages_in_progress", "Messages a stage is working on now.", &["stage"])?,
@@ -88,7 +102,7 @@ impl Metrics {
             queue_depth: gauge("prci_queue_depth", "Messages waiting in a queue, as the broker counts them.", &["queue", "kind"])?,
             end_to_end: Histogram::with_opts(
                 HistogramOpts::new("prci_end_to_end_latency_seconds", "From a revision detected to its verdict published.")
-                    .buckets(DURATION_BUCKETS.to_vec()),
+                    .buckets(END_TO_END_BUCKETS.to_vec()),
             )?,
             verdicts: counter("prci_verdicts_total", "Verdicts published, by verdict.", &["verdict"])?,
             revisions_emitted: IntCounter::new("prci_revisions_emitted_total", "Revisions the poller emitted.")?,
@@ -96,17 +110,26 @@ impl Metrics {
                 "prci_oldest_unpublished_revision_age_seconds",
                 "Age of the oldest revision emitted by this poller and not yet published (0: none).",
             )?,
-            tool_runs: histogram("prci_tool_run_seconds", "Time of one step of a job (git fetch, merge, regen, scan, ...).", &["step"])?,
+            tool_runs: histogram(
+                "prci_tool_run_seconds",
+                "Time of one step of a job (git fetch, merge, regen, scan, ...), by the tool that does it.",
+                &["tool", "step"],
+            )?,
             base_cache: counter("prci_base_cache_lookups_total", "Base-result cache lookups, by result (hit, miss).", &["result"])?,
             sandbox_limits: counter("prci_sandbox_limit_hits_total", "Tool runs stopped at a sandbox limit, by limit.", &["limit"])?,
             github_remaining: IntGauge::new("prci_github_rate_limit_remaining", "GitHub API requests left until the reset.")?,
             github_limit: IntGauge::new("prci_github_rate_limit_limit", "GitHub API requests allowed per window.")?,
             build_info: gauge("prci_build_info", "1, labelled with the prci version of this process.", &["version"])?,
             tool_info: gauge("prci_qa_tool_info", "1, labelled with a QA tool and its version on this host.", &["tool", "version"])?,
+            cpu_self: Counter::new("prci_process_cpu_seconds_total", "CPU time (user and system) of this prci process.")?,
+            cpu_tools: Counter::new(
+                "prci_tool_cpu_seconds_total",
+                "CPU time of the processes this prci process started (git, pmaint, pkgcheck, sandbox), running and ended.",
+            )?,
             expected: Mutex::new((Vec::new(), None)),
             registry,
         };
-        for c in [&m.received, &m.completed, &m.retries, &m.verdicts, &m.base_cache, &m.sandbox_limits] {
+        for c in [&m.received, &m.completed, &m.verdicts, &m.base_cache, &m.sandbox_limits] {
             m.registry.register(Box::new(c.clone()))?;
         }
         for h in [&m.processing, &m.queue_wait, &m.tool_runs] {
@@ -120,6 +143,8 @@ impl Metrics {
         m.registry.register(Box::new(m.oldest_unpublished.clone()))?;
         m.registry.register(Box::new(m.github_remaining.clone()))?;
         m.registry.register(Box::new(m.github_limit.clone()))?;
+        m.registry.register(Box::new(m.cpu_self.clone()))?;
+        m.registry.register(Box::new(m.cpu_tools.clone()))?;
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         // Bounded label sets start at zero, so a rate over them is 0 rather than nothing.
         for limit in ["memory", "processes", "cpu", "file_size", "md5_cache", "stdout", "stderr"] {
@@ -136,11 +161,21 @@ impl Metrics {
 
     /// The text exposition of every family.
     pub fn render(&self) -> String {
+        self.read_cpu();
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "cannot encode the metrics");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Bring the CPU counters up to what /proc says now (a counter never goes down: time of a tool process that ended
+    /// without being waited for, which no one can read any more, is not taken back).
+    fn read_cpu(&self) {
+        if let Some(cpu) = process_cpu(std::process::id()) {
+            self.cpu_self.inc_by((cpu.own - self.cpu_self.get()).max(0.0));
+            self.cpu_tools.inc_by((cpu.children - self.cpu_tools.get()).max(0.0));
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -160,10 +195,9 @@ impl Metrics {
         }
         // Every stage starts at 0, so that dashboards and alerts see a stage without a consumer.
         self.consumer_up.with_label_values(&[stage]).set(0);
-        for outcome in [Outcome::Ok, Outcome::DeadLettered, Outcome::DroppedStale] {
+        for outcome in [Outcome::Ok, Outcome::Retried, Outcome::DeadLettered, Outcome::DroppedStale] {
             self.completed.with_label_values(&[stage, outcome.as_str()]);
         }
-        self.retries.with_label_values(&[stage]);
         self.received.with_label_values(&[stage]);
         self.in_progress.with_label_values(&[stage]);
     }
@@ -206,15 +240,74 @@ impl Drop for ConsumerUp {
     }
 }
 
-/// The steps of a job (`PreparedTrees::timings`, `Scanned::timings`) into `prci_tool_run_seconds`; names outside the
-/// known steps are left out (the label stays bounded).
+/// The steps of a job (`PreparedTrees::timings`, `Scanned::timings`) and the tool each runs, for
+/// `prci_tool_run_seconds`: git (through libgit2) fetches, merges and checks out, pmaint regenerates the metadata cache,
+/// prci plans the scan and looks its tool cache up, pkgcheck scans and confirms.
+const STEP_TOOLS: [(&str, &str); 8] = [
+    ("fetch", "git"),
+    ("merge", "git"),
+    ("checkout", "git"),
+    ("regen", "pmaint"),
+    ("plan", "prci"),
+    ("tool_cache", "prci"),
+    ("scan", "pkgcheck"),
+    ("confirm", "pkgcheck"),
+];
+
+/// The steps of a job into `prci_tool_run_seconds`; names outside the known steps are left out (the labels stay
+/// bounded).
 pub fn observe_steps(timings: &[(String, f64)]) {
-    const STEPS: [&str; 8] = ["fetch", "merge", "checkout", "regen", "plan", "tool_cache", "scan", "confirm"];
     for (step, secs) in timings {
-        if STEPS.contains(&step.as_str()) {
-            get().tool_runs.with_label_values(&[step]).observe(*secs);
+        if let Some((step, tool)) = STEP_TOOLS.iter().find(|(s, _)| s == step) {
+            get().tool_runs.with_label_values(&[tool, step]).observe(*secs);
         }
     }
+}
+
+/// CPU seconds of a process and of its descendants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cpu {
+    own: f64,
+    /// Every live descendant's own time and the time of the descendants that ended and were waited for (the kernel's
+    /// cutime and cstime of each live process in the tree): each ended process counts once, in its parent.
+    children: f64,
+}
+
+/// [`Cpu`] of `pid` from /proc (None off Linux or when /proc cannot be read).
+fn process_cpu(pid: u32) -> Option<Cpu> {
+    // /proc counts in USER_HZ, which Linux fixes at 100 on every architecture it exports it on (sysconf(_SC_CLK_TCK)).
+    let ticks = 100.0;
+    // pid → (parent, own ticks, waited-for children's ticks)
+    let mut procs: HashMap<u32, (u32, u64, u64)> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if let Some(stat) = std::fs::read_to_string(entry.path().join("stat")).ok().and_then(|t| parse_stat(&t)) {
+            procs.insert(p, stat);
+        }
+    }
+    let &(_, own, reaped) = procs.get(&pid)?;
+    let mut children_of: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (&p, &(parent, ..)) in &procs {
+        children_of.entry(parent).or_default().push(p);
+    }
+    let mut total = reaped;
+    let mut stack = children_of.get(&pid).cloned().unwrap_or_default();
+    while let Some(p) = stack.pop() {
+        if let Some(&(_, own, reaped)) = procs.get(&p) {
+            total += own + reaped;
+        }
+        stack.extend(children_of.get(&p).into_iter().flatten().copied());
+    }
+    Some(Cpu { own: own as f64 / ticks, children: total as f64 / ticks })
+}
+
+/// (parent pid, utime + stime, cutime + cstime) from the text of /proc/PID/stat; the command name in parentheses may
+/// hold spaces and parentheses itself, so the fields are counted from its last `)`.
+fn parse_stat(text: &str) -> Option<(u32, u64, u64)> {
+    let fields: Vec<&str> = text.get(text.rfind(')')? + 1..)?.split_whitespace().collect();
+    let n = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    let parent = fields.get(1)?.parse().ok()?;
+    Some((parent, n(11)? + n(12)?, n(13)? + n(14)?))
 }
 
 static INSTALLED: OnceLock<Metrics> = OnceLock::new();
@@ -246,7 +339,7 @@ mod tests {
         m.end_to_end.observe(12.0);
         m.verdicts.with_label_values(&["pass"]).inc();
         m.revisions_emitted.inc();
-        m.tool_runs.with_label_values(&["scan"]).observe(3.0);
+        m.tool_runs.with_label_values(&["pkgcheck", "scan"]).observe(3.0);
         m.base_cache.with_label_values(&["hit"]).inc();
         m.sandbox_limits.with_label_values(&["memory"]).inc();
         m.set_tools(&[("pkgcheck".into(), "0.10.37".into())]);
@@ -282,6 +375,25 @@ mod tests {
         let text = m.render();
         assert!(text.contains("prci_messages_completed_total{outcome=\"ok\",stage=\"regen\"} 1"), "{text}");
         assert!(text.contains("prci_build_info{version=\""), "{text}");
+    }
+
+    #[test]
+    fn the_cpu_of_a_process_and_its_children_is_read_from_proc() {
+        let stat = "4242 (a (odd) name) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 30 20 20 0 1 0 1 0 0";
+        assert_eq!(parse_stat(stat), Some((17, 300, 50)));
+        assert_eq!(parse_stat("garbage"), None);
+
+        let m = Metrics::new(Registry::new()).unwrap();
+        // A child that burns CPU and is waited for: its time moves into this process's children's time.
+        let before = process_cpu(std::process::id()).expect("/proc is readable");
+        let status = std::process::Command::new("sh").args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"]).status().unwrap();
+        assert!(status.success());
+        let after = process_cpu(std::process::id()).unwrap();
+        assert!(after.children > before.children, "{before:?} → {after:?}");
+        let text = m.render();
+        assert!(m.cpu_tools.get() >= after.children - 1e-9, "{text}");
+        assert!(text.contains("prci_process_cpu_seconds_total "), "{text}");
+        assert!(text.contains("prci_tool_cpu_seconds_total "), "{text}");
     }
 
     #[test]

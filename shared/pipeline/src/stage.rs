@@ -99,7 +99,7 @@ pub fn process(stage: &dyn Stage, body: &[u8], policy: &RetryPolicy, mut sleep: 
                 return Disposition::DeadLetter(format!("after {attempt} attempts: {reason}"));
             }
             Ok(Err(StageError::Transient(reason))) => {
-                crate::metrics::get().retries.with_label_values(&[stage.name()]).inc();
+                crate::metrics::get().complete(stage.name(), crate::metrics::Outcome::Retried);
                 attempt += 1;
                 let delay = policy.delay(attempt);
                 tracing::warn!(stage = stage.name(), attempt, delay_secs = delay.as_secs_f64(), error = %reason, "transient failure; retrying");
