@@ -85,7 +85,7 @@ pub fn remove_stamp(dir: &Path) -> Result<(), RegenError> {
 
 /// Write the stamp of the checkout at `dir` (atomically: a torn stamp must never look valid).
 pub fn write_stamp(dir: &Path, stamp: &Stamp) -> Result<(), RegenError> {
-    let path = stamp_path(dir).ok_or_else(|| RegenError::Input(format!("{} is not a git checkout", dir.display())))?;
+    let path = stamp_path(dir).ok_or_else(|| RegenError::Internal(format!("{} is not a git checkout", dir.display())))?;
     let text = serde_json::to_string_pretty(stamp).map_err(|e| RegenError::Tool(format!("cannot encode the regen stamp: {e}")))?;
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text)?;

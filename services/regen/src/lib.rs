@@ -34,6 +34,10 @@ pub enum RegenError {
     /// A regen tool failed otherwise (exit status other than 0 or 1).
     #[error("{0}")]
     Tool(String),
+    /// This host's own state is wrong (a checkout prci made that is no git checkout, a master repository without a
+    /// commit): not the pull request's fault, so retried and then dead-lettered, never its `error` verdict.
+    #[error("{0}")]
+    Internal(String),
     /// The pull request's content is refused (a path leading out of the tree, a tree that overflows the md5-cache):
     /// its `error` verdict, naming what.
     #[error("{0}")]
@@ -293,7 +297,7 @@ impl Regen {
         let mut commits = Vec::new();
         for (i, m) in masters.iter().enumerate() {
             let repo = Repository::open(&m.path)?;
-            let head = repo.head()?.target().ok_or_else(|| RegenError::Input(format!("master {} has no HEAD commit", m.name)))?;
+            let head = repo.head()?.target().ok_or_else(|| RegenError::Internal(format!("master {} has no HEAD commit", m.name)))?;
             let wanted = Stamp::new(&repo, head, &self.tools, &commits)?;
             let unchanged = incremental::read_stamp(&m.path).as_ref().is_some_and(|s| s.tree == wanted.tree && s.same_environment(&wanted));
             let kind = if unchanged { RegenKind::Unchanged } else { RegenKind::Full };
