@@ -12,7 +12,7 @@ use sandbox::tools::Tools;
 use sandbox::TreeEnv;
 use sandbox::{Sandbox, ToolCommand, ToolOutput};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// What one scan covers.
@@ -426,9 +426,11 @@ pub struct Failure {
     pub stderr: String,
 }
 
-/// What pkgcheck meant by refusing to scan (an error exit without a traceback), read from its last stderr line.
+/// What pkgcheck meant by an error exit, read from its stderr.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// A check crashed (a Python traceback): contained as a crash of the target.
+    Crashed,
     /// The selection leaves no check for these targets: an empty result, not an error.
     NothingToRun,
     /// The repository (its layout, masters or profiles) cannot be loaded: the revision's `error` verdict.
@@ -437,10 +439,14 @@ pub enum Refusal {
     Other(String),
 }
 
-/// The one place pkgcheck's stderr is read for meaning: it gives no structured output for these refusals. Tested
-/// against the pinned version (`refusals_of_the_pinned_pkgcheck_are_told_apart`).
-pub fn refusal(last_stderr_line: &str) -> Refusal {
-    let line = last_stderr_line.trim_start_matches("pkgcheck scan: error: ").to_owned();
+/// The one place pkgcheck's stderr is read for meaning: it gives no structured output for crashes and refusals.
+/// Tested against the pinned version (`refusals_of_the_pinned_pkgcheck_are_told_apart`).
+pub fn refusal(stderr: &str) -> Refusal {
+    if stderr.contains("Traceback (most recent call last)") {
+        return Refusal::Crashed;
+    }
+    let last = stderr.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let line = last.trim_start_matches("pkgcheck scan: error: ").to_owned();
     if line.starts_with("no matching checks available") {
         Refusal::NothingToRun
     } else if line.contains("repo") || line.contains("profile") || line.contains("layout") {
@@ -479,16 +485,17 @@ fn classify(out: ToolOutput, visible: &Path) -> Result<RunResult, ScanError> {
             let text = String::from_utf8_lossy(&out.stdout);
             Ok(RunResult::Ok(text.lines().filter_map(|l| findings::parse_line(l, &tree)).collect()))
         }
-        _ if stderr.contains("Traceback (most recent call last)") => {
-            Ok(RunResult::Failed(Failure { timed_out: false, limit: None, timeout_secs: 0, stderr }))
-        }
-        Some(code) => match refusal(&out.last_stderr_line()) {
+        Some(code) => match refusal(&stderr) {
+            Refusal::Crashed => Ok(RunResult::Failed(Failure { timed_out: false, limit: None, timeout_secs: 0, stderr })),
             // The configured selection leaves no check for this kind of target (`-c SourcingCheck` and an
             // eclass target): nothing to report, the same on both sides.
             Refusal::NothingToRun => Ok(RunResult::Ok(Vec::new())),
             Refusal::Unloadable(line) => Err(ScanError::Unloadable(line)),
             Refusal::Other(line) => Err(ScanError::Tool(format!("exit {code}: {line}"))),
         },
+        None if refusal(&stderr) == Refusal::Crashed => {
+            Ok(RunResult::Failed(Failure { timed_out: false, limit: None, timeout_secs: 0, stderr }))
+        }
         None => Err(ScanError::Tool(format!("killed by a signal: {}", out.last_stderr_line()))),
     }
 }
@@ -526,6 +533,8 @@ fn failure_finding(f: &Failure, target: Option<&str>, tools: &Tools) -> Finding 
 }
 
 /// The check a traceback crashed in (the class around the outermost frame under `pkgcheck/checks/`) and its last line.
+/// The class is looked up in `source`, the installed pkgcheck's own sources, never at the path the traceback prints:
+/// stderr is the tool's output, which a PR's ebuild can write to.
 pub fn crash_origin(stderr: &str, source: Option<&Path>) -> (String, String) {
     let error = stderr
         .lines()
@@ -539,21 +548,21 @@ pub fn crash_origin(stderr: &str, source: Option<&Path>) -> (String, String) {
         let (file, rest) = rest.split_once('"')?;
         let idx = file.find("/pkgcheck/checks/")?;
         let line: usize = rest.trim_start_matches(", line ").split(',').next()?.trim().parse().ok()?;
-        Some((file[idx + "/pkgcheck/".len()..].to_owned(), line, PathBuf::from(file)))
+        Some((file[idx + "/pkgcheck/".len()..].to_owned(), line))
     });
     let check = match frame {
-        Some((rel, line, abs)) => {
-            let file = source.map(|s| s.join(&rel)).filter(|p| p.is_file()).unwrap_or(abs);
-            enclosing_class(&file, line).unwrap_or_else(|| rel.trim_start_matches("checks/").trim_end_matches(".py").to_owned())
-        }
+        Some((rel, line)) => source
+            .and_then(|s| enclosing_class(s, &rel, line))
+            .unwrap_or_else(|| rel.trim_start_matches("checks/").trim_end_matches(".py").to_owned()),
         None => "unknown".to_owned(),
     };
     (check, error)
 }
 
-/// Name of the top-level `class` a line of a Python file belongs to.
-fn enclosing_class(file: &Path, line: usize) -> Option<String> {
-    let text = std::fs::read_to_string(file).ok()?;
+/// Name of the top-level `class` a line of the Python file `source/rel` belongs to (read bounded and without following
+/// links: `rel` comes from stderr).
+fn enclosing_class(source: &Path, rel: &str, line: usize) -> Option<String> {
+    let text = ebuild::untrusted::read_to_string(source, rel).ok()?;
     text.lines()
         .take(line)
         .filter_map(|l| l.strip_prefix("class "))
@@ -633,7 +642,7 @@ mod tests {
 TypeError: captures() argument 1 must be tree_sitter.Node, not None
 "#;
 
-    /// The pinned pkgcheck's last stderr line for `args` on a repository at `dir`.
+    /// The pinned pkgcheck's stderr for `args` on a repository at `dir`.
     fn pkgcheck_refusal(dir: &Path, args: &[&str]) -> String {
         let pkgcheck = sandbox::tools::default_venv().join("bin").join("pkgcheck");
         assert!(pkgcheck.is_file(), "the pinned tools are not installed: run `{}`", sandbox::tools::INSTALL_HINT);
@@ -648,7 +657,7 @@ TypeError: captures() argument 1 must be tree_sitter.Node, not None
             .output()
             .expect("run pkgcheck");
         assert!(!out.status.success(), "pkgcheck accepted {args:?}");
-        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default().to_owned()
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     #[test]
@@ -699,5 +708,20 @@ TypeError: captures() argument 1 must be tree_sitter.Node, not None
         let (check, _) = crash_origin(TRACE, Some(&dir));
         assert_eq!(check, "MetadataVarCheck");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_traceback_is_a_crash_and_its_paths_are_never_followed() {
+        assert_eq!(refusal(TRACE), Refusal::Crashed);
+        // A traceback printed by an ebuild, naming files to make the host read: only the installed sources are
+        // read, and not through a link.
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("checks")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("checks/codingstyle.py")).unwrap();
+        let (check, _) = crash_origin(TRACE, Some(dir.path()));
+        assert_eq!(check, "codingstyle", "the link is not read");
+        let forged = TRACE.replace("/x/site-packages/pkgcheck/checks/codingstyle.py", "/dev/zero/pkgcheck/checks/../../zero");
+        let (check, _) = crash_origin(&forged, Some(dir.path()));
+        assert!(!check.contains("class"), "{check}");
     }
 }

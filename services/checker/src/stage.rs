@@ -65,6 +65,8 @@ impl CheckerStage {
             Checkouts { mirror: &mirror, base, base_tree: &base_dir, merge_tree: &merge_dir, masters: &masters, scratch, cancel };
         let result = self.checker.scan(p, &checkouts, &[]);
         let _ = std::fs::remove_dir_all(&checkouts.scratch);
+        // The job is over: its warm tool servers go now, with anything its ebuilds left running in them.
+        sandbox::warm::retire_stale();
         let (mut scanned, _) = match result {
             Err(crate::step::CheckerError::Scan(crate::scan::ScanError::Cancelled)) => {
                 tracing::info!(revision = %p.revision.key(), "superseded while being scanned: stopped, dropped");

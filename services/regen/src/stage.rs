@@ -42,6 +42,8 @@ impl RegenStage {
         let cancel = Some(job.flag.clone());
         let prepared = self.regen.prepare(&ws, &Job { url: &repo.url, base: tip, head, masters: &repo.masters, cancel }, &scratch);
         let _ = std::fs::remove_dir_all(&scratch);
+        // The job is over: its warm tool servers go now, with anything its ebuilds left running in them.
+        sandbox::warm::retire_stale();
         let prepared = prepared?;
         let trees_url = settings.trees_url();
         let published = if prepared.conflicts.is_empty() {
