@@ -238,6 +238,14 @@ impl ToolOutput {
     }
 }
 
+/// How a cold run's wait ended: its status, and whether it was stopped at its deadline, at a limit, or cancelled.
+struct Watched {
+    status: std::process::ExitStatus,
+    timed_out: bool,
+    limit: Option<LimitHit>,
+    cancelled: bool,
+}
+
 /// Runs tools under the chosen isolation and limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Sandbox {
@@ -375,30 +383,7 @@ impl Sandbox {
                 None
             }
         };
-        let (mut timed_out, mut limit, mut cancelled) = (false, None, false);
-        let mut polls = 0u32;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            polls += 1;
-            limit = output_over();
-            if limit.is_none() && polls.is_multiple_of(5) {
-                limit = cg.as_ref().and_then(cgroup::RunCgroup::hit);
-            }
-            cancelled = cmd.cancelled();
-            if limit.is_some() || cancelled || Instant::now() >= deadline {
-                timed_out = limit.is_none() && !cancelled;
-                if !cancelled {
-                    log_stopped(cmd, limit);
-                }
-                if self.isolation == Isolation::Unsandboxed {
-                    kill_group(pid);
-                }
-                break kill_namespace(&mut child)?;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let Watched { status, timed_out, mut limit, cancelled } = self.watch(&mut child, cmd, cg.as_ref(), &output_over, deadline)?;
         if self.isolation == Isolation::Unsandboxed {
             kill_group(pid); // anything the tool left in its group goes with it
         }
@@ -413,10 +398,59 @@ impl Sandbox {
         let stderr = join_reader(stderr_thread);
         // A tool that died of its closed pipe ended before the loop saw the flag.
         limit = limit.or_else(output_over);
-        let mut code = std::os::unix::process::ExitStatusExt::signal(&status).map_or(status.code(), |_| None);
+        let (code, limit) = self.exit_meaning(status, &stdout, &stderr, limit)?;
+        Ok(ToolOutput { code, stdout, stderr, timed_out, limit, cancelled, elapsed: start.elapsed() })
+    }
+
+    /// Poll a cold run until it exits, or stop it (with everything in its namespace) at its deadline, at a limit its
+    /// output or cgroup reached, or when its job is cancelled.
+    fn watch(
+        &self,
+        child: &mut std::process::Child,
+        cmd: &ToolCommand,
+        cg: Option<&cgroup::RunCgroup>,
+        output_over: &dyn Fn() -> Option<LimitHit>,
+        deadline: Instant,
+    ) -> std::io::Result<Watched> {
+        let mut polls = 0u32;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Watched { status, timed_out: false, limit: None, cancelled: false });
+            }
+            polls += 1;
+            let mut limit = output_over();
+            if limit.is_none() && polls.is_multiple_of(5) {
+                limit = cg.and_then(cgroup::RunCgroup::hit);
+            }
+            let cancelled = cmd.cancelled();
+            if limit.is_some() || cancelled || Instant::now() >= deadline {
+                if !cancelled {
+                    log_stopped(cmd, limit);
+                }
+                if self.isolation == Isolation::Unsandboxed {
+                    kill_group(child.id());
+                }
+                let status = kill_namespace(child)?;
+                return Ok(Watched { status, timed_out: limit.is_none() && !cancelled, limit, cancelled });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A cold run's exit code (None when it died of a signal, bubblewrap's 128 + N included) and the limit its signal
+    /// means; a bubblewrap that could not set the sandbox up is an error.
+    fn exit_meaning(
+        &self,
+        status: std::process::ExitStatus,
+        stdout: &[u8],
+        stderr: &[u8],
+        mut limit: Option<LimitHit>,
+    ) -> std::io::Result<(Option<i32>, Option<LimitHit>)> {
+        let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+        let mut code = signal.map_or(status.code(), |_| None);
         if let (Isolation::Bubblewrap(_), Some(c)) = (self.isolation, code) {
-            if c == 1 && stdout.is_empty() && String::from_utf8_lossy(&stderr).starts_with("bwrap: ") {
-                return Err(std::io::Error::other(format!("the sandbox could not be set up: {}", String::from_utf8_lossy(&stderr).trim())));
+            if c == 1 && stdout.is_empty() && String::from_utf8_lossy(stderr).starts_with("bwrap: ") {
+                return Err(std::io::Error::other(format!("the sandbox could not be set up: {}", String::from_utf8_lossy(stderr).trim())));
             }
             // bubblewrap exits 128 + N when the tool died of signal N.
             if (129..=128 + 64).contains(&c) {
@@ -424,10 +458,10 @@ impl Sandbox {
                 code = None;
             }
         }
-        if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        if let Some(sig) = signal {
             limit = limit.or_else(|| self.limits.hit_by_signal(sig));
         }
-        Ok(ToolOutput { code, stdout, stderr, timed_out, limit, cancelled, elapsed: start.elapsed() })
+        Ok((code, limit))
     }
 
     /// In the child, before the program starts: die with the service, the run's rlimits, its cgroup.

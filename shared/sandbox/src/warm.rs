@@ -265,82 +265,121 @@ enum Request {
 
 static RUN_ID: AtomicU64 = AtomicU64::new(0);
 
-fn request(sandbox: &Sandbox, s: &mut Server, cmd: &ToolCommand, tool: &str, args: &[String], view: &View) -> Request {
-    if let Err(e) = std::fs::create_dir_all(&cmd.scratch) {
-        return Request::Broken(format!("scratch dir: {e}"));
+/// The files a warm run's stdin, stdout and stderr go through, in its scratch directory.
+struct RunFiles {
+    stdin: PathBuf,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl RunFiles {
+    /// New regular files for one run (never through a link a run left in their place), stdin holding `cmd`'s input.
+    fn make(cmd: &ToolCommand) -> Result<RunFiles, String> {
+        std::fs::create_dir_all(&cmd.scratch).map_err(|e| format!("scratch dir: {e}"))?;
+        let n = RUN_ID.fetch_add(1, Ordering::Relaxed);
+        let file = |ext: &str| cmd.scratch.join(format!("prci-run-{}-{n}.{ext}", std::process::id()));
+        let files = RunFiles { stdin: file("in"), stdout: file("out"), stderr: file("err") };
+        let made = fresh_file(&files.stdout).and_then(|_| fresh_file(&files.stderr)).and_then(|_| match &cmd.stdin {
+            Some(data) => fresh_file(&files.stdin)?.write_all(data),
+            None => Ok(()),
+        });
+        made.map_err(|e| format!("run files: {e}"))?;
+        Ok(files)
     }
-    let n = RUN_ID.fetch_add(1, Ordering::Relaxed);
-    let file = |ext: &str| cmd.scratch.join(format!("prci-run-{}-{n}.{ext}", std::process::id()));
-    let (fin, fout, ferr) = (file("in"), file("out"), file("err"));
-    // In a directory runs write: made here as new regular files (never through a link a run left in their place).
-    let made = fresh_file(&fout).and_then(|_| fresh_file(&ferr)).and_then(|_| match &cmd.stdin {
-        Some(data) => fresh_file(&fin)?.write_all(data),
-        None => Ok(()),
-    });
-    if let Err(e) = made {
-        return Request::Broken(format!("run files: {e}"));
-    }
-    let mut env: serde_json::Map<String, Value> = serde_json::Map::new();
-    env.insert("HOME".into(), json!(cmd.scratch));
-    env.insert("TMPDIR".into(), json!(cmd.scratch));
-    for (k, v) in &cmd.env {
-        env.insert(k.clone(), json!(v));
-    }
-    let req = json!({
-        "tool": tool,
-        "args": args,
-        "stdin": cmd.stdin.as_ref().map(|_| fin.clone()),
-        "stdout": fout,
-        "stderr": ferr,
-        "cwd": cmd.scratch,
-        "env": env,
-        "read_only": view.read_only,
-        "keep_writable": view.keep_writable,
-    });
-    let start = Instant::now();
-    if let Err(e) = writeln!(s.requests, "{req}").and_then(|_| s.requests.flush()) {
-        return Request::Broken(format!("write request: {e}"));
-    }
-    let limits = &sandbox.limits;
-    let deadline = start + cmd.timeout;
-    // Wait for the answer, watching the run's output sizes and its cgroup's events meanwhile.
-    let (answer, limit) = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match s.answers.recv_timeout(left.min(Duration::from_millis(100))) {
-            Err(RecvTimeoutError::Timeout) if cmd.cancelled() => break (Err(RecvTimeoutError::Timeout), None),
-            Err(RecvTimeoutError::Timeout) if !left.is_zero() => {
-                let size = |p: &Path| std::fs::symlink_metadata(p).map_or(0, |m| m.len());
-                let hit = if size(&fout) > limits.stdout_bytes {
-                    Some(LimitHit::Stdout(limits.stdout_bytes))
-                } else if size(&ferr) > limits.stderr_bytes {
-                    Some(LimitHit::Stderr(limits.stderr_bytes))
-                } else {
-                    s.cgroup.as_ref().and_then(RunCgroup::hit)
-                };
-                if hit.is_some() {
-                    break (Err(RecvTimeoutError::Timeout), hit);
-                }
-            }
-            other => break (other, None),
-        }
-    };
-    let read = |p: &Path, cap: u64| -> Vec<u8> {
+
+    /// At most `cap` bytes of one of the files, only if it is still a regular file.
+    fn read(p: &Path, cap: u64) -> Vec<u8> {
         let mut buf = Vec::new();
         let opened = std::fs::File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(p);
         if let Ok(f) = opened.and_then(|f| if f.metadata()?.is_file() { Ok(f) } else { Err(std::io::Error::other("not a file")) }) {
             let _ = f.take(cap).read_to_end(&mut buf);
         }
         buf
-    };
-    let finish = |code: Option<i32>, timed_out: bool, limit: Option<LimitHit>| {
-        let (stdout, stderr) = (read(&fout, limits.stdout_bytes), read(&ferr, limits.stderr_bytes));
-        let cancelled = code.is_none() && cmd.cancelled();
-        let timed_out = timed_out && !cancelled;
-        let out = ToolOutput { code, stdout, stderr, timed_out, limit, cancelled, elapsed: start.elapsed() };
-        for p in [&fin, &fout, &ferr] {
+    }
+
+    /// The limit an output file has gone past while the run goes on.
+    fn over_limit(&self, limits: &crate::limits::Limits) -> Option<LimitHit> {
+        let size = |p: &Path| std::fs::symlink_metadata(p).map_or(0, |m| m.len());
+        if size(&self.stdout) > limits.stdout_bytes {
+            Some(LimitHit::Stdout(limits.stdout_bytes))
+        } else if size(&self.stderr) > limits.stderr_bytes {
+            Some(LimitHit::Stderr(limits.stderr_bytes))
+        } else {
+            None
+        }
+    }
+
+    fn remove(&self) {
+        for p in [&self.stdin, &self.stdout, &self.stderr] {
             let _ = std::fs::remove_file(p);
         }
-        out
+    }
+}
+
+/// The request line the server's loop reads for one run of `tool` in `view`.
+fn request_line(cmd: &ToolCommand, tool: &str, args: &[String], view: &View, files: &RunFiles) -> Value {
+    let mut env: serde_json::Map<String, Value> = serde_json::Map::new();
+    env.insert("HOME".into(), json!(cmd.scratch));
+    env.insert("TMPDIR".into(), json!(cmd.scratch));
+    for (k, v) in &cmd.env {
+        env.insert(k.clone(), json!(v));
+    }
+    json!({
+        "tool": tool,
+        "args": args,
+        "stdin": cmd.stdin.as_ref().map(|_| files.stdin.clone()),
+        "stdout": files.stdout,
+        "stderr": files.stderr,
+        "cwd": cmd.scratch,
+        "env": env,
+        "read_only": view.read_only,
+        "keep_writable": view.keep_writable,
+    })
+}
+
+/// Wait for the server's answer until `deadline`, watching the run's output sizes and its cgroup's events meanwhile:
+/// the answer, or why there is none (a timeout, with the limit the run reached if that is what stopped the wait).
+fn await_answer(
+    s: &Server,
+    cmd: &ToolCommand,
+    limits: &crate::limits::Limits,
+    files: &RunFiles,
+    deadline: Instant,
+) -> (Result<String, RecvTimeoutError>, Option<LimitHit>) {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match s.answers.recv_timeout(left.min(Duration::from_millis(100))) {
+            Err(RecvTimeoutError::Timeout) if cmd.cancelled() => return (Err(RecvTimeoutError::Timeout), None),
+            Err(RecvTimeoutError::Timeout) if !left.is_zero() => {
+                let hit = files.over_limit(limits).or_else(|| s.cgroup.as_ref().and_then(RunCgroup::hit));
+                if hit.is_some() {
+                    return (Err(RecvTimeoutError::Timeout), hit);
+                }
+            }
+            other => return (other, None),
+        }
+    }
+}
+
+fn request(sandbox: &Sandbox, s: &mut Server, cmd: &ToolCommand, tool: &str, args: &[String], view: &View) -> Request {
+    let files = match RunFiles::make(cmd) {
+        Ok(files) => files,
+        Err(e) => return Request::Broken(e),
+    };
+    let req = request_line(cmd, tool, args, view, &files);
+    let start = Instant::now();
+    if let Err(e) = writeln!(s.requests, "{req}").and_then(|_| s.requests.flush()) {
+        return Request::Broken(format!("write request: {e}"));
+    }
+    let limits = &sandbox.limits;
+    let (answer, limit) = await_answer(s, cmd, limits, &files, start + cmd.timeout);
+    let finish = |code: Option<i32>, timed_out: bool, limit: Option<LimitHit>| {
+        let stdout = RunFiles::read(&files.stdout, limits.stdout_bytes);
+        let stderr = RunFiles::read(&files.stderr, limits.stderr_bytes);
+        let cancelled = code.is_none() && cmd.cancelled();
+        let timed_out = timed_out && !cancelled;
+        files.remove();
+        ToolOutput { code, stdout, stderr, timed_out, limit, cancelled, elapsed: start.elapsed() }
     };
     match answer {
         Ok(line) => match serde_json::from_str::<Value>(&line) {
@@ -369,9 +408,7 @@ fn request(sandbox: &Sandbox, s: &mut Server, cmd: &ToolCommand, tool: &str, arg
             Request::Stopped(finish(None, limit.is_none(), limit))
         }
         Err(RecvTimeoutError::Disconnected) => {
-            for p in [&fin, &fout, &ferr] {
-                let _ = std::fs::remove_file(p);
-            }
+            files.remove();
             Request::Broken("the warm process exited".into())
         }
     }
