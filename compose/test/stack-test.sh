@@ -4,9 +4,13 @@
 #      a `forge` container over git:// (forge.yaml);
 #   2. `up -d`; every pull request gets its report (1 pass, 2 fail, 3 pass), made in the sandbox (bubblewrap), and the
 #      hostile one (3) wrote nothing outside its sandbox;
+#   2b. compose/github.yaml: the forge's secrets reach the publisher (and not the checker) as compose secrets;
 #   3. `up -d --scale checker=3`: three checkers consume, a new pull request is reported;
 #   4. Prometheus scrapes every stage (one target per container) and RabbitMQ, has the alert rules, and sees work done
 #      by each of the five stages;
+#   4b. `docker kill` of the checker holding a (slow on purpose: slow-checker.yaml) scan: another checker redoes it,
+#      the report comes, one verdict;
+#   4c. `restart rabbitmq` while a checker holds a slow scan and another pull request is in flight: both reported;
 #   5. a worker-only project (worker.yaml) on a network of its own, reaching the broker, the trees remote and the
 #      forge by the published ports only, does the regen and checker work of a new pull request while the stack's own
 #      regen and checker are stopped;
@@ -18,81 +22,9 @@
 # networks it started itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN_DIR=${1:?usage: compose/test/stack-test.sh BIN_DIR [WORK_DIR]}
-WORK=${2:-/tmp/prci-stack-test}
-PROJECT=prcistack
-WORKER_PROJECT=prciworker
-NET=prcitest-worker
-SUBNET=${PRCI_TEST_SUBNET:-172.31.250.0/24}
-GATEWAY=${SUBNET%.*}.1
-TIMEOUT=${PRCI_TEST_TIMEOUT:-300}
+source compose/test/lib.sh "$@"
 
-export PRCI_BIND=$GATEWAY PRCI_BROKER_PORT=35672 PRCI_RABBITMQ_UI_PORT=35673 PRCI_TREES_PORT=39418 \
-    PRCI_TEST_FORGE_PORT=39419 PRCI_PROMETHEUS_PORT=39090 PRCI_REPORTS_PORT=38080 \
-    PRCI_REPORTS_URL=http://$GATEWAY:38080/ PRCI_TEST_GIT_DIR=$WORK/git REPOSITORY_URL=git://forge/repo.git \
-    PRCI_TEST_WORKER_NET=$NET
-DC="docker-compose -p $PROJECT -f compose/compose.yaml -f compose/test/forge.yaml"
-WDC="docker-compose -p $WORKER_PROJECT -f compose/worker.yaml -f compose/test/worker-net.yaml"
-PROM=http://$GATEWAY:$PRCI_PROMETHEUS_PORT
-REPORTS=http://$GATEWAY:$PRCI_REPORTS_PORT
-
-passed=0
-failed=0
-log() { printf 'stack-test: %s\n' "$*" >&2; }
-ok() { passed=$((passed + 1)); log "ok: $*"; }
-bad() { failed=$((failed + 1)); log "FAILED: $*"; }
-now() { date +%s.%N; }
-since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
-# promql EXPR: the query's result as JSON lines {"metric": ..., "value": ...}
-promql() {
-    curl -sf --data-urlencode "query=$1" "$PROM/api/v1/query" \
-        | python3 -c 'import json,sys; [print(json.dumps({"metric": r["metric"], "value": float(r["value"][1])})) for r in json.load(sys.stdin)["data"]["result"]]'
-}
-# prom_value EXPR: the single value of a query that gives one series (0 when none)
-prom_value() { promql "$1" | python3 -c 'import json,sys; v=[json.loads(l)["value"] for l in sys.stdin]; print(int(sum(v)) if v else 0)'; }
-# report PR: the report document of refs/pull/PR/head's current commit, empty until it is written
-report() {
-    local sha
-    sha=$(git -C "$WORK/git/repo.git" rev-parse "refs/pull/$1/head")
-    curl -sf "$REPORTS/$1/$sha.json" 2>/dev/null || true
-}
-wait_report() { # PR: seconds waited, or fails after TIMEOUT
-    local start
-    start=$(now)
-    for _ in $(seq 1 "$TIMEOUT"); do
-        [ -n "$(report "$1")" ] && { since "$start"; return 0; }
-        sleep 1
-    done
-    return 1
-}
-field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {"d": d}))' "$1"; }
-add_pr() { # N: a pull request adding sys-test/extraN, pushed to the forge's repository
-    local n=$1
-    (
-        cd "$WORK/work"
-        export GIT_AUTHOR_NAME=Test GIT_AUTHOR_EMAIL=test@example.com GIT_COMMITTER_NAME=Test GIT_COMMITTER_EMAIL=test@example.com
-        git checkout --quiet -b "pr$n" master
-        mkdir -p "sys-test/extra$n"
-        cp sys-test/seed/metadata.xml "sys-test/extra$n/"
-        sed "s/seed/extra$n/g" sys-test/seed/seed-1.0.ebuild >"sys-test/extra$n/extra$n-1.0.ebuild"
-        git add -A && git commit --quiet -m "sys-test/extra$n: new package"
-        git update-ref "refs/pull/$n/head" HEAD
-        git checkout --quiet master && git branch --quiet -D "pr$n"
-        git -C "$WORK/git/repo.git" fetch --quiet "$WORK/work" "refs/pull/$n/head:refs/pull/$n/head"
-    )
-}
-
-t_images=$(now)
-bash .ci/stack-images.sh "$BIN_DIR"
-log "images ready in $(since "$t_images") s"
-bash compose/test/make-repo.sh "$WORK" >/dev/null
-docker network inspect "$NET" >/dev/null 2>&1 || docker network create --subnet "$SUBNET" "$NET" >/dev/null
-$WDC down --remove-orphans >/dev/null 2>&1 || true
-if [ "${PRCI_TEST_KEEP_VOLUMES:-0}" = 1 ]; then
-    $DC down --remove-orphans >/dev/null 2>&1 || true
-else
-    $DC down -v --remove-orphans >/dev/null 2>&1 || true
-fi
+prepare
 
 # ---------------------------------------------------------------- 2. up, the first reports
 t_up=$(now)
@@ -123,6 +55,22 @@ escaped=$(for s in regen checker publisher trees; do
     docker exec "${PROJECT}_${s}_1" sh -c 'find / -xdev -name pwned 2>/dev/null' || true
 done)
 [ -z "$escaped" ] && ok "the hostile pull request wrote nothing outside its sandbox" || bad "files written by the hostile pull request: $escaped"
+
+# The GitHub override's secrets: the poller and the publisher (uid 1000) read the files compose mounts, nobody else
+# gets them. (The forge itself is tested against a fake GitHub in prci-tests/tests/github.rs.)
+secrets=$(mktemp -d)
+printf 'not-a-real-token\n' >"$secrets/github-token"
+printf 'not-a-real-secret\n' >"$secrets/github-webhook-secret"
+chown 1000 "$secrets"/* && chmod 0440 "$secrets"/*
+GDC="$DC -f compose/github.yaml"
+export PRCI_SECRETS_DIR=$secrets GITHUB_REPOSITORY=test/repo
+seen=$($GDC run --rm --no-deps --entrypoint cat publisher /run/secrets/github-token 2>/dev/null || true)
+unseen=$($GDC run --rm --no-deps --user 1000 --entrypoint sh checker -c 'ls /run/secrets 2>&1' 2>/dev/null || true)
+[ "$seen" = not-a-real-token ] && ok "github.yaml: the publisher reads its token from a compose secret" \
+    || bad "github.yaml: the publisher read '$seen' from /run/secrets/github-token"
+grep -q "No such file" <<<"$unseen" && ok "github.yaml: the checker gets no forge secret" || bad "github.yaml: the checker sees $unseen"
+unset PRCI_SECRETS_DIR GITHUB_REPOSITORY
+rm -rf "$secrets"
 
 # ---------------------------------------------------------------- 3. three checkers
 $DC up -d --scale checker=3 2>&1 | grep -v -e '^Creating' -e 'is up-to-date' >&2 || true
@@ -156,6 +104,85 @@ n=$(prom_value 'sum(prci_revisions_emitted_total{job="prci"})')
 [ "$n" -ge 4 ] && ok "Prometheus: the poller emitted $n revisions" || bad "Prometheus: the poller emitted $n revisions"
 n=$(prom_value 'sum(prci_end_to_end_latency_seconds_count{job="prci"})')
 [ "$n" -ge 4 ] && ok "Prometheus: $n end-to-end latencies observed" || bad "Prometheus: $n end-to-end latencies"
+
+# ---------------------------------------------------------------- 4b. docker kill of a checker mid-scan
+# The checkers get slow-pkgcheck (slow-checker.yaml): a scan of a tree holding sys-test/slowscan/files/slow first
+# sleeps 25.5 s. The checker holding pull request 7's scan is killed in that sleep; the broker redelivers the message
+# to another checker, which does the whole scan again.
+SDC="$DC -f compose/test/slow-checker.yaml"
+$SDC up -d --scale checker=3 2>&1 | grep -v -e '^Creating' -e '^Recreating' -e 'is up-to-date' >&2 || true
+add_slow_pr() { # N: a pull request adding sys-test/slowscan, slow to scan
+    local n=$1
+    (
+        cd "$WORK/work"
+        export GIT_AUTHOR_NAME=Test GIT_AUTHOR_EMAIL=test@example.com GIT_COMMITTER_NAME=Test GIT_COMMITTER_EMAIL=test@example.com
+        git checkout --quiet -b "pr$n" master
+        mkdir -p sys-test/slowscan/files
+        cp sys-test/seed/metadata.xml sys-test/slowscan/
+        sed "s/seed/slowscan/g" sys-test/seed/seed-1.0.ebuild >sys-test/slowscan/slowscan-1.0.ebuild
+        echo "slow-pkgcheck sleeps on trees holding this file (pull request $n)" >sys-test/slowscan/files/slow
+        git add -A && git commit --quiet -m "sys-test/slowscan: new package (slow to scan, $n)"
+        git update-ref "refs/pull/$n/head" HEAD
+        git checkout --quiet master && git branch --quiet -D "pr$n"
+        git -C "$WORK/git/repo.git" fetch --quiet "$WORK/work" "refs/pull/$n/head:refs/pull/$n/head"
+    )
+}
+checkers() { docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter label=com.docker.compose.service=checker; }
+# The checker container running a slow scan (its `sleep 25.5`), empty until one does; waits up to TIMEOUT s.
+sleeping_checker() {
+    for _ in $(seq 1 "$TIMEOUT"); do
+        for c in $(checkers); do
+            # (docker top needs a PID column in what it asks ps for)
+            docker top "$c" -eo pid,args 2>/dev/null | grep -Eq '^ *[0-9]+ +/usr/bin/sleep 25.5' && { echo "$c"; return 0; }
+        done
+        sleep 1
+    done
+    return 1
+}
+add_pr_verdicts() { $DC logs --no-color differ 2>&1 | grep -c "verdict revision=gentoo#$1@" || true; }
+add_slow_pr 7
+if victim=$(sleeping_checker); then
+    victim_name=$(docker inspect -f '{{.Name}}' "$victim")
+    docker kill "$victim" >/dev/null
+    if waited=$(wait_report 7); then
+        verdict=$(report 7 | field 'd["verdict"]')
+        if [ -n "$verdict" ] && [ "$verdict" != error ]; then
+            ok "docker kill of ${victim_name#/} mid-scan: pull request 7 reported ($verdict) ${waited} s later by another checker"
+        else
+            bad "docker kill mid-scan: pull request 7's verdict $verdict"
+        fi
+    else
+        bad "docker kill of ${victim_name#/} mid-scan: no report for pull request 7 within $TIMEOUT s"
+        $DC logs --no-color --tail=20 checker >&2
+    fi
+    sleep 5
+    n=$(add_pr_verdicts 7)
+    [ "$n" = 1 ] && ok "pull request 7: one verdict after the kill" || bad "pull request 7: $n verdicts after the kill"
+else
+    bad "no checker ever held pull request 7's slow scan"; $DC logs --no-color --tail=30 checker >&2
+fi
+
+# ---------------------------------------------------------------- 4c. the broker restarted mid-run
+# Pull request 8's slow scan is in a checker's hands and pull request 9 is queued or in flight when RabbitMQ restarts:
+# every consumer reconnects, the unacknowledged messages come back (durable quorum queues), both are reported.
+add_slow_pr 8
+if sleeping_checker >/dev/null; then
+    add_pr 9
+    t_restart=$(now)
+    $DC restart rabbitmq >/dev/null 2>&1
+    log "rabbitmq restarted in $(since "$t_restart") s"
+    for pr in 8 9; do
+        if waited=$(wait_report "$pr"); then
+            ok "restart rabbitmq mid-run: pull request $pr reported ($(report "$pr" | field 'd["verdict"]')) ${waited} s after the restart"
+        else
+            bad "restart rabbitmq mid-run: no report for pull request $pr within $TIMEOUT s"; $DC logs --no-color --tail=20 >&2
+        fi
+    done
+else
+    bad "no checker ever held pull request 8's slow scan"
+fi
+# Back to the stack's own checkers (the killed one comes back too).
+$DC up -d --scale checker=3 2>&1 | grep -v -e '^Creating' -e '^Recreating' -e 'is up-to-date' >&2 || true
 
 # ---------------------------------------------------------------- 5. a worker-only project
 $DC stop regen checker >/dev/null 2>&1

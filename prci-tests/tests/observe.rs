@@ -299,7 +299,7 @@ fn every_variable_the_compose_files_set_is_a_real_key_and_their_config_file_load
     let compose = project().join("compose");
     let example = std::fs::read_to_string(compose.join("prci.example.toml")).unwrap();
     let mut checked = 0;
-    for file in ["compose.yaml", "worker.yaml", "test/forge.yaml"] {
+    for file in ["compose.yaml", "worker.yaml", "github.yaml", "test/forge.yaml", "test/slow-checker.yaml"] {
         let text = std::fs::read_to_string(compose.join(file)).unwrap();
         for (at, _) in text.match_indices("PRCI__") {
             let name: String = text[at..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
