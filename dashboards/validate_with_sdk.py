@@ -1,4 +1,4 @@
-# Optional check of prci's dashboards against grafana-foundation-sdk's generated Grafana models (not run by CI).
+# A check of prci's dashboards against grafana-foundation-sdk's generated Grafana models (run by .ci/test).
 """Decode every dashboard with the SDK's models, walk the result against their type hints, and round-trip it.
 
     python3 -m venv /tmp/gfs-venv && /tmp/gfs-venv/bin/pip install 'grafana-foundation-sdk==1769699379!11.6.0'
