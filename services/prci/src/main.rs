@@ -1,4 +1,4 @@
-//! The `prci` command: `check` (what will CI say about my branch?) and `replay` (agreement with full-tree scans).
+//! The `prci` command: `check` (what will CI say about my branch?), `replay` (agreement with full-tree scans), `run`, and `dead-letters` (what the pipeline gave up on).
 
 use clap::{Parser, Subcommand};
 use pipeline::config::MasterSettings;
@@ -65,7 +65,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The messages the pipeline gave up on (`<prefix>.<queue>.dead` on RabbitMQ; needs broker.url).
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLettersAction,
+    },
 }
+
+#[derive(Subcommand)]
+enum DeadLettersAction {
+    /// Show each dead letter (queue, age, pull request and head when known, reason), leaving all of them in place.
+    List {
+        /// Only this work queue's dead letters.
+        #[arg(long, value_parser = QUEUES)]
+        queue: Option<String>,
+        /// Print one JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move dead letters back to the queue they died in (confirmed by the broker before each is removed); a body that
+    /// is not JSON stays where it is.
+    #[command(group(clap::ArgGroup::new("how_many").required(true).args(["all", "count"])))]
+    Replay {
+        /// Only this work queue's dead letters.
+        #[arg(long, value_parser = QUEUES)]
+        queue: Option<String>,
+        /// Every dead letter.
+        #[arg(long)]
+        all: bool,
+        /// At most this many, oldest first.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+}
+
+/// The work queues `--queue` names.
+const QUEUES: [&str; 4] = ["revisions", "prepared", "scanned", "verdicts"];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -93,6 +128,53 @@ fn main() -> ExitCode {
             check_command(settings, CheckRequest { repo, base, head, pkgcheck_args, masters }, json)
         }
         Command::Replay { repo, from, to, json } => replay_command(settings, &repo, &from, &to, json),
+        Command::DeadLetters { action } => dead_letters_command(&settings, action),
+    }
+}
+
+/// `prci dead-letters list|replay`: exit 64 without broker.url, 2 when the broker fails, 1 when a replay left some.
+fn dead_letters_command(settings: &Settings, action: DeadLettersAction) -> ExitCode {
+    use prci::dead_letters::{self, DeadLettersError};
+    let fail = |e: DeadLettersError| match e {
+        e @ DeadLettersError::Config { .. } => {
+            eprintln!("prci: {e}");
+            ExitCode::from(64)
+        }
+        e => usage(&format!("dead-letters: {e}")),
+    };
+    let prefix = &settings.broker.prefix;
+    match action {
+        DeadLettersAction::List { queue, json } => {
+            let letters = match dead_letters::list(settings, &dead_letters::queues(queue.as_deref())) {
+                Ok(l) => l,
+                Err(e) => return fail(e),
+            };
+            let now = pipeline::events::now();
+            if json {
+                let docs: Vec<_> = letters.iter().map(|l| dead_letters::document(l, prefix, now)).collect();
+                println!("{}", serde_json::Value::Array(docs));
+            } else {
+                print!("{}", dead_letters::render(&letters, prefix, now));
+            }
+            ExitCode::SUCCESS
+        }
+        DeadLettersAction::Replay { queue, all, count } => {
+            let max = if all { None } else { count };
+            let done = match dead_letters::replay(settings, &dead_letters::queues(queue.as_deref()), max) {
+                Ok(d) => d,
+                Err(e) => return fail(e),
+            };
+            for (letter, why) in &done.kept {
+                eprintln!("prci: left in {}: a message of {} bytes: {why}", letter.queue.dead_letter_name(prefix), letter.body.len());
+            }
+            println!("moved {} dead letter{} back to their work queues", done.moved.len(), if done.moved.len() == 1 { "" } else { "s" });
+            if done.kept.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                println!("left {} in place", done.kept.len());
+                ExitCode::from(1)
+            }
+        }
     }
 }
 

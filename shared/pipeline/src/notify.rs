@@ -42,7 +42,7 @@ pub fn dead_letter_document(stage: &str, queue: Queue, body: &[u8], error: &str,
 
 /// The revision a message is about: the first object holding `pr` and `head` (a `Revision`, or one inside a
 /// `PreparedTrees`, `Scanned` or verdict message).
-pub(crate) fn find_revision(v: &Value) -> Option<&Value> {
+pub fn find_revision(v: &Value) -> Option<&Value> {
     let obj = v.as_object()?;
     if obj.get("pr").is_some_and(Value::is_u64) && obj.get("head").is_some_and(Value::is_string) {
         return Some(v);

@@ -5,7 +5,12 @@
 //! input is rejected without requeue (the queue's dead-letter exchange routes it to `<queue>.dead`). A lost
 //! connection is re-established with backoff. On shutdown the consumer is cancelled, the message in hand
 //! is finished and acknowledged, then the loop returns. Quorum queues also count redeliveries: a message
-//! that kills its consumer again and again is dead-lettered by the broker after `delivery_limit`.
+//! that kills its consumer again and again would be dead-lettered by the broker after `delivery_limit`, silently; so the
+//! loop dead-letters it itself on the last delivery the broker permits (`is_last_delivery`), through the same path as a
+//! stage's dead letter: the notification hook, the `error` verdict, a reject without requeue.
+//!
+//! Dead letters can be looked at in place (`peek_dead_letters`) and moved back to their work queue
+//! (`replay_dead_letters`), for `prci dead-letters`.
 //!
 //! Priorities: quorum queues (RabbitMQ 3.10, Debian bookworm's) ignore message priorities, so each work queue has a
 //! priority twin, `<queue>.priority`, with the same dead-letter exchange. A message with a priority goes there; every
@@ -16,7 +21,7 @@ use crate::messages::Queue;
 use crate::stage::{handle_one, Disposition, Outgoing, RetryPolicy, Stage};
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicRejectOptions, ConfirmSelectOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions, ConfirmSelectOptions,
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
@@ -35,6 +40,8 @@ pub enum BrokerError {
     Nacked(String),
     #[error("no queue to route a message for {0} to")]
     Unroutable(String),
+    #[error("the broker has no queue {0} (is broker.prefix right?)")]
+    NoQueue(String),
 }
 
 /// What the loop needs to know about the broker.
@@ -88,6 +95,29 @@ pub async fn declare_topology(channel: &Channel, cfg: &BrokerConfig) -> Result<(
 
 /// The header holding when a message was published (Unix seconds), for the time it waited in its queue.
 const SENT_AT: &str = "x-prci-sent-at";
+
+/// The header quorum queues put on every delivery: how many times the message was delivered and returned before.
+const DELIVERY_COUNT: &str = "x-delivery-count";
+
+/// A delivery's `x-delivery-count` (RabbitMQ 3.10's quorum queues set it on every delivery: 0 on the first, the broker
+/// overwrites any value a client set).
+fn delivery_count(properties: &BasicProperties) -> Option<u64> {
+    match properties.headers().as_ref()?.inner().get(DELIVERY_COUNT)? {
+        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+        AMQPValue::ShortInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::ShortUInt(n) => Some(u64::from(*n)),
+        _ => None,
+    }
+}
+
+/// Whether a delivery with `x-delivery-count` = `count` is the last one a queue with `x-delivery-limit` = `limit` gives:
+/// RabbitMQ 3.10 dead-letters a returned message once its count *exceeds* the limit, so with limit 5 the deliveries carry
+/// 0, 1, …, 5 and the one carrying 5 is the last (`dead_letters.rs` in prci-tests measures it on the real broker).
+pub fn is_last_delivery(count: u64, limit: u32) -> bool {
+    count >= u64::from(limit)
+}
 
 /// When a delivery was published, from its header.
 fn sent_at(properties: &BasicProperties) -> Option<f64> {
@@ -148,16 +178,22 @@ impl Publisher {
     /// Publish persistently and wait for the broker's confirm; an unroutable or refused message is an error.
     pub async fn publish(&self, out: &Outgoing) -> Result<(), BrokerError> {
         let name = if out.priority > 0 { out.queue.priority_name(&self.prefix) } else { out.queue.name(&self.prefix) };
+        self.publish_to(&name, &out.body, out.priority).await
+    }
+
+    /// Publish `body` to the queue called `name` (fresh headers), confirmed as `publish` does.
+    async fn publish_to(&self, name: &str, body: &[u8], priority: u8) -> Result<(), BrokerError> {
+        let name = name.to_owned();
         let mut headers = FieldTable::default();
         headers.insert(SENT_AT.into(), AMQPValue::Double(crate::events::now()));
         let props = BasicProperties::default()
             .with_delivery_mode(2)
-            .with_priority(out.priority)
+            .with_priority(priority)
             .with_content_type("application/json".into())
             .with_headers(headers);
         let confirm = self
             .channel
-            .basic_publish("".into(), name.as_str().into(), BasicPublishOptions { mandatory: true, ..Default::default() }, &out.body, props)
+            .basic_publish("".into(), name.as_str().into(), BasicPublishOptions { mandatory: true, ..Default::default() }, body, props)
             .await?
             .await?;
         match confirm {
@@ -203,7 +239,7 @@ async fn consume_session(
     tracing::info!(stage = stage.name(), queue = %stage.input().name(&cfg.prefix), "consuming");
     let _up = crate::metrics::ConsumerUp::new(stage.name());
     let depths = sample_depths(&connection, cfg, stage.input()).await?;
-    let result = take_messages(stage, policy, shutdown, &channel, &publisher).await;
+    let result = take_messages(stage, policy, cfg.delivery_limit, shutdown, &channel, &publisher).await;
     depths.abort();
     if result.is_ok() {
         let _ = connection.close(200, "shutdown".into()).await;
@@ -221,6 +257,7 @@ const IDLE_POLL: (Duration, Duration) = (Duration::from_millis(100), Duration::f
 async fn take_messages(
     stage: Arc<dyn Stage>,
     policy: RetryPolicy,
+    delivery_limit: u32,
     shutdown: &mut watch::Receiver<bool>,
     channel: &Channel,
     publisher: &Publisher,
@@ -248,6 +285,14 @@ async fn take_messages(
             continue;
         };
         idle = IDLE_POLL.0;
+        if let Some(count) = delivery_count(&delivery.properties).filter(|c| is_last_delivery(*c, delivery_limit)) {
+            // The broker would dead-letter it after this delivery, telling nobody: a consumer died on it each time, so
+            // the stage does not run on it again, and it is given up on loudly.
+            let reason = format!("redelivered {count} times (a consumer died on it each time)");
+            count_broker_dead_letter(stage.name(), &delivery.data);
+            give_up(stage.as_ref(), &delivery, &reason, publisher).await?;
+            continue;
+        }
         let st = stage.clone();
         let body = delivery.data.clone();
         // A redelivered message waited while a consumer worked on it: not queue time.
@@ -267,16 +312,35 @@ async fn take_messages(
             Disposition::Dropped => {
                 delivery.ack(BasicAckOptions::default()).await?;
             }
-            Disposition::DeadLetter(reason) => {
-                tracing::error!(stage = stage.name(), %reason, "dead-lettered");
-                crate::notify::dead_letter(stage.name(), stage.input(), &delivery.data, &reason);
-                if let Some(out) = crate::stage::failure_verdict(stage.name(), stage.input(), &delivery.data, &reason) {
-                    // Before the reject: a failure to publish leaves the input to be redelivered, not lost.
-                    publisher.publish(&out).await?;
-                }
-                delivery.reject(BasicRejectOptions { requeue: false }).await?;
-            }
+            Disposition::DeadLetter(reason) => give_up(stage.as_ref(), &delivery, &reason, publisher).await?,
         }
+    }
+}
+
+/// Dead-letter `delivery`: announced (the notification hook), an `error` verdict for its pull request when it names
+/// one, then rejected without requeue (the queue's dead-letter exchange routes it to `<queue>.dead`).
+async fn give_up(stage: &dyn Stage, delivery: &lapin::message::Delivery, reason: &str, publisher: &Publisher) -> Result<(), BrokerError> {
+    tracing::error!(stage = stage.name(), %reason, "dead-lettered");
+    crate::notify::dead_letter(stage.name(), stage.input(), &delivery.data, reason);
+    if let Some(out) = crate::stage::failure_verdict(stage.name(), stage.input(), &delivery.data, reason) {
+        // Before the reject: a failure to publish leaves the input to be redelivered, not lost.
+        publisher.publish(&out).await?;
+    }
+    delivery.reject(BasicRejectOptions { requeue: false }).await?;
+    Ok(())
+}
+
+/// The metrics and events `stage::handle_one` records for a message it handles, for one the loop dead-letters
+/// without handling it (its last permitted delivery): received, completed as `dead_lettered`, finished.
+fn count_broker_dead_letter(stage: &str, body: &[u8]) {
+    use crate::metrics::Outcome;
+    let m = crate::metrics::get();
+    m.received.with_label_values(&[stage]).inc();
+    m.complete(stage, Outcome::DeadLettered);
+    if let Some(r) = crate::stage::revision_of(body) {
+        let mut event = crate::events::Event::about(crate::events::Kind::Finished, stage, &r);
+        event.outcome = Some(Outcome::DeadLettered.as_str().to_string());
+        crate::events::emit(event);
     }
 }
 
@@ -390,6 +454,156 @@ pub async fn take_all(cfg: &BrokerConfig, name: &str) -> Result<Vec<Vec<u8>>, Br
     Ok(out)
 }
 
+/// How many messages wait (ready, not in anyone's hands) in queue `name`; `BrokerError::NoQueue` when it does not exist.
+pub async fn message_count(cfg: &BrokerConfig, name: &str) -> Result<u32, BrokerError> {
+    let connection = connect(cfg).await?;
+    let channel = connection.create_channel().await?;
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    let count = match channel.queue_declare(name.into(), passive, FieldTable::default()).await {
+        Ok(q) => q.message_count(),
+        Err(_) => return Err(BrokerError::NoQueue(name.to_owned())),
+    };
+    let _ = connection.close(200, "done".into()).await;
+    Ok(count)
+}
+
+/// A message in a dead-letter queue, as the broker's headers describe it.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The work queue it belongs to.
+    pub queue: Queue,
+    pub body: Vec<u8>,
+    /// `x-first-death-reason`: `rejected` (prci gave up on it: the reason went to the notification hook, the log and
+    /// the error verdict; a reject carries no text) or `delivery_limit` (the broker gave up on it), `expired`, …
+    pub reason: Option<String>,
+    /// `x-first-death-queue`: the queue it was dead-lettered from (the work queue or its priority twin).
+    pub from: Option<String>,
+    /// When it was last dead-lettered (Unix seconds, the newest `x-death` entry's `time`).
+    pub died_at: Option<u64>,
+    /// When prci published it (Unix seconds, `x-prci-sent-at`).
+    pub sent_at: Option<f64>,
+    /// How many times it has been dead-lettered (the sum of the `x-death` counts).
+    pub deaths: u64,
+    /// The message's priority (a `priority-ci` revision's messages have one).
+    pub priority: u8,
+}
+
+fn text(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+fn number(value: &AMQPValue) -> Option<u64> {
+    match value {
+        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+        AMQPValue::Timestamp(t) => Some(*t),
+        _ => None,
+    }
+}
+
+impl DeadLetter {
+    fn of(queue: Queue, delivery: &lapin::message::Delivery) -> DeadLetter {
+        let headers = delivery.properties.headers().as_ref().map(|h| h.inner().clone()).unwrap_or_default();
+        let deaths: Vec<&FieldTable> = match headers.get("x-death") {
+            Some(AMQPValue::FieldArray(entries)) => {
+                entries.as_slice().iter().filter_map(|e| if let AMQPValue::FieldTable(t) = e { Some(t) } else { None }).collect()
+            }
+            _ => vec![],
+        };
+        let died_at = deaths.iter().filter_map(|t| t.inner().get("time").and_then(number)).max();
+        DeadLetter {
+            queue,
+            body: delivery.data.clone(),
+            reason: headers.get("x-first-death-reason").and_then(text),
+            from: headers.get("x-first-death-queue").and_then(text),
+            died_at,
+            sent_at: sent_at(&delivery.properties),
+            deaths: deaths.iter().filter_map(|t| t.inner().get("count").and_then(number)).sum(),
+            priority: delivery.properties.priority().unwrap_or(0),
+        }
+    }
+}
+
+/// A channel on a dead-letter queue that exists (a mistyped prefix is an error, not an empty list nor a new queue).
+async fn dead_letter_channel(connection: &Connection, cfg: &BrokerConfig, queue: Queue) -> Result<Channel, BrokerError> {
+    let name = queue.dead_letter_name(&cfg.prefix);
+    let channel = connection.create_channel().await?;
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    if channel.queue_declare(name.as_str().into(), passive, FieldTable::default()).await.is_err() {
+        return Err(BrokerError::NoQueue(name));
+    }
+    Ok(channel)
+}
+
+/// Every message now in `queue`'s dead-letter queue, left in place: all are taken unacknowledged on one channel (so
+/// none is read twice), then handed back with a requeue.
+pub async fn peek_dead_letters(cfg: &BrokerConfig, queue: Queue) -> Result<Vec<DeadLetter>, BrokerError> {
+    let connection = connect(cfg).await?;
+    let channel = dead_letter_channel(&connection, cfg, queue).await?;
+    let name = queue.dead_letter_name(&cfg.prefix);
+    let mut held = Vec::new();
+    while let Some(message) = channel.basic_get(name.as_str().into(), BasicGetOptions::default()).await? {
+        held.push(message.delivery);
+    }
+    let letters = held.iter().map(|d| DeadLetter::of(queue, d)).collect();
+    for delivery in &held {
+        delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+    }
+    // Closing waits for the broker's answer, so every requeue above is done when this returns.
+    let _ = connection.close(200, "done".into()).await;
+    Ok(letters)
+}
+
+/// What `replay_dead_letters` did.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Moved back, each with the queue it went to.
+    pub moved: Vec<(DeadLetter, String)>,
+    /// Left in the dead-letter queue, each with why.
+    pub kept: Vec<(DeadLetter, String)>,
+}
+
+/// Move up to `max` (all without it) of `queue`'s dead letters back to the queue they died in (the work queue, or its
+/// priority twin), each one the `accept` check lets through: published with a confirm, *then* acknowledged, so none is
+/// lost (a failure in between can only leave a copy in both). The others are left in place, each read once.
+pub async fn replay_dead_letters(
+    cfg: &BrokerConfig,
+    queue: Queue,
+    max: Option<usize>,
+    accept: impl Fn(&DeadLetter) -> Result<(), String>,
+) -> Result<Replayed, BrokerError> {
+    let connection = connect(cfg).await?;
+    let channel = dead_letter_channel(&connection, cfg, queue).await?;
+    let publisher = Publisher::new(&connection, &cfg.prefix).await?;
+    let name = queue.dead_letter_name(&cfg.prefix);
+    let (work, priority) = (queue.name(&cfg.prefix), queue.priority_name(&cfg.prefix));
+    let mut out = Replayed::default();
+    let mut refused = Vec::new();
+    while Some(out.moved.len()) != max {
+        let Some(message) = channel.basic_get(name.as_str().into(), BasicGetOptions::default()).await? else { break };
+        let letter = DeadLetter::of(queue, &message.delivery);
+        if let Err(why) = accept(&letter) {
+            out.kept.push((letter, why));
+            refused.push(message.delivery);
+            continue;
+        }
+        let target = if letter.from.as_deref() == Some(priority.as_str()) { priority.clone() } else { work.clone() };
+        publisher.publish_to(&target, &letter.body, letter.priority).await?;
+        message.delivery.ack(BasicAckOptions::default()).await?;
+        out.moved.push((letter, target));
+    }
+    for delivery in &refused {
+        delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(out)
+}
+
 /// The fanout exchange events travel on (`crate::events`).
 pub fn events_exchange(prefix: &str) -> String {
     format!("{prefix}.events")
@@ -477,5 +691,25 @@ pub(crate) async fn run_event_listener(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delivery_carrying_the_limit_is_the_last_one() {
+        let with = |v: AMQPValue| {
+            let mut h = FieldTable::default();
+            h.insert(DELIVERY_COUNT.into(), v);
+            BasicProperties::default().with_headers(h)
+        };
+        assert_eq!(delivery_count(&with(AMQPValue::LongLongInt(5))), Some(5));
+        assert_eq!(delivery_count(&with(AMQPValue::LongInt(-1))), None);
+        assert_eq!(delivery_count(&BasicProperties::default()), None);
+        // Limit 5: deliveries carry 0..=5; the one carrying 5 is the last before the broker dead-letters it.
+        assert!((0..5).all(|c| !is_last_delivery(c, 5)));
+        assert!(is_last_delivery(5, 5) && is_last_delivery(6, 5));
     }
 }
