@@ -107,7 +107,7 @@ impl World {
         let config = dir.path().join("prci.toml");
         let text = format!(
             "[repository]\nname = \"demo\"\nurl = \"{url}\"\n[source]\nkind = \"github\"\npoll_interval_secs = 3\n\
-             [github]\napi_url = \"{api}\"\nrepository = \"gentoo/demo\"\ntoken_file = \"{token}\"\nwebhook_secret_file = \"{secret}\"\n\
+             [github]\napi_url = \"{api}\"\nrepository = \"gentoo/demo\"\ntoken_file = \"{token}\"\nwebhook_secret_file = \"{secret}\"\npending_refresh_secs = 1\n\
              [broker]\nurl = \"{BROKER}\"\nprefix = \"{prefix}\"\n[work]\ndir = \"{work}\"\n[reports]\ndir = \"{reports}\"\nbase_url = \"{REPORTS_URL}\"\n\
              [git]\nca_file = \"{ca}\"\n",
             url = remote.url("demo.git"),
@@ -217,6 +217,25 @@ impl World {
             .count()
     }
 
+    /// The states of the statuses sent on `sha` since the calls were last reset, in order.
+    fn status_posts(&self, sha: &str) -> Vec<String> {
+        self.github
+            .calls()
+            .iter()
+            .filter(|c| c["operation"] == "repos/create-commit-status" && c["path"].as_str().is_some_and(|p| p.ends_with(sha)))
+            .filter(|c| c["status"].as_u64().is_some_and(|s| (200..300).contains(&s)))
+            .map(|c| c["body"]["state"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Waits for a re-run of `sha` to end: pending, then a final `state`.
+    fn wait_rerun(&self, sha: &str, state: &str) {
+        wait_for(self, 240, &format!("the re-run of {sha}"), || {
+            let posts = self.status_posts(sha);
+            (posts.first().map(String::as_str) == Some("pending") && posts.last().map(String::as_str) == Some(state)).then_some(())
+        });
+    }
+
     fn report_url(&self, pr: u64) -> String {
         format!("{REPORTS_URL}{pr}/{}.html", self.heads[&pr])
     }
@@ -265,6 +284,7 @@ fn pull_requests_on_github_get_one_status_and_one_edited_comment_each() {
     let notify = [("PRCI__NOTIFY__URL", hook.as_str())];
     let stages: Vec<Killed> = ["regen", "checker", "differ", "publisher"].iter().map(|s| world.start(s, &notify)).collect();
     first_verdicts(&world);
+    a_redelivered_verdict(&world);
     a_new_push(&mut world);
     rechecks(&world, forged_id);
     rate_limited(&world);
@@ -321,11 +341,61 @@ fn first_verdicts(world: &World) {
         assert_eq!(comments.len(), 1, "pull request {pr}: {comments:?}");
     }
     assert!(world.prci_comments(2)[0]["body"].as_str().unwrap().contains("UnknownLicense"), "{:?}", world.prci_comments(2));
+    let body = world.prci_comments(2)[0]["body"].as_str().unwrap().to_string();
+    assert_eq!(body.lines().nth(1), Some("## Pull request CI report"), "{body}");
+    assert!(body.contains(&format!("**[app-misc/bad]({}#app-misc/bad)** (1)", world.report_url(2))), "{body}");
+    // While they waited, the publisher refreshed their pending statuses with the stage (and the queue position), linked
+    // to the status page; the final status came after, and stayed.
+    let status_page = format!("{REPORTS_URL}status.html");
+    let refreshed: Vec<Value> = [1, 2, 4]
+        .iter()
+        .flat_map(|pr| world.statuses(&world.heads[pr]))
+        .filter(|s| s["state"] == "pending" && s["target_url"] == status_page.as_str())
+        .collect();
+    assert!(!refreshed.is_empty(), "no pending status was refreshed: {}", world.github.state());
+    for s in &refreshed {
+        let d = s["description"].as_str().unwrap();
+        assert!(d.starts_with("queued for the ") || d.ends_with(" running"), "{s}");
+    }
     wait_for(world, 120, "the noci revision to be dropped by the publisher", || {
         world.log("publisher").contains(&format!("demo#5@{}", world.heads[&5])).then_some(())
     });
     assert_eq!(world.statuses(&world.heads[&5]).len(), 2, "pending, then skipped; nothing published for noci");
     assert!(world.prci_comments(5).is_empty() && world.prci_comments(3).is_empty());
+}
+
+/// The verdict on 2 delivered twice more (a broker redelivery, a second publisher instance): the publisher reads what
+/// GitHub shows for the head and the comment, finds it already so, and writes nothing.
+fn a_redelivered_verdict(world: &World) {
+    let (pr, head) = (2, world.heads[&2].clone());
+    let dir = world.dir.path().join("reports").join(pr.to_string());
+    let report: findings::CheckReport = serde_json::from_slice(&std::fs::read(dir.join(format!("{head}.json"))).unwrap()).unwrap();
+    let revision: pipeline::messages::Revision =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{head}.rev.json"))).unwrap()).unwrap();
+    let key = revision.key();
+    let message = pipeline::messages::VerdictMessage { revision, report };
+    let before = world.log("publisher").lines().filter(|l| l.contains(&key) && l.contains("nothing sent")).count();
+    world.github.reset_calls();
+    let out =
+        pipeline::stage::Outgoing { queue: pipeline::messages::Queue::Verdicts, body: pipeline::messages::encode(&message), priority: 0 };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let broker = pipeline::rabbitmq::BrokerConfig::new(BROKER, &world.prefix);
+    for _ in 0..2 {
+        rt.block_on(pipeline::rabbitmq::publish_once(&broker, &out)).unwrap();
+    }
+    wait_for(world, 60, "the redelivered verdicts to be handled", || {
+        let handled = world.log("publisher").lines().filter(|l| l.contains(&key) && l.contains("nothing sent")).count();
+        (handled >= before + 2).then_some(())
+    });
+    let calls = world.github.calls();
+    let writes: Vec<&Value> = calls.iter().filter(|c| c["method"] != "GET").collect();
+    assert!(writes.is_empty(), "a redelivered verdict wrote to GitHub: {writes:?}");
+    // It did look: the head's status and the pull request's comments were read for each delivery.
+    let read = |operation: &str| calls.iter().filter(|c| c["operation"] == operation).count();
+    assert!(read("repos/get-combined-status-for-ref") >= 2, "{calls:?}");
+    assert!(read("issues/list-comments") >= 2, "{calls:?}");
+    assert_eq!(world.prci_comments(pr).len(), 1);
+    assert_eq!(world.statuses(&head)[0]["state"], "failure");
 }
 
 /// A new push on 2 fixes it: pending, then success on the new head; the one comment is edited, not added to.
@@ -348,7 +418,8 @@ fn a_new_push(world: &mut World) {
     assert!(world.prci_comments(2)[0]["body"].as_str().unwrap().contains("prci: pass"), "{:?}", world.prci_comments(2));
 }
 
-/// /prci recheck: from a reader nothing; from a writer a reaction and a re-run (the comment edited again), once.
+/// /prci recheck: from a reader nothing; from a writer a reaction and a re-run (pending, then the final status again),
+/// once; the comment, which would say the same, is left alone.
 fn rechecks(world: &World, forged_id: u64) {
     let h1 = world.heads[&1].clone();
     world.github.reset_calls();
@@ -361,11 +432,13 @@ fn rechecks(world: &World, forged_id: u64) {
     let recheck = world.comment_payload(1, from_writer, "writer", "please\n/prci recheck\n");
     assert_eq!(world.deliver("issue_comment", "d-writer", &recheck, Some(SECRET)), 202);
     assert_eq!(world.deliver("issue_comment", "d-writer", &recheck, Some(SECRET)), 200);
-    wait_for(world, 240, "the re-run of 1 to edit its comment", || (world.comment_edits(1) >= 1).then_some(()));
+    world.wait_rerun(&h1, "success");
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(world.reactions(from_writer).len(), 1, "one acknowledgement of the writer's re-run");
     assert!(world.reactions(from_reader).is_empty() && world.reactions(forged_id).is_empty(), "a reader or a forged delivery got a re-run");
-    assert_eq!(world.comment_edits(1), 1, "one re-run, not two");
+    let posts = world.status_posts(&h1);
+    assert_eq!(posts.iter().filter(|s| *s == "success").count(), 1, "one re-run, not two: {posts:?}");
+    assert_eq!(world.comment_edits(1), 0, "the re-run's comment says what the comment says: not edited");
     world.wait_status(&h1, "success");
 }
 
@@ -379,8 +452,9 @@ fn rate_limited(world: &World) {
         world.deliver("issue_comment", "d-writer-4", &world.comment_payload(4, again, "writer", "/prci recheck"), Some(SECRET)),
         202
     );
-    wait_for(world, 240, "the re-run of 4 through the rate limit", || (world.comment_edits(4) == 1).then_some(()));
+    world.wait_rerun(&h4, "success");
     world.wait_status(&h4, "success");
+    assert_eq!(world.comment_edits(4), 0, "the comment already said it");
     let throttled = world.github.calls().iter().filter(|c| c["throttled"] == true).count();
     assert_eq!(throttled, 4, "the fake's rate limit was not met");
     assert_eq!(world.reactions(again).len(), 1);

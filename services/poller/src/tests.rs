@@ -301,8 +301,8 @@ impl forge::Forge for ListedForge {
     fn set_status(&self, _: &str, _: &forge::Status) -> Result<bool, forge::ForgeError> {
         Ok(false)
     }
-    fn upsert_comment(&self, _: u64, _: &str) -> Result<(), forge::ForgeError> {
-        Ok(())
+    fn upsert_comment(&self, _: u64, _: &str) -> Result<bool, forge::ForgeError> {
+        Ok(false)
     }
     fn permission(&self, _: &str) -> Result<forge::Permission, forge::ForgeError> {
         Ok(forge::Permission::None)

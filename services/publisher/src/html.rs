@@ -63,6 +63,20 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// The anchor prefixes of the report page's package groups: new issues (`#cat/pkg`), fixed ones (`#fixed-cat/pkg`) and
+/// unchanged ones (`#unchanged-cat/pkg`, inside `#unchanged`).
+pub const NEW_PREFIX: &str = "";
+pub const FIXED_PREFIX: &str = "fixed-";
+pub const UNCHANGED_PREFIX: &str = "unchanged-";
+/// The id of the report page's collapsed list of unchanged (pre-existing) issues.
+pub const UNCHANGED_ID: &str = "unchanged";
+
+/// The URL fragment (without `#`) of a group's heading on the report page: `group_fragment(FIXED_PREFIX, "dev-libs/bar")`
+/// is `fixed-dev-libs/bar`.
+pub fn group_fragment(prefix: &str, group: &str) -> String {
+    url_part(&format!("{prefix}{group}"))
+}
+
 /// A URL fragment (or path segment) for `s`: kept readable (`#app-misc/foo`), percent-encoding only what a URL cannot carry.
 fn url_part(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -145,14 +159,14 @@ pub fn render_report(rev: &Revision, report: &CheckReport) -> String {
     let checked = report.verdict != Verdict::Error && report.conflicts.is_empty();
     if checked || !report.new.is_empty() || !report.fixed.is_empty() || !report.unchanged.is_empty() {
         scope(&mut out, report);
-        section(&mut out, "new", "New issues", "", &report.new);
-        section(&mut out, "fixed", "Fixed issues", "fixed-", &report.fixed);
+        section(&mut out, "new", "New issues", NEW_PREFIX, &report.new);
+        section(&mut out, "fixed", "Fixed issues", FIXED_PREFIX, &report.fixed);
         let _ = writeln!(
             out,
-            "<details id=\"unchanged\">\n<summary>Unchanged issues ({}): pre-existing in what was scanned</summary>",
+            "<details id=\"{UNCHANGED_ID}\">\n<summary>Unchanged issues ({}): pre-existing in what was scanned</summary>",
             report.unchanged.len()
         );
-        groups(&mut out, "unchanged-", &report.unchanged);
+        groups(&mut out, UNCHANGED_PREFIX, &report.unchanged);
         out.push_str("</details>\n");
     }
 
@@ -220,13 +234,7 @@ fn groups(out: &mut String, anchor_prefix: &str, findings: &[Finding]) {
     if groups.len() > 1 {
         out.push_str("<nav class=\"toc\">");
         for (group, list) in &groups {
-            let _ = write!(
-                out,
-                "<a href=\"#{}\">{}</a>({}) ",
-                escape(&url_part(&format!("{anchor_prefix}{group}"))),
-                escape(group),
-                list.len()
-            );
+            let _ = write!(out, "<a href=\"#{}\">{}</a>({}) ", escape(&group_fragment(anchor_prefix, group)), escape(group), list.len());
         }
         out.push_str("</nav>\n");
     }
@@ -235,7 +243,7 @@ fn groups(out: &mut String, anchor_prefix: &str, findings: &[Finding]) {
         let _ = writeln!(
             out,
             "<h3 id=\"{anchor}\"><a class=\"self\" href=\"#{}\">{}</a> <span class=\"muted\">({})</span></h3>\n<ul class=\"findings\">",
-            escape(&url_part(&format!("{anchor_prefix}{group}"))),
+            escape(&group_fragment(anchor_prefix, &group)),
             escape(&group),
             list.len()
         );

@@ -29,6 +29,11 @@ impl PublisherStage {
         let mut stage = PublisherStage::new(ReportStore::new(settings.reports.dir.clone()), &settings.reports.base_url);
         let forge = forge::from_settings(settings)?;
         if forge.kind() != "git" {
+            crate::status::refresh_pending_on(crate::status::PendingRefresh {
+                forge: forge.clone(),
+                every: std::time::Duration::from_secs(settings.github.pending_refresh_secs.max(1)),
+                status_url: format!("{}/status.html", stage.base_url.trim_end_matches('/')),
+            });
             stage.forge = Some(forge);
         }
         Ok(stage)
@@ -61,10 +66,19 @@ impl PublisherStage {
             Verdict::Error => (State::Error, "the CI failed, not your pull request".to_string()),
         };
         let status = Status { state, description, target_url: Some(self.report_url(&msg.revision)) };
-        forge.set_status(&msg.revision.head, &status).map_err(classify)?;
+        // Each write reads what the forge shows first and is skipped when it is already so: a redelivered verdict, or
+        // one another publisher instance published, changes nothing.
+        let status_sent = {
+            let _guard = crate::status::forge_lock();
+            forge.set_status(&msg.revision.head, &status).map_err(classify)?
+        };
         let comment = crate::comment::render(report, &self.report_url(&msg.revision));
-        forge.upsert_comment(msg.revision.pr, &comment).map_err(classify)?;
-        tracing::info!(revision = %msg.revision.key(), state = state.as_str(), "status and comment published");
+        let comment_sent = forge.upsert_comment(msg.revision.pr, &comment).map_err(classify)?;
+        if status_sent || comment_sent {
+            tracing::info!(revision = %msg.revision.key(), state = state.as_str(), status_sent, comment_sent, "status and comment published");
+        } else {
+            tracing::info!(revision = %msg.revision.key(), state = state.as_str(), "status and comment already published; nothing sent");
+        }
         Ok(())
     }
 }

@@ -3,15 +3,56 @@
 //! their latency. Fed by the pipeline's events (`pipeline::events`) from every host; the publisher's process keeps it
 //! and exports the age of the oldest revision emitted and not yet published. A revision emitted while this process was
 //! down shows up once a stage takes it.
+//!
+//! On a forge with statuses it also keeps each waiting revision's pending status telling where it is (the stage, the
+//! position in that stage's queue, a link to this page), refreshed at most every `github.pending_refresh_secs`, and only
+//! while the revision is before the publisher: a final status is never overwritten (the forge is asked first, and this
+//! process's publisher does not set a final status while a refresh is in the air).
 
 use crate::html::{escape, page_start};
 use pipeline::events::{Event, Kind};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
+
+/// Where and how often pending statuses are refreshed: set once by the publisher stage built on a forge with statuses
+/// ([`refresh_pending_on`]), taken up by [`spawn`].
+#[derive(Debug, Clone)]
+pub struct PendingRefresh {
+    pub forge: Arc<dyn forge::Forge>,
+    /// `github.pending_refresh_secs`.
+    pub every: Duration,
+    /// The status page's public URL (the pending status links to it).
+    pub status_url: String,
+}
+
+static PENDING: OnceLock<PendingRefresh> = OnceLock::new();
+
+/// Refresh this process's pending statuses through `refresh` (the first call wins).
+pub fn refresh_pending_on(refresh: PendingRefresh) {
+    let _ = PENDING.set(refresh);
+}
+
+/// Held while a pending status is refreshed and while the publisher sets a final one, so that in this process a
+/// refresh never lands after the final status it read as still pending.
+pub fn forge_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A stage as a contributor reads it.
+fn stage_words(stage: &str) -> &str {
+    match stage {
+        "regen" => "merge and metadata regeneration",
+        "checker" => "pkgcheck scan",
+        "differ" => "comparison",
+        other => other,
+    }
+}
 
 /// Verdicts kept on the page.
 const RECENT: usize = 50;
@@ -124,6 +165,33 @@ impl Status {
         out
     }
 
+    /// The pending status each revision before the publisher should show: `(pr, head, description)`, the stage it is at
+    /// and, waiting, its position in that stage's queue. A revision waiting for or at the publisher gets none: its final
+    /// status is on its way.
+    pub fn pending_descriptions(&self) -> Vec<(u64, String, String)> {
+        let queued = self.queued();
+        let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, f) in &queued {
+            *sizes.entry(f.waiting.0.as_str()).or_default() += 1;
+        }
+        let mut out = Vec::new();
+        for (position, f) in &queued {
+            let stage = f.waiting.0.as_str();
+            if stage != "publisher" {
+                let of = sizes.get(stage).copied().unwrap_or(*position);
+                out.push((f.pr, f.head.clone(), format!("queued for the {}: position {position} of {of}", stage_words(stage))));
+            }
+        }
+        for f in self.in_flight.values() {
+            if let Some((stage, ..)) = &f.running {
+                if stage != "publisher" {
+                    out.push((f.pr, f.head.clone(), format!("{} running", capitalized(stage_words(stage)))));
+                }
+            }
+        }
+        out
+    }
+
     /// Forget revisions nothing was heard of for `secs` (their end was missed: a watcher reconnecting, a message the
     /// broker dead-lettered by itself), so the oldest-unpublished age does not grow for ever.
     pub fn expire(&mut self, now: f64, secs: f64) {
@@ -201,6 +269,9 @@ pub fn spawn(reports_dir: PathBuf, transport: pipeline::runtime::Transport, shut
     tokio::spawn(pipeline::events::watch(transport, shutdown.clone(), move |event| {
         feed.lock().unwrap_or_else(|p| p.into_inner()).apply(&event);
     }));
+    if let Some(refresh) = PENDING.get() {
+        spawn_pending(status.clone(), refresh.clone(), shutdown.clone());
+    }
     let mut shutdown = shutdown;
     tokio::spawn(async move {
         loop {
@@ -223,6 +294,53 @@ pub fn spawn(reports_dir: PathBuf, transport: pipeline::runtime::Transport, shut
             }
         }
     });
+}
+
+/// Every `refresh.every`, the pending status of each revision whose place changed, through the forge (which sends
+/// nothing when the status there is not pending or already says it).
+fn spawn_pending(status: Arc<Mutex<Status>>, refresh: PendingRefresh, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        // `<pr>/<head>` → the description last sent (or found there).
+        let mut sent: HashMap<String, String> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(refresh.every) => {}
+                _ = shutdown.changed() => return,
+            }
+            let wanted = status.lock().unwrap_or_else(|p| p.into_inner()).pending_descriptions();
+            let keys: std::collections::HashSet<String> = wanted.iter().map(|(pr, head, _)| format!("{pr}/{head}")).collect();
+            sent.retain(|k, _| keys.contains(k));
+            let todo: Vec<(u64, String, String)> =
+                wanted.into_iter().filter(|(pr, head, d)| sent.get(&format!("{pr}/{head}")) != Some(d)).collect();
+            if todo.is_empty() {
+                continue;
+            }
+            let r = refresh.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                let mut done = Vec::new();
+                for (pr, head, description) in todo {
+                    let wanted = forge::Status { state: forge::State::Pending, description, target_url: Some(r.status_url.clone()) };
+                    let _guard = forge_lock();
+                    match r.forge.refresh_pending(&head, &wanted) {
+                        Ok(sent) => {
+                            tracing::debug!(pr, head = %head, sent, description = %wanted.description, "pending status refreshed");
+                            done.push((format!("{pr}/{head}"), wanted.description));
+                        }
+                        Err(e) => tracing::warn!(pr, error = %e, "cannot refresh the pending status; next time"),
+                    }
+                }
+                done
+            })
+            .await
+            .unwrap_or_default();
+            sent.extend(done);
+        }
+    });
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 fn write_pages(dir: &Path, html: &str, json: &[u8]) -> std::io::Result<()> {
@@ -249,6 +367,42 @@ mod tests {
             outcome: Some("ok".into()),
             verdict: None,
         }
+    }
+
+    #[test]
+    fn pending_statuses_say_the_stage_and_the_queue_position_until_the_publisher() {
+        let mut s = Status::default();
+        for pr in [1, 2, 3, 9] {
+            s.apply(&event(Kind::Emitted, "poller", pr, 100.0 + pr as f64));
+        }
+        s.apply(&event(Kind::Started, "regen", 1, 120.0));
+        let mut d = s.pending_descriptions();
+        d.sort();
+        let said: Vec<(u64, &str)> = d.iter().map(|(pr, _, text)| (*pr, text.as_str())).collect();
+        assert_eq!(
+            said,
+            [
+                (1, "Merge and metadata regeneration running"),
+                (2, "queued for the merge and metadata regeneration: position 2 of 3"),
+                (3, "queued for the merge and metadata regeneration: position 3 of 3"),
+                (9, "queued for the merge and metadata regeneration: position 1 of 3"),
+            ],
+            "priority-ci first"
+        );
+        assert!(d.iter().all(|(pr, head, _)| *head == format!("{pr:040}")));
+        s.apply(&event(Kind::Finished, "regen", 1, 130.0));
+        s.apply(&event(Kind::Started, "checker", 9, 131.0));
+        let text_of = |s: &Status, pr: u64| s.pending_descriptions().into_iter().find(|d| d.0 == pr).map(|d| d.2);
+        assert_eq!(text_of(&s, 1).as_deref(), Some("queued for the pkgcheck scan: position 1 of 1"));
+        assert_eq!(text_of(&s, 9).as_deref(), Some("Pkgcheck scan running"));
+        assert_eq!(text_of(&s, 2).as_deref(), Some("queued for the merge and metadata regeneration: position 1 of 2"));
+        // Waiting for the publisher, or at it: the final status is on its way, no pending one may overtake it.
+        s.apply(&event(Kind::Finished, "checker", 9, 140.0));
+        s.apply(&event(Kind::Finished, "differ", 9, 141.0));
+        assert_eq!(text_of(&s, 9), None);
+        s.apply(&event(Kind::Started, "publisher", 9, 142.0));
+        assert_eq!(text_of(&s, 9), None);
+        assert!(s.pending_descriptions().iter().all(|(_, _, t)| t.chars().count() <= 140), "GitHub keeps 140 characters");
     }
 
     #[test]

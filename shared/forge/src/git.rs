@@ -85,8 +85,8 @@ impl Forge for GitForge {
         Ok(false)
     }
 
-    fn upsert_comment(&self, _number: u64, _body: &str) -> Result<(), ForgeError> {
-        Ok(())
+    fn upsert_comment(&self, _number: u64, _body: &str) -> Result<bool, ForgeError> {
+        Ok(false)
     }
 
     fn permission(&self, _user: &str) -> Result<Permission, ForgeError> {

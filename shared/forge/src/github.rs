@@ -374,8 +374,18 @@ impl Github {
         }))
     }
 
-    /// prci's comment on a pull request: the first comment starting with its signed marker.
-    fn find_comment(&self, number: u64) -> Result<Option<u64>, ForgeError> {
+    /// Send prci's status on `sha` as it is.
+    fn post_status(&self, sha: &str, status: &Status) -> Result<(), ForgeError> {
+        let mut body = json!({"state": status.state.as_str(), "description": status.description, "context": self.context});
+        if let Some(url) = &status.target_url {
+            body["target_url"] = json!(url);
+        }
+        self.write(Method::POST, &self.repo_path(&format!("/statuses/{sha}")), &body)?;
+        Ok(())
+    }
+
+    /// prci's comment on a pull request, its id and body: the first comment starting with its signed marker.
+    fn find_comment(&self, number: u64) -> Result<Option<(u64, String)>, ForgeError> {
         let marker = self.marker(number);
         let mut path = Some(self.repo_path(&format!("/issues/{number}/comments?per_page=100")));
         for _ in 0..MAX_PAGES {
@@ -390,8 +400,14 @@ impl Github {
                 .into_iter()
                 .flatten()
                 .find(|c| c.get("body").and_then(Value::as_str).is_some_and(|b| b.lines().next() == Some(marker.as_str())));
-            if let Some(id) = found.and_then(|c| c.get("id")).and_then(Value::as_u64) {
-                return Ok(Some(id));
+            if let Some(comment) = found {
+                let id = comment.get("id").and_then(Value::as_u64).ok_or_else(|| ForgeError::Decode {
+                    method: "GET".into(),
+                    path: p.clone(),
+                    reason: "a comment without an id".into(),
+                })?;
+                let body = comment.get("body").and_then(Value::as_str).unwrap_or_default().to_string();
+                return Ok(Some((id, body)));
             }
             path = next_page(answer.header("link"), &self.api_url);
         }
@@ -442,26 +458,34 @@ impl Forge for Github {
     }
 
     fn set_status(&self, sha: &str, status: &Status) -> Result<bool, ForgeError> {
-        let description: String = status.description.chars().take(DESCRIPTION_MAX).collect();
-        let wanted = Status { description, ..status.clone() };
+        let wanted = kept(status);
         if self.current_status(sha)?.as_ref() == Some(&wanted) {
             return Ok(false);
         }
-        let mut body = json!({"state": wanted.state.as_str(), "description": wanted.description, "context": self.context});
-        if let Some(url) = &wanted.target_url {
-            body["target_url"] = json!(url);
-        }
-        self.write(Method::POST, &self.repo_path(&format!("/statuses/{sha}")), &body)?;
+        self.post_status(sha, &wanted)?;
         Ok(true)
     }
 
-    fn upsert_comment(&self, number: u64, body: &str) -> Result<(), ForgeError> {
+    fn refresh_pending(&self, sha: &str, status: &Status) -> Result<bool, ForgeError> {
+        let wanted = kept(status);
+        match self.current_status(sha)? {
+            Some(current) if current.state == State::Pending && current != wanted => {
+                self.post_status(sha, &wanted)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn upsert_comment(&self, number: u64, body: &str) -> Result<bool, ForgeError> {
         let text = format!("{}\n{body}", self.marker(number));
         match self.find_comment(number)? {
-            Some(id) => self.write(Method::PATCH, &self.repo_path(&format!("/issues/comments/{id}")), &json!({"body": text}))?,
+            // A redelivered verdict, or another publisher instance that got there first: nothing to change.
+            Some((_, found)) if same_text(&found, &text) => return Ok(false),
+            Some((id, _)) => self.write(Method::PATCH, &self.repo_path(&format!("/issues/comments/{id}")), &json!({"body": text}))?,
             None => self.write(Method::POST, &self.repo_path(&format!("/issues/{number}/comments")), &json!({"body": text}))?,
         };
-        Ok(())
+        Ok(true)
     }
 
     fn permission(&self, user: &str) -> Result<Permission, ForgeError> {
@@ -488,6 +512,17 @@ impl Forge for Github {
     fn budget(&self) -> Option<Budget> {
         *self.budget.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A status as GitHub keeps it (its description cut to what GitHub stores), so it compares equal to what GitHub shows.
+fn kept(status: &Status) -> Status {
+    Status { description: status.description.chars().take(DESCRIPTION_MAX).collect(), ..status.clone() }
+}
+
+/// Whether a comment GitHub holds says what prci would write: the same text up to line endings (a comment edited in the
+/// web interface comes back with CRLF) and trailing white space.
+fn same_text(found: &str, wanted: &str) -> bool {
+    found.replace("\r\n", "\n").trim_end() == wanted.replace("\r\n", "\n").trim_end()
 }
 
 #[cfg(test)]
@@ -528,6 +563,14 @@ mod tests {
         assert_eq!(next_page(Some(ghe), "https://ghe.example/api/v3/").as_deref(), Some("/repos/o/r/pulls?page=3"));
         assert_eq!(next_page(Some(r#"<http://x/a?page=1>; rel="prev""#), "http://x"), None);
         assert_eq!(next_page(None, "http://x"), None);
+    }
+
+    #[test]
+    fn a_comment_is_the_same_up_to_line_endings_and_trailing_space() {
+        assert!(same_text("<!-- m -->\r\n## x\r\n\r\nbody\r\n", "<!-- m -->\n## x\n\nbody\n"));
+        assert!(same_text("a\nb", "a\nb\n"));
+        assert!(!same_text("a\nb", "a\nc"));
+        assert!(!same_text("a\n b", "a\nb"), "leading white space on a line is Markdown");
     }
 
     #[test]

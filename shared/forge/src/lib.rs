@@ -139,8 +139,18 @@ pub trait Forge: Send + Sync + std::fmt::Debug {
     /// Set prci's status on `sha`; `Ok(false)` when nothing was sent (the same status is already there, or the
     /// forge publishes nothing).
     fn set_status(&self, sha: &str, status: &Status) -> Result<bool, ForgeError>;
-    /// Create prci's one comment on pull request `number`, or edit it in place when it exists.
-    fn upsert_comment(&self, number: u64, body: &str) -> Result<(), ForgeError>;
+    /// Replace prci's pending status on `sha` by `status` (another pending one: a new stage, a new queue position);
+    /// `Ok(false)` when nothing was sent: the status there is not pending (a final status is never overwritten, and a
+    /// head without one gets none from here) or already says that.
+    fn refresh_pending(&self, sha: &str, status: &Status) -> Result<bool, ForgeError> {
+        match self.status(sha)? {
+            Some(current) if current.state == State::Pending && current != *status => self.set_status(sha, status),
+            _ => Ok(false),
+        }
+    }
+    /// Create prci's one comment on pull request `number`, or edit it in place when it exists; `Ok(false)` when nothing
+    /// was sent (the comment already says exactly that, or the forge publishes nothing).
+    fn upsert_comment(&self, number: u64, body: &str) -> Result<bool, ForgeError>;
     /// What `user` may do in the repository.
     fn permission(&self, user: &str) -> Result<Permission, ForgeError>;
     /// Acknowledge a comment (a `/prci recheck`) with a reaction.
@@ -160,3 +170,66 @@ pub fn from_settings(settings: &pipeline::Settings) -> Result<Arc<dyn Forge>, Fo
 /// The marker that starts prci's comment on a pull request; the forge signs it (`<!-- prci:report <signature> -->`),
 /// and the comment edited in place is the one whose first line is the signed marker.
 pub const COMMENT_MARKER: &str = "<!-- prci:report -->";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A forge that only keeps statuses, counting what it is sent.
+    #[derive(Debug, Default)]
+    struct Statuses {
+        now: Mutex<Option<Status>>,
+        sent: Mutex<usize>,
+    }
+
+    impl Forge for Statuses {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn open_pulls(&self, _: &str) -> Result<Vec<Pull>, ForgeError> {
+            Ok(vec![])
+        }
+        fn pull(&self, _: u64) -> Result<Option<Pull>, ForgeError> {
+            Ok(None)
+        }
+        fn status(&self, _: &str) -> Result<Option<Status>, ForgeError> {
+            Ok(self.now.lock().unwrap().clone())
+        }
+        fn set_status(&self, _: &str, status: &Status) -> Result<bool, ForgeError> {
+            *self.now.lock().unwrap() = Some(status.clone());
+            *self.sent.lock().unwrap() += 1;
+            Ok(true)
+        }
+        fn upsert_comment(&self, _: u64, _: &str) -> Result<bool, ForgeError> {
+            Ok(false)
+        }
+        fn permission(&self, _: &str) -> Result<Permission, ForgeError> {
+            Ok(Permission::None)
+        }
+        fn acknowledge(&self, _: u64) -> Result<(), ForgeError> {
+            Ok(())
+        }
+        fn budget(&self) -> Option<Budget> {
+            None
+        }
+    }
+
+    fn status(state: State, description: &str) -> Status {
+        Status { state, description: description.into(), target_url: None }
+    }
+
+    #[test]
+    fn a_pending_status_is_refreshed_and_a_final_one_never_overwritten() {
+        let forge = Statuses::default();
+        let queued = status(State::Pending, "queued for the pkgcheck scan: position 2 of 3");
+        assert!(!forge.refresh_pending("a", &queued).unwrap(), "a head with no status gets none from a refresh");
+        *forge.now.lock().unwrap() = Some(status(State::Pending, "queued for checking"));
+        assert!(forge.refresh_pending("a", &queued).unwrap());
+        assert!(!forge.refresh_pending("a", &queued).unwrap(), "the same pending status is not sent twice");
+        *forge.now.lock().unwrap() = Some(status(State::Success, "no new issue"));
+        assert!(!forge.refresh_pending("a", &status(State::Pending, "Pkgcheck scan running")).unwrap());
+        assert_eq!(forge.now.lock().unwrap().as_ref().map(|s| s.state), Some(State::Success));
+        assert_eq!(*forge.sent.lock().unwrap(), 1);
+    }
+}

@@ -53,12 +53,15 @@ pub struct GithubSettings {
     pub app_id: Option<u64>,
     pub app_key_file: Option<PathBuf>,
     pub installation_id: Option<u64>,
-    /// The context of prci's commit status.
+    /// The context of prci's commit status (default `gentoo-ci`).
     pub status_context: String,
     /// The secret webhook deliveries are signed with (`X-Hub-Signature-256`); unset: `POST /webhook` answers 404.
     pub webhook_secret_file: Option<PathBuf>,
     /// Check draft pull requests too.
     pub drafts: bool,
+    /// A pending status (the stage a revision is at, its position in that stage's queue) is refreshed at most this
+    /// often, in seconds.
+    pub pending_refresh_secs: u64,
 }
 
 impl Default for GithubSettings {
@@ -70,9 +73,10 @@ impl Default for GithubSettings {
             app_id: None,
             app_key_file: None,
             installation_id: None,
-            status_context: "prci".into(),
+            status_context: "gentoo-ci".into(),
             webhook_secret_file: None,
             drafts: false,
+            pending_refresh_secs: 30,
         }
     }
 }
@@ -545,6 +549,9 @@ impl Settings {
     /// read (and refused, exit 64 naming the key) only by the poller and the publisher: no other process opens them.
     fn validate_github(&self) -> Result<(), ConfigError> {
         let g = &self.github;
+        if g.pending_refresh_secs == 0 {
+            return Err(ConfigError::new("github.pending_refresh_secs", "must be at least 1"));
+        }
         if self.source.kind != "github" {
             return Ok(());
         }
@@ -741,6 +748,11 @@ fail_levels = ["error", "warning"]
         assert_eq!(with(GithubSettings { token_file: Some(token.clone()), ..app }).as_deref(), Some("github.token_file"));
         let ftp = GithubSettings { api_url: "ftp://x".into(), token_file: Some(token.clone()), ..repo.clone() };
         assert_eq!(with(ftp).as_deref(), Some("github.api_url"));
+        let never = GithubSettings { pending_refresh_secs: 0, token_file: Some(token.clone()), ..repo.clone() };
+        assert_eq!(with(never).as_deref(), Some("github.pending_refresh_secs"));
+        // The defaults the issue names: the status context branch protection rules know, a pending refresh that does
+        // not spend the API budget.
+        assert_eq!((repo.status_context.as_str(), repo.pending_refresh_secs), ("gentoo-ci", 30));
         // Secret files are not opened here: processes other than the poller and the publisher never read them.
         let unreadable = GithubSettings { token_file: Some(empty.join("not-a-file")), ..repo };
         assert_eq!(with(unreadable), None);
