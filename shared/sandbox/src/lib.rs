@@ -238,6 +238,48 @@ impl ToolOutput {
     }
 }
 
+/// The md5-cache directories a run may write, measured while it runs, so that a run filling them is stopped there and
+/// then rather than found out when it ends (a PR's ebuild can write into the md5-cache as fast as the disk takes it).
+pub(crate) struct Md5Watch {
+    dirs: Vec<PathBuf>,
+    cap: u64,
+    next: Instant,
+}
+
+impl Md5Watch {
+    /// Least time between two looks; each look also waits 20 times what the last one cost, so the walk of a
+    /// Gentoo-size md5-cache takes at most a twentieth of the run's time.
+    const MIN_INTERVAL: Duration = Duration::from_millis(500);
+
+    /// The watch of `cmd`'s writable md5-cache, when it has one.
+    pub(crate) fn of(cmd: &ToolCommand, cap: u64) -> Option<Md5Watch> {
+        let (tree, _) = cmd.bind.as_ref().filter(|_| cmd.write_md5_cache)?;
+        // Only what the run could write can have grown.
+        let dirs = match &cmd.md5_cache_categories {
+            None => vec![md5_cache_of(tree)],
+            Some(cats) => cats.iter().filter(|c| is_category_name(c)).map(|c| md5_cache_of(tree).join(c)).collect(),
+        };
+        Some(Md5Watch { dirs, cap, next: Instant::now() + Self::MIN_INTERVAL })
+    }
+
+    /// The limit hit when the directories hold more than the cap now.
+    pub(crate) fn measure(&self) -> Option<LimitHit> {
+        let bytes: u64 = self.dirs.iter().map(|d| limits::tree_bytes(d, self.cap)).sum();
+        (bytes > self.cap).then_some(LimitHit::Md5CacheSize(self.cap))
+    }
+
+    /// `measure`, when it is time for another look.
+    pub(crate) fn poll(&mut self) -> Option<LimitHit> {
+        let start = Instant::now();
+        if start < self.next {
+            return None;
+        }
+        let hit = self.measure();
+        self.next = Instant::now() + (start.elapsed() * 20).max(Self::MIN_INTERVAL);
+        hit
+    }
+}
+
 /// How a cold run's wait ended: its status, and whether it was stopped at its deadline, at a limit, or cancelled.
 struct Watched {
     status: std::process::ExitStatus,
@@ -305,17 +347,11 @@ impl Sandbox {
         Ok(out)
     }
 
-    /// A run that may write the md5-cache left no more there than the limit allows.
+    /// A run that may write the md5-cache left no more there than the limit allows (the watch during the run stops
+    /// one that fills it; this catches what was written since its last look).
     fn check_md5_cache(&self, cmd: &ToolCommand, out: &mut ToolOutput) {
-        let Some((tree, _)) = cmd.bind.as_ref().filter(|_| cmd.write_md5_cache) else { return };
-        let cap = self.limits.md5_cache_bytes;
-        // Only what the run could write can have grown.
-        let written: Vec<PathBuf> = match &cmd.md5_cache_categories {
-            None => vec![md5_cache_of(tree)],
-            Some(cats) => cats.iter().filter(|c| is_category_name(c)).map(|c| md5_cache_of(tree).join(c)).collect(),
-        };
-        if out.limit.is_none() && written.iter().map(|d| limits::tree_bytes(d, cap)).sum::<u64>() > cap {
-            out.limit = Some(LimitHit::Md5CacheSize(cap));
+        if out.limit.is_none() {
+            out.limit = Md5Watch::of(cmd, self.limits.md5_cache_bytes).and_then(|w| w.measure());
         }
     }
 
@@ -413,6 +449,7 @@ impl Sandbox {
         deadline: Instant,
     ) -> std::io::Result<Watched> {
         let mut polls = 0u32;
+        let mut md5 = Md5Watch::of(cmd, self.limits.md5_cache_bytes);
         loop {
             if let Some(status) = child.try_wait()? {
                 return Ok(Watched { status, timed_out: false, limit: None, cancelled: false });
@@ -421,6 +458,9 @@ impl Sandbox {
             let mut limit = output_over();
             if limit.is_none() && polls.is_multiple_of(5) {
                 limit = cg.and_then(cgroup::RunCgroup::hit);
+            }
+            if limit.is_none() {
+                limit = md5.as_mut().and_then(Md5Watch::poll);
             }
             let cancelled = cmd.cancelled();
             if limit.is_some() || cancelled || Instant::now() >= deadline {
@@ -772,6 +812,34 @@ mod tests {
             c.write_md5_cache = true;
             let out = sandbox_with(limits).run(&c).unwrap();
             assert_eq!(out.limit, hit, "{}", out.stderr_text());
+        }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_run_filling_the_md5_cache_is_stopped_while_it_runs() {
+        let limits = Limits { md5_cache_bytes: 1 << 20, ..Limits::default() };
+        let base = scratch("md5-fill");
+        let (tree, mount) = (base.join("tree"), base.join("mount"));
+        std::fs::create_dir_all(tree.join("metadata/md5-cache/cat-a")).unwrap();
+        // Files of 256 KiB, each below any per-file limit, written on and on: only the total can stop it.
+        let fill =
+            "i=0; while :; do head -c 262144 /dev/zero > \"$0/metadata/md5-cache/cat-a/f$i\" || exit 4; i=$((i+1)); sleep 0.05; done";
+        for categories in [None, Some(vec!["cat-a".to_string()])] {
+            // A timeout far beyond the few seconds the cap takes to fill, so that only the watch stops the run.
+            let mut c = cmd("md5-fill-run", "", Duration::from_secs(120));
+            c.args = vec!["-c".into(), fill.into(), mount.display().to_string()];
+            c.bind = Some((tree.clone(), mount.clone()));
+            c.write_md5_cache = true;
+            c.md5_cache_categories = categories;
+            let out = sandbox_with(limits).run(&c).unwrap();
+            assert_eq!(out.limit, Some(LimitHit::Md5CacheSize(1 << 20)), "{}", out.stderr_text());
+            assert!(!out.timed_out, "{out:?}");
+            let written = limits::tree_bytes(&tree.join("metadata/md5-cache"), u64::MAX);
+            // Stopped within a few looks of the cap, not at the timeout.
+            assert!(written < 64 << 20, "{written} bytes written before the run was stopped");
+            std::fs::remove_dir_all(tree.join("metadata/md5-cache/cat-a")).unwrap();
+            std::fs::create_dir_all(tree.join("metadata/md5-cache/cat-a")).unwrap();
         }
         std::fs::remove_dir_all(&base).unwrap();
     }

@@ -337,8 +337,8 @@ fn request_line(cmd: &ToolCommand, tool: &str, args: &[String], view: &View, fil
     })
 }
 
-/// Wait for the server's answer until `deadline`, watching the run's output sizes and its cgroup's events meanwhile:
-/// the answer, or why there is none (a timeout, with the limit the run reached if that is what stopped the wait).
+/// Wait for the server's answer until `deadline`, watching the run's output sizes, its cgroup's events and its md5-cache
+/// meanwhile: the answer, or why there is none (a timeout, with the limit the run reached if that stopped the wait).
 fn await_answer(
     s: &Server,
     cmd: &ToolCommand,
@@ -346,12 +346,14 @@ fn await_answer(
     files: &RunFiles,
     deadline: Instant,
 ) -> (Result<String, RecvTimeoutError>, Option<LimitHit>) {
+    let mut md5 = crate::Md5Watch::of(cmd, limits.md5_cache_bytes);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match s.answers.recv_timeout(left.min(Duration::from_millis(100))) {
             Err(RecvTimeoutError::Timeout) if cmd.cancelled() => return (Err(RecvTimeoutError::Timeout), None),
             Err(RecvTimeoutError::Timeout) if !left.is_zero() => {
                 let hit = files.over_limit(limits).or_else(|| s.cgroup.as_ref().and_then(RunCgroup::hit));
+                let hit = hit.or_else(|| md5.as_mut().and_then(crate::Md5Watch::poll));
                 if hit.is_some() {
                     return (Err(RecvTimeoutError::Timeout), hit);
                 }
