@@ -39,14 +39,24 @@ pub use state::{Emitted, PollerState};
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     /// The remote could not be listed (unreachable, refused, not a repository). Transient: retry at the next poll.
-    #[error("cannot list {url}: {reason}")]
-    Git { url: String, reason: String },
+    #[error("cannot list {url}: {source}")]
+    Git {
+        url: String,
+        #[source]
+        source: forge::ForgeError,
+    },
     /// The remote was listed but has no base branch. Permanent until the configuration or the remote is fixed.
     #[error("remote {url} has no branch {branch:?} (refs/heads/{branch}); check repository.base_branch")]
     MissingBase { url: String, branch: String },
     /// The state file cannot be read, parsed or written. Permanent: it is never silently reset.
-    #[error("poller state {}: {reason}", path.display())]
-    State { path: PathBuf, reason: String },
+    #[error("poller state {}: {what}: {source}", path.display())]
+    State {
+        path: PathBuf,
+        /// What prci was doing, and what an operator can do about it.
+        what: String,
+        #[source]
+        source: StateCause,
+    },
     /// `emit` failed (broker unreachable, no confirm). Transient: what was emitted before is saved; the rest is emitted at the next poll.
     #[error("emit failed: {0}")]
     Emit(String),
@@ -54,8 +64,19 @@ pub enum PollError {
     #[error("bad configuration: {key}: {reason}")]
     Config { key: String, reason: String },
     /// The forge failed (unreachable, 5xx: transient; refused credentials, a bad answer: not).
-    #[error("forge: {reason}")]
-    Forge { reason: String, transient: bool },
+    #[error("forge: {0}")]
+    Forge(#[source] forge::ForgeError),
+}
+
+/// Why the poller's state file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateCause {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("schema {found} is not the supported schema {supported}")]
+    Schema { found: u32, supported: u32 },
 }
 
 impl PollError {
@@ -63,7 +84,7 @@ impl PollError {
     pub fn is_transient(&self) -> bool {
         match self {
             PollError::Git { .. } | PollError::Emit(_) => true,
-            PollError::Forge { transient, .. } => *transient,
+            PollError::Forge(e) => e.is_transient(),
             PollError::MissingBase { .. } | PollError::State { .. } | PollError::Config { .. } => false,
         }
     }
@@ -72,7 +93,7 @@ impl PollError {
         if let forge::ForgeError::Config { key, reason } = e {
             return PollError::Config { key, reason };
         }
-        PollError::Forge { transient: e.is_transient(), reason: e.to_string() }
+        PollError::Forge(e)
     }
 }
 

@@ -65,7 +65,7 @@ impl Source {
 
     /// Read the base tip and the open pull requests.
     pub fn list(&self) -> Result<RemoteState, PollError> {
-        let advertised = self.git.advertised().map_err(|e| PollError::Git { url: self.url.clone(), reason: e.to_string() })?;
+        let advertised = self.git.advertised().map_err(|source| PollError::Git { url: self.url.clone(), source })?;
         let base = advertised
             .branches
             .get(&self.base_branch)

@@ -4,7 +4,7 @@
 //! directory, fsync, rename, fsync of the directory). A missing file is the empty state; an unreadable or corrupt file is an
 //! error naming the path, never a silent reset (a reset would re-emit every open pull request).
 
-use crate::{PollError, RemoteState, Revision};
+use crate::{PollError, RemoteState, Revision, StateCause};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
@@ -45,23 +45,24 @@ impl PollerState {
 
     /// Read the state; a missing file is the empty state.
     pub fn load(path: &Path) -> Result<Self, PollError> {
-        let err = |reason: String| PollError::State { path: path.to_path_buf(), reason };
+        let err = |what: &str, source: StateCause| PollError::State { path: path.to_path_buf(), what: what.into(), source };
         let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::new()),
-            Err(e) => return Err(err(format!("cannot read: {e}"))),
+            Err(e) => return Err(err("cannot read", e.into())),
         };
         let state: Self = serde_json::from_slice(&bytes)
-            .map_err(|e| err(format!("corrupt ({e}); fix or remove it by hand (removing it re-emits every open pull request)")))?;
+            .map_err(|e| err("corrupt; fix or remove it by hand (removing it re-emits every open pull request)", e.into()))?;
         if state.schema != SCHEMA {
-            return Err(err(format!("schema {} is not the supported schema {SCHEMA}", state.schema)));
+            return Err(err("written by another prci version", StateCause::Schema { found: state.schema, supported: SCHEMA }));
         }
         Ok(state)
     }
 
     /// Write the state atomically: a crash leaves either the old or the new file, never a torn one.
     pub fn save(&self, path: &Path) -> Result<(), PollError> {
-        let err = |what: &str, e: std::io::Error| PollError::State { path: path.to_path_buf(), reason: format!("cannot {what}: {e}") };
+        let err =
+            |what: &str, e: std::io::Error| PollError::State { path: path.to_path_buf(), what: format!("cannot {what}"), source: e.into() };
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -69,7 +70,11 @@ impl PollerState {
         fs::create_dir_all(dir).map_err(|e| err("create its directory", e))?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
         let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-        let json = serde_json::to_vec_pretty(self).map_err(|e| PollError::State { path: path.to_path_buf(), reason: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| PollError::State {
+            path: path.to_path_buf(),
+            what: "cannot encode".into(),
+            source: e.into(),
+        })?;
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(&json)?;

@@ -128,6 +128,8 @@ fn unreachable_remote_is_a_transient_git_error() {
     let e = Source::new(dir.path().join("nope").to_str().unwrap(), "master").list().unwrap_err();
     assert!(matches!(e, PollError::Git { .. }), "{e:?}");
     assert!(e.is_transient());
+    let cause = std::error::Error::source(&e).map(|c| c.to_string());
+    assert!(cause.is_some_and(|c| !c.is_empty()), "the transport's error is kept as the cause: {e:?}");
 }
 
 #[test]
@@ -248,6 +250,7 @@ fn corrupt_state_file_is_an_error_naming_it() {
         std::fs::write(&path, corrupt).unwrap();
         let e = poll_once(&r.source(), &path, false, "gentoo", |_| Ok::<(), String>(())).unwrap_err();
         assert!(matches!(&e, PollError::State { path: p, .. } if p == &path), "{e:?}");
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept: {e:?}");
         assert!(e.to_string().contains(path.to_str().unwrap()), "{e}");
         assert!(!e.is_transient());
         // Never silently reset.
