@@ -185,6 +185,9 @@ fn a_change_dependency_resolution_sees_scans_the_dependents() {
                 new.iter().any(|f| f.starts_with("NonsolvableDeps") && f.ends_with("@app-misc/user-1.0")),
                 "{what}: the dependent is not reported: {new:?}"
             );
+            // Its unsolvable dependency is VisibilityCheck's, deterministic: taken from the first scans, no rescan.
+            let trusted = log.lines().find(|l| l.contains("confirm: ")).unwrap_or_default();
+            assert!(trusted.contains(" rescanned in 0 rounds") && !trusted.contains("confirm: 0 candidate"), "{what}: {log}");
         }
     }
 }

@@ -509,7 +509,8 @@ pub fn counts(findings: &[Finding]) -> BTreeMap<String, usize> {
 }
 
 /// Re-scan the targets of every candidate difference on both sides; an identity whose count moves
-/// between scans of the same tree is unstable. Known-flaky keywords get more rounds.
+/// between scans of the same tree is unstable. Known-flaky keywords get more rounds, deterministic ones
+/// (`findings::BUILTIN_DETERMINISTIC`) none.
 #[allow(clippy::too_many_arguments)]
 fn confirm(
     scanner: &Scanner,
@@ -533,7 +534,13 @@ fn confirm(
         if class == findings::CRASH_CLASS || class == findings::TIMEOUT_CLASS {
             continue; // narrowed down already; rescanning a hang costs a timeout
         }
-        let rounds = if findings::is_flaky(class, &policy.flaky_keywords) { policy.flaky_rescans } else { policy.rescans };
+        let rounds = if findings::is_flaky(class, &policy.flaky_keywords) {
+            policy.flaky_rescans
+        } else if findings::needs_no_confirmation(class, &policy.flaky_keywords) {
+            0 // deterministic: the first scans of both sides already compared like with like
+        } else {
+            policy.rescans
+        };
         // Rescan what reported it, so both runs counted it the same way (`Unit::covers`).
         let unit = if scan::is_repo_pass_finding(f) {
             // Checks that never run under `--cache=-git` (ProfilesCheck also reports ProfileError) cannot be named.
@@ -557,6 +564,7 @@ fn confirm(
         };
         candidates.insert(id, (rounds, unit));
     }
+    let trusted = candidates.values().filter(|(rounds, _)| *rounds == 0).count();
     let mut unstable = BTreeSet::new();
     let mut round = 0;
     loop {
@@ -584,6 +592,10 @@ fn confirm(
             }
         }
     }
+    tracing::info!(
+        "confirm: {trusted} candidate differences of deterministic keywords taken as scanned, {} rescanned in {round} rounds",
+        candidates.len() - trusted
+    );
     Ok((unstable, round))
 }
 

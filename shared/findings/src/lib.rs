@@ -19,6 +19,24 @@ pub const TIMEOUT_CLASS: &str = "PrciScanTimeout";
 pub const BUILTIN_FLAKY: &[&str] =
     &["IndirectInherits", "EclassExportFuncsBeforeInherit", "MissingInherits", "VirtualKeywordsUpdate", "MissingPythonEclass"];
 
+/// Keywords whose findings are a function of the trees' metadata and profiles alone, in a fixed order: pkgcheck's
+/// `VisibilityCheck` resolves each dependency against each profile and sorts the profiles and failures it reports
+/// (`checks/visibility.py` in 0.10.37), so two scans of one tree with the same arguments give the same findings. A
+/// candidate difference of these is not rescanned to be confirmed: on a keyword drop in a library that is most of the
+/// plan, rescanned on both sides for nothing (BENCHMARKS.md, the real tree). A keyword named in
+/// `checker.flaky_keywords` is confirmed again whatever this list says.
+pub const BUILTIN_DETERMINISTIC: &[&str] = &[
+    "DependencyMoved",
+    "NonexistentDeps",
+    "NonsolvableDepsInDev",
+    "NonsolvableDepsInExp",
+    "NonsolvableDepsInStable",
+    "OldPackageName",
+    "OldPackageNameDep",
+    "UncheckableDep",
+    "VisibleVcsPkg",
+];
+
 /// Attributes that never take part in identity: line numbers, ages, profile counts.
 fn volatile_attribute(class: &str, key: &str) -> bool {
     matches!(key, "lineno" | "lines" | "line" | "age" | "num_profiles" | "year") || key.ends_with("_line") || flaky_attribute(class, key)
@@ -255,9 +273,26 @@ pub fn is_flaky(class: &str, extra: &[String]) -> bool {
     BUILTIN_FLAKY.contains(&class) || extra.iter().any(|e| e == class)
 }
 
+/// Whether a candidate difference of `class` can be trusted without a confirming rescan: a deterministic keyword
+/// (`BUILTIN_DETERMINISTIC`) the operator has not named as flapping.
+pub fn needs_no_confirmation(class: &str, flaky: &[String]) -> bool {
+    BUILTIN_DETERMINISTIC.contains(&class) && !is_flaky(class, flaky)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deterministic_keywords_are_visibility_checks_and_an_operator_can_take_one_back() {
+        for k in BUILTIN_DETERMINISTIC {
+            assert_eq!(checks_of(k), ["VisibilityCheck"], "{k}");
+            assert!(!BUILTIN_FLAKY.contains(k), "{k}");
+        }
+        assert!(needs_no_confirmation("NonsolvableDepsInStable", &[]));
+        assert!(!needs_no_confirmation("NonsolvableDepsInStable", &["NonsolvableDepsInStable".to_string()]));
+        assert!(!needs_no_confirmation("UnknownLicense", &[]));
+    }
 
     fn f(json: &str) -> Finding {
         parse_line(json, "/work/scan-root").unwrap()
