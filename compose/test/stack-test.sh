@@ -104,6 +104,19 @@ n=$(prom_value 'sum(prci_revisions_emitted_total{job="prci"})')
 [ "$n" -ge 4 ] && ok "Prometheus: the poller emitted $n revisions" || bad "Prometheus: the poller emitted $n revisions"
 n=$(prom_value 'sum(prci_end_to_end_latency_seconds_count{job="prci"})')
 [ "$n" -ge 4 ] && ok "Prometheus: $n end-to-end latencies observed" || bad "Prometheus: $n end-to-end latencies"
+# Every dashboard panel's query has data in the stack's Prometheus (the GitHub budget only on a GitHub forge, checked
+# against the fake in github.rs); each is asked again for up to a minute, since a rate needs two scrapes.
+empty=0
+while IFS=$'\t' read -r file panel _ expr; do
+    case "$expr" in *prci_github_*) continue ;; esac
+    got=0
+    for _ in $(seq 1 30); do
+        [ -n "$(promql "$expr" | head -n 1)" ] && { got=1; break; }
+        sleep 2
+    done
+    [ "$got" = 1 ] || { bad "dashboard $file, panel \"$panel\": no data for $expr"; empty=$((empty + 1)); }
+done < <(python3 prci-tests/fixtures/check_dashboards.py dashboards --list-queries)
+[ "$empty" = 0 ] && ok "every dashboard query (but the GitHub budget's) has data in the stack's Prometheus"
 
 # ---------------------------------------------------------------- 4b. docker kill of a checker mid-scan
 # The checkers get slow-pkgcheck (slow-checker.yaml): a scan of a tree holding sys-test/slowscan/files/slow first
