@@ -117,6 +117,19 @@ while IFS=$'\t' read -r file panel _ expr; do
     [ "$got" = 1 ] || { bad "dashboard $file, panel \"$panel\": no data for $expr"; empty=$((empty + 1)); }
 done < <(python3 prci-tests/fixtures/check_dashboards.py dashboards --list-queries)
 [ "$empty" = 0 ] && ok "every dashboard query (but the GitHub budget's) has data in the stack's Prometheus"
+# Every alert rule Prometheus loaded reads series that exist (a healthy stack fires none of them, so what is asked is
+# that each metric an expression names has data here; the GitHub budget's only on a GitHub forge, as above).
+missing=0
+while IFS=$'\t' read -r alert name; do
+    [ -n "$(promql "count($name)" | head -n 1)" ] || { bad "alert $alert: no series of $name"; missing=$((missing + 1)); }
+done < <(curl -sf "$PROM/api/v1/rules" | python3 -c '
+import json, re, sys
+for g in json.load(sys.stdin)["data"]["groups"]:
+    for r in g["rules"]:
+        for m in sorted(set(re.findall(r"\b(prci_[a-z_]+)", r["query"]))):
+            if not m.startswith("prci_github_"):
+                print(r["name"], m, sep="\t")')
+[ "$missing" = 0 ] && ok "every metric the alert rules read (but the GitHub budget's) has series in the stack's Prometheus"
 
 # ---------------------------------------------------------------- 4b. docker kill of a checker mid-scan
 # The checkers get slow-pkgcheck (slow-checker.yaml): a scan of a tree holding sys-test/slowscan/files/slow first
