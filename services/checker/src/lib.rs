@@ -593,7 +593,7 @@ fn confirm(
         }
     }
     tracing::info!(
-        "confirm: {trusted} candidate differences of deterministic keywords taken as scanned, {} rescanned in {round} rounds",
+        "confirm: {trusted} candidate differences taken as scanned (deterministic keywords, or no rescans configured), {} rescanned in {round} rounds",
         candidates.len() - trusted
     );
     Ok((unstable, round))

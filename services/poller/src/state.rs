@@ -45,7 +45,7 @@ impl PollerState {
 
     /// Read the state; a missing file is the empty state.
     pub fn load(path: &Path) -> Result<Self, PollError> {
-        let err = |what: &str, source: StateCause| PollError::State { path: path.to_path_buf(), what: what.into(), source };
+        let err = |what: &str, cause: StateCause| state_error(path, what, cause);
         let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::new()),
@@ -61,8 +61,7 @@ impl PollerState {
 
     /// Write the state atomically: a crash leaves either the old or the new file, never a torn one.
     pub fn save(&self, path: &Path) -> Result<(), PollError> {
-        let err =
-            |what: &str, e: std::io::Error| PollError::State { path: path.to_path_buf(), what: format!("cannot {what}"), source: e.into() };
+        let err = |what: &str, e: std::io::Error| state_error(path, &format!("cannot {what}"), e.into());
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -70,11 +69,7 @@ impl PollerState {
         fs::create_dir_all(dir).map_err(|e| err("create its directory", e))?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
         let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-        let json = serde_json::to_vec_pretty(self).map_err(|e| PollError::State {
-            path: path.to_path_buf(),
-            what: "cannot encode".into(),
-            source: e.into(),
-        })?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| state_error(path, "cannot encode", e.into()))?;
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(&json)?;
@@ -109,4 +104,9 @@ impl PollerState {
         }
         closed
     }
+}
+
+/// The error of the state file at `path`: what prci was doing, and why it failed.
+fn state_error(path: &Path, what: &str, cause: StateCause) -> PollError {
+    PollError::State { path: path.to_path_buf(), what: what.into(), source: cause }
 }
