@@ -18,7 +18,7 @@ use plan::Plan;
 use sandbox::TreeEnv;
 use scan::{target_of, ScanError, Scanner, Unit};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use trees::Side;
 
@@ -116,7 +116,7 @@ pub fn check(
 
 /// Both md5-cache indexes and the plan made from them (its reasons logged).
 fn plan_of(changed: &[String], base_env: &TreeEnv, merge_env: &TreeEnv) -> Result<(Plan, CacheIndex, CacheIndex), ScanError> {
-    let base_index = CacheIndex::read(&base_env.tree)?;
+    let base_index = CacheIndex::read_kept(&base_env.tree, &kept_index(&base_env.tree))?;
     // Both md5-caches are valid for their trees: where the pull request changed neither an eclass nor a
     // repository-wide file, they differ only in the packages it changed (an md5-cache entry is its package's).
     let package_paths_only = !changed.iter().any(|p| ebuild::layout::feeds_package_metadata(p));
@@ -124,13 +124,20 @@ fn plan_of(changed: &[String], base_env: &TreeEnv, merge_env: &TreeEnv) -> Resul
         let touched: BTreeSet<String> = changed.iter().filter_map(|p| ebuild::layout::package_of_path(p)).collect();
         base_index.with_packages_from(&merge_env.tree, &touched)?
     } else {
-        CacheIndex::read(&merge_env.tree)?
+        CacheIndex::read_kept(&merge_env.tree, &kept_index(&merge_env.tree))?
     };
     let plan = plan::plan(changed, &base_env.tree, &merge_env.tree, &base_index, &merge_index);
     for reason in &plan.reasons {
         tracing::info!("plan: {reason}");
     }
     Ok((plan, base_index, merge_index))
+}
+
+/// Where the md5-cache index of a checkout is kept between jobs: beside it, never inside it (an entry is reused while
+/// its file is unchanged: a job on the same base reads the base side's 18,000 entries of a Gentoo-size tree no more).
+fn kept_index(tree: &Path) -> PathBuf {
+    let name = tree.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    tree.with_file_name(format!("{name}.md5-index.json"))
 }
 
 /// The units both sides scan: the plan's, with the repo pass narrowed to the checks the pull request can affect

@@ -242,7 +242,7 @@ struct Meta {
 impl Contribution {
     fn read(tree: Tree, cp: &str) -> Contribution {
         let ebuilds = layout::ebuild_versions(tree.path, cp);
-        let meta = tree.index.packages.get(cp).map(Meta::of).unwrap_or_default();
+        let meta = tree.index.packages.get(cp).map(|m| Meta::of(m)).unwrap_or_default();
         let xml = ebuild::untrusted::read_to_string(tree.path, format!("{cp}/metadata.xml")).unwrap_or_default();
         let manifest = ebuild::untrusted::read_to_string(tree.path, format!("{cp}/Manifest")).unwrap_or_default();
         Contribution {

@@ -4,9 +4,12 @@ pub use crate::layout::{is_version, split_pf};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
+
+mod kept;
 
 /// What the md5-cache says about one package (all its versions together).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PackageMeta {
     /// Eclasses inherited by any version, directly or not (`_eclasses_`).
     pub eclasses: BTreeSet<String>,
@@ -34,7 +37,7 @@ pub struct PackageMeta {
 /// (`SLOT`, subslot included), whether it is visible (`KEYWORDS`; masks live in `profiles/`), whether its USE flags
 /// can satisfy a USE dependency (`IUSE` with defaults, `REQUIRED_USE`), and under which rules (`EAPI`). `LICENSE`,
 /// `DESCRIPTION`, `SRC_URI`, `RESTRICT`, phase functions and the version's own dependencies are not part of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Resolution {
     /// `0` when the entry names none.
     pub eapi: String,
@@ -47,108 +50,53 @@ pub struct Resolution {
     pub required_use: String,
 }
 
-/// `cat/pkg` → metadata, for every package with an md5-cache entry.
+/// `cat/pkg` → metadata, for every package with an md5-cache entry. The metadata is shared (`Arc`): an index derived
+/// from another ([`CacheIndex::with_packages_from`]) copies only the keys.
 #[derive(Debug, Clone, Default)]
 pub struct CacheIndex {
-    pub packages: BTreeMap<String, PackageMeta>,
+    pub packages: BTreeMap<String, Arc<PackageMeta>>,
 }
 
 const DEP_KEYS: [&str; 5] = ["DEPEND", "RDEPEND", "BDEPEND", "PDEPEND", "IDEPEND"];
 
+/// One md5-cache entry as its directory lists it: its category, its `PF`, and what `lstat` says of it (None: not a
+/// regular file, which reading refuses).
+struct Listed {
+    cat: String,
+    pf: String,
+    signature: Option<kept::Signature>,
+}
+
 impl CacheIndex {
     /// Read `metadata/md5-cache` of a tree; a missing cache is an empty index.
     pub fn read(tree: &Path) -> std::io::Result<CacheIndex> {
-        Self::read_matching(tree, |_| true)
+        let listed = list(tree, |_| true)?;
+        let mut index = CacheIndex::default();
+        for (cp, entries) in listed {
+            if let Some(meta) = read_package(tree, &entries)? {
+                index.packages.insert(cp, Arc::new(meta));
+            }
+        }
+        Ok(index)
+    }
+
+    /// [`CacheIndex::read`], reusing what `kept` (a file prci keeps beside the tree) recorded of each package whose
+    /// md5-cache entries are the same files as when it was recorded (device, inode, size, modification and change
+    /// times: a rewritten entry has a new change time, which no process can set), and recording the result there.
+    /// A missing or unreadable `kept` is read as empty; one that cannot be written is logged, not an error.
+    pub fn read_kept(tree: &Path, kept: &Path) -> std::io::Result<CacheIndex> {
+        kept::read(tree, kept)
     }
 
     /// This index with the packages `cps` read again from `tree`'s md5-cache: the index of another tree
     /// whose md5-cache differs from this one's only there (a pull request that changed those packages
     /// and no eclass: every other entry depends on identical files).
     pub fn with_packages_from(&self, tree: &Path, cps: &BTreeSet<String>) -> std::io::Result<CacheIndex> {
-        let fresh = Self::read_matching(tree, |cp| cps.contains(cp))?;
         let mut index = self.clone();
         index.packages.retain(|cp, _| !cps.contains(cp));
-        index.packages.extend(fresh.packages);
-        Ok(index)
-    }
-
-    /// Read the md5-cache entries of the packages `wanted` accepts (by `cat/pkg`).
-    fn read_matching(tree: &Path, wanted: impl Fn(&str) -> bool) -> std::io::Result<CacheIndex> {
-        let mut index = CacheIndex::default();
-        let mut digests: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        let root = tree.join("metadata").join("md5-cache");
-        let Ok(cats) = crate::untrusted::read_dir(tree, "metadata/md5-cache") else { return Ok(index) };
-        for cat in cats.flatten() {
-            let cat_name = cat.file_name().to_string_lossy().into_owned();
-            if !cat.file_type().is_ok_and(|t| t.is_dir()) {
-                continue; // a link or a file where a category directory belongs
-            }
-            let Ok(entries) = std::fs::read_dir(cat.path()) else { continue };
-            for entry in entries.flatten() {
-                let pf = entry.file_name().to_string_lossy().into_owned();
-                let Some(pn) = split_pf(&pf) else { continue };
-                let cp = format!("{cat_name}/{pn}");
-                if !wanted(&cp) {
-                    continue;
-                }
-                let text = match crate::untrusted::read_to_string(&root, Path::new(&cat_name).join(&pf)) {
-                    Ok(text) => text,
-                    // A link, a special file or a huge file (regen runs the pull request's code with this
-                    // directory writable): no entry, which the plan treats as a changed version.
-                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                        tracing::warn!(error = %e, "md5-cache entry refused");
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                let meta = index.packages.entry(cp.clone()).or_default();
-                meta.versions.insert(pf.clone());
-                let mut resolution = Resolution { eapi: "0".to_owned(), ..Resolution::default() };
-                for line in text.lines() {
-                    let Some((key, value)) = line.split_once('=') else { continue };
-                    match key {
-                        // name<TAB>checksum pairs
-                        "_eclasses_" => meta.eclasses.extend(value.split('\t').step_by(2).filter(|s| !s.is_empty()).map(str::to_owned)),
-                        "LICENSE" => meta.licenses.extend(value.split_whitespace().filter(|t| is_name_token(t)).map(str::to_owned)),
-                        "IUSE" => {
-                            meta.iuse.extend(value.split_whitespace().map(|t| t.trim_start_matches(['+', '-']).to_owned()));
-                            resolution.iuse.extend(value.split_whitespace().map(str::to_owned));
-                        }
-                        "SRC_URI" => meta.mirrors.extend(value.split_whitespace().filter_map(mirror_name)),
-                        "EAPI" if !value.trim().is_empty() => resolution.eapi = value.trim().to_owned(),
-                        "KEYWORDS" => resolution.keywords.extend(value.split_whitespace().map(str::to_owned)),
-                        "SLOT" => resolution.slot = value.trim().to_owned(),
-                        "REQUIRED_USE" => resolution.required_use = value.split_whitespace().collect::<Vec<_>>().join(" "),
-                        k if DEP_KEYS.contains(&k) => {
-                            for token in value.split_whitespace() {
-                                let Some((dep, versioned)) = atom_dep(token) else { continue };
-                                if versioned {
-                                    meta.versioned_deps.insert(dep.clone());
-                                    if let Some(restriction) = atom_version(token) {
-                                        meta.versioned_atoms.entry(dep.clone()).or_default().insert(restriction);
-                                    }
-                                }
-                                meta.deps.insert(dep);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                meta.resolution.insert(pf.clone(), resolution);
-                digests.entry(cp).or_default().push((pf, text));
-            }
-        }
-        for (cp, mut entries) in digests {
-            entries.sort();
-            let mut h = Sha256::new();
-            for (pf, text) in &entries {
-                h.update(pf.as_bytes());
-                h.update([0]);
-                h.update(text.as_bytes());
-                h.update([0]);
-            }
-            if let Some(meta) = index.packages.get_mut(&cp) {
-                meta.digest = hex::encode(h.finalize());
+        for (cp, entries) in list(tree, |cp| cps.contains(cp))? {
+            if let Some(meta) = read_package(tree, &entries)? {
+                index.packages.insert(cp, Arc::new(meta));
             }
         }
         Ok(index)
@@ -189,6 +137,95 @@ impl CacheIndex {
     pub fn resolution_view(&self, cp: &str) -> BTreeMap<String, Resolution> {
         self.packages.get(cp).map(|m| m.resolution.clone()).unwrap_or_default()
     }
+}
+
+/// The md5-cache entries of `tree`, by `cat/pkg`, of the packages `wanted` accepts, each package's sorted by `PF`.
+fn list(tree: &Path, wanted: impl Fn(&str) -> bool) -> std::io::Result<BTreeMap<String, Vec<Listed>>> {
+    let mut listed: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
+    let Ok(cats) = crate::untrusted::read_dir(tree, "metadata/md5-cache") else { return Ok(listed) };
+    for cat in cats.flatten() {
+        let cat_name = cat.file_name().to_string_lossy().into_owned();
+        if !cat.file_type().is_ok_and(|t| t.is_dir()) {
+            continue; // a link or a file where a category directory belongs
+        }
+        let Ok(entries) = std::fs::read_dir(cat.path()) else { continue };
+        for entry in entries.flatten() {
+            let pf = entry.file_name().to_string_lossy().into_owned();
+            let Some(pn) = split_pf(&pf) else { continue };
+            let cp = format!("{cat_name}/{pn}");
+            if !wanted(&cp) {
+                continue;
+            }
+            // `DirEntry::metadata` does not follow a link.
+            let signature = entry.metadata().ok().filter(|m| m.is_file()).map(|m| kept::Signature::of(&m));
+            listed.entry(cp).or_default().push(Listed { cat: cat_name.clone(), pf, signature });
+        }
+    }
+    for entries in listed.values_mut() {
+        entries.sort_by(|a, b| a.pf.cmp(&b.pf));
+    }
+    Ok(listed)
+}
+
+/// What the md5-cache entries `entries` (one package's, sorted by `PF`) say; None when every one was refused.
+fn read_package(tree: &Path, entries: &[Listed]) -> std::io::Result<Option<PackageMeta>> {
+    let root = tree.join("metadata").join("md5-cache");
+    let mut meta = PackageMeta::default();
+    let mut h = Sha256::new();
+    for Listed { cat, pf, .. } in entries {
+        let text = match crate::untrusted::read_to_string(&root, Path::new(cat).join(pf)) {
+            Ok(text) => text,
+            // A link, a special file or a huge file (regen runs the pull request's code with this
+            // directory writable): no entry, which the plan treats as a changed version.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::warn!(error = %e, "md5-cache entry refused");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        meta.versions.insert(pf.clone());
+        let mut resolution = Resolution { eapi: "0".to_owned(), ..Resolution::default() };
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else { continue };
+            match key {
+                // name<TAB>checksum pairs
+                "_eclasses_" => meta.eclasses.extend(value.split('\t').step_by(2).filter(|s| !s.is_empty()).map(str::to_owned)),
+                "LICENSE" => meta.licenses.extend(value.split_whitespace().filter(|t| is_name_token(t)).map(str::to_owned)),
+                "IUSE" => {
+                    meta.iuse.extend(value.split_whitespace().map(|t| t.trim_start_matches(['+', '-']).to_owned()));
+                    resolution.iuse.extend(value.split_whitespace().map(str::to_owned));
+                }
+                "SRC_URI" => meta.mirrors.extend(value.split_whitespace().filter_map(mirror_name)),
+                "EAPI" if !value.trim().is_empty() => resolution.eapi = value.trim().to_owned(),
+                "KEYWORDS" => resolution.keywords.extend(value.split_whitespace().map(str::to_owned)),
+                "SLOT" => resolution.slot = value.trim().to_owned(),
+                "REQUIRED_USE" => resolution.required_use = value.split_whitespace().collect::<Vec<_>>().join(" "),
+                k if DEP_KEYS.contains(&k) => {
+                    for token in value.split_whitespace() {
+                        let Some((dep, versioned)) = atom_dep(token) else { continue };
+                        if versioned {
+                            meta.versioned_deps.insert(dep.clone());
+                            if let Some(restriction) = atom_version(token) {
+                                meta.versioned_atoms.entry(dep.clone()).or_default().insert(restriction);
+                            }
+                        }
+                        meta.deps.insert(dep);
+                    }
+                }
+                _ => {}
+            }
+        }
+        meta.resolution.insert(pf.clone(), resolution);
+        h.update(pf.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    if meta.versions.is_empty() {
+        return Ok(None);
+    }
+    meta.digest = hex::encode(h.finalize());
+    Ok(Some(meta))
 }
 
 /// A name in a licence expression: not `||`, `(`, `)` or a `flag?` conditional.
