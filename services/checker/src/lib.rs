@@ -136,8 +136,7 @@ fn plan_of(changed: &[String], base_env: &TreeEnv, merge_env: &TreeEnv) -> Resul
 /// Where the md5-cache index of a checkout is kept between jobs: beside it, never inside it (an entry is reused while
 /// its file is unchanged: a job on the same base reads the base side's 18,000 entries of a Gentoo-size tree no more).
 fn kept_index(tree: &Path) -> PathBuf {
-    let name = tree.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    tree.with_file_name(format!("{name}.md5-index.json"))
+    sandbox::env::kept_beside(tree, "md5-index.json")
 }
 
 /// The units both sides scan: the plan's, with the repo pass narrowed to the checks the pull request can affect

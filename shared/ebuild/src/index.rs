@@ -70,14 +70,7 @@ struct Listed {
 impl CacheIndex {
     /// Read `metadata/md5-cache` of a tree; a missing cache is an empty index.
     pub fn read(tree: &Path) -> std::io::Result<CacheIndex> {
-        let listed = list(tree, |_| true)?;
-        let mut index = CacheIndex::default();
-        for (cp, entries) in listed {
-            if let Some(meta) = read_package(tree, &entries)? {
-                index.packages.insert(cp, Arc::new(meta));
-            }
-        }
-        Ok(index)
+        Self::read_matching(tree, |_| true)
     }
 
     /// [`CacheIndex::read`], reusing what `kept` (a file prci keeps beside the tree) recorded of each package whose
@@ -92,9 +85,17 @@ impl CacheIndex {
     /// whose md5-cache differs from this one's only there (a pull request that changed those packages
     /// and no eclass: every other entry depends on identical files).
     pub fn with_packages_from(&self, tree: &Path, cps: &BTreeSet<String>) -> std::io::Result<CacheIndex> {
+        let fresh = Self::read_matching(tree, |cp| cps.contains(cp))?;
         let mut index = self.clone();
         index.packages.retain(|cp, _| !cps.contains(cp));
-        for (cp, entries) in list(tree, |cp| cps.contains(cp))? {
+        index.packages.extend(fresh.packages);
+        Ok(index)
+    }
+
+    /// Read the md5-cache entries of the packages `wanted` accepts (by `cat/pkg`).
+    fn read_matching(tree: &Path, wanted: impl Fn(&str) -> bool) -> std::io::Result<CacheIndex> {
+        let mut index = CacheIndex::default();
+        for (cp, entries) in list(tree, wanted)? {
             if let Some(meta) = read_package(tree, &entries)? {
                 index.packages.insert(cp, Arc::new(meta));
             }

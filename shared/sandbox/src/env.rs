@@ -69,8 +69,13 @@ pub fn empty_in_place(dir: &Path) -> std::io::Result<()> {
 
 /// Where pkgcheck's caches of a checkout are kept between jobs: beside it, never inside it.
 pub fn kept_tool_cache(tree: &Path) -> PathBuf {
+    kept_beside(tree, "pkgcheck-cache")
+}
+
+/// `<checkout>.<what>`: where something prci keeps of a checkout between jobs lives, beside it and never inside it.
+pub fn kept_beside(tree: &Path, what: &str) -> PathBuf {
     let name = tree.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    tree.with_file_name(format!("{name}.pkgcheck-cache"))
+    tree.with_file_name(format!("{name}.{what}"))
 }
 
 /// Prepare the pkgcore config and scratch dir for running tools on `tree`.
